@@ -1,0 +1,321 @@
+//! Standard MIDI files in and out, through `midly`.
+//!
+//! Reading merges every track and channel into one piano with absolute times from the tempo
+//! map; writing produces a format-0 file at 480 PPQ and 125 BPM, where one tick is exactly 1 ms.
+
+use crate::codec::{MAX_PITCH, MIN_PITCH, Note, PedalChange, Performance};
+use midly::{Format, MetaMessage, MidiMessage, Timing, TrackEvent, TrackEventKind};
+use std::fmt;
+
+/// Files larger than this are refused rather than parsed (a performance is a few hundred KB).
+pub const MAX_FILE_BYTES: usize = 32 << 20;
+/// Performances longer than this are refused: they come from a broken tempo map.
+pub const MAX_DURATION_SECONDS: f64 = 6.0 * 3600.0;
+
+/// Why a MIDI file could not be read: one line, for people.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MidiError {
+    Empty,
+    TooLarge(usize),
+    Parse(String),
+    Format2,
+    ZeroTicksPerBeat,
+    ZeroTempo,
+    AbsurdDuration(f64),
+}
+
+impl fmt::Display for MidiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MidiError::Empty => write!(f, "empty file"),
+            MidiError::TooLarge(n) => write!(f, "file too large ({n} bytes, limit {MAX_FILE_BYTES})"),
+            MidiError::Parse(e) => write!(f, "not a readable MIDI file: {e}"),
+            MidiError::Format2 => write!(f, "format-2 MIDI (independent sequences) is not a performance"),
+            MidiError::ZeroTicksPerBeat => write!(f, "time division of zero ticks per beat"),
+            MidiError::ZeroTempo => write!(f, "a tempo of zero microseconds per beat"),
+            MidiError::AbsurdDuration(s) => {
+                write!(f, "absurd duration ({:.0} h) from the tempo map", s / 3600.0)
+            }
+        }
+    }
+}
+
+impl std::error::Error for MidiError {}
+
+/// A performance read from a file, with what had to be left out.
+#[derive(Debug, Clone, Default)]
+pub struct ReadPerformance {
+    pub performance: Performance,
+    /// Notes outside 21..=108, dropped.
+    pub dropped_out_of_range: usize,
+}
+
+/// Converts ticks to seconds along a tempo map of (tick, microseconds per beat).
+struct TempoMap {
+    /// (start tick, seconds at that tick, seconds per tick from there on)
+    segments: Vec<(u64, f64, f64)>,
+    cursor: usize,
+}
+
+impl TempoMap {
+    fn new(timing: Timing, mut tempos: Vec<(u64, u32)>) -> Result<TempoMap, MidiError> {
+        let ticks_per_beat = match timing {
+            Timing::Metrical(tpb) if tpb.as_int() == 0 => return Err(MidiError::ZeroTicksPerBeat),
+            Timing::Metrical(tpb) => tpb.as_int() as f64,
+            // SMPTE division: a fixed number of ticks per second; tempo events do not apply.
+            Timing::Timecode(fps, sub) => {
+                let per_second = fps.as_f32() as f64 * sub.max(1) as f64;
+                return Ok(TempoMap { segments: vec![(0, 0.0, 1.0 / per_second)], cursor: 0 });
+            }
+        };
+        tempos.sort_by_key(|&(tick, _)| tick);
+        let mut segments = vec![(0u64, 0.0, 500_000.0 / 1e6 / ticks_per_beat)];
+        for (tick, tempo) in tempos {
+            if tempo == 0 {
+                return Err(MidiError::ZeroTempo);
+            }
+            let &(start, seconds, per_tick) = segments.last().unwrap();
+            let at = seconds + (tick - start) as f64 * per_tick;
+            let per_tick = tempo as f64 / 1e6 / ticks_per_beat;
+            if tick == start {
+                *segments.last_mut().unwrap() = (start, seconds, per_tick);
+            } else {
+                segments.push((tick, at, per_tick));
+            }
+        }
+        Ok(TempoMap { segments, cursor: 0 })
+    }
+
+    /// Seconds at `tick`; fastest when called with non-decreasing ticks.
+    fn seconds(&mut self, tick: u64) -> f64 {
+        if self.segments[self.cursor].0 > tick {
+            self.cursor = 0;
+        }
+        while self.cursor + 1 < self.segments.len() && self.segments[self.cursor + 1].0 <= tick {
+            self.cursor += 1;
+        }
+        let (start, seconds, per_tick) = self.segments[self.cursor];
+        seconds + (tick - start) as f64 * per_tick
+    }
+}
+
+/// What the reader keeps of a track event.
+#[derive(Clone, Copy)]
+enum Kept {
+    On(u8, u8),
+    Off(u8),
+    Sustain(u8),
+    End,
+}
+
+/// Reads a standard MIDI file (format 0 or 1) into one piano performance.
+pub fn read(bytes: &[u8]) -> Result<ReadPerformance, MidiError> {
+    if bytes.is_empty() {
+        return Err(MidiError::Empty);
+    }
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(MidiError::TooLarge(bytes.len()));
+    }
+    let (header, tracks) = midly::parse(bytes).map_err(|e| MidiError::Parse(e.to_string()))?;
+    if header.format == Format::Sequential {
+        return Err(MidiError::Format2);
+    }
+    // Gather note, sustain and tempo events from every track with absolute ticks.
+    let mut kept: Vec<(u64, Kept)> = Vec::new();
+    let mut tempos = Vec::new();
+    for track in tracks {
+        let track = track.map_err(|e| MidiError::Parse(e.to_string()))?;
+        let mut tick = 0u64;
+        for event in track {
+            let TrackEvent { delta, kind } = event.map_err(|e| MidiError::Parse(e.to_string()))?;
+            tick += delta.as_int() as u64;
+            let keep = match kind {
+                TrackEventKind::Midi { message, .. } => match message {
+                    MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => Kept::On(key.as_int(), vel.as_int()),
+                    MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. } => Kept::Off(key.as_int()),
+                    MidiMessage::Controller { controller, value } if controller.as_int() == 64 => {
+                        Kept::Sustain(value.as_int())
+                    }
+                    _ => continue,
+                },
+                TrackEventKind::Meta(MetaMessage::Tempo(t)) => {
+                    tempos.push((tick, t.as_int()));
+                    continue;
+                }
+                TrackEventKind::Meta(MetaMessage::EndOfTrack) => Kept::End,
+                _ => continue,
+            };
+            kept.push((tick, keep));
+        }
+    }
+    // Stable: simultaneous events keep their file order (track by track).
+    kept.sort_by_key(|&(tick, _)| tick);
+    let mut tempo = TempoMap::new(header.timing, tempos)?;
+
+    let mut open: [Option<(f64, u8)>; 128] = [None; 128];
+    let mut notes = Vec::new();
+    let mut pedal = Vec::new();
+    let (mut pedal_down, mut dropped, mut duration) = (false, 0usize, 0.0f64);
+    let mut finish = |notes: &mut Vec<Note>, pitch: u8, (start, velocity): (f64, u8), end: f64| {
+        if (MIN_PITCH..=MAX_PITCH).contains(&pitch) {
+            notes.push(Note { pitch, velocity, start, end });
+        } else {
+            dropped += 1;
+        }
+    };
+    for (tick, event) in kept {
+        let time = tempo.seconds(tick);
+        duration = duration.max(time);
+        match event {
+            Kept::On(key, vel) => {
+                // A repeated NOTE_ON of a sounding key ends the earlier note first.
+                if let Some(earlier) = open[key as usize].take() {
+                    finish(&mut notes, key, earlier, time);
+                }
+                open[key as usize] = Some((time, vel));
+            }
+            Kept::Off(key) => {
+                if let Some(note) = open[key as usize].take() {
+                    finish(&mut notes, key, note, time);
+                }
+            }
+            Kept::Sustain(value) => {
+                if (value >= 64) != pedal_down {
+                    pedal_down = value >= 64;
+                    pedal.push(PedalChange { time, down: pedal_down });
+                }
+            }
+            Kept::End => {}
+        }
+    }
+    if duration > MAX_DURATION_SECONDS {
+        return Err(MidiError::AbsurdDuration(duration));
+    }
+    for (key, slot) in open.iter().enumerate() {
+        if let Some(note) = *slot {
+            finish(&mut notes, key as u8, note, duration);
+        }
+    }
+    notes.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.pitch.cmp(&b.pitch)));
+    Ok(ReadPerformance { performance: Performance { notes, pedal, duration }, dropped_out_of_range: dropped })
+}
+
+/// Ticks per quarter note of written files.
+pub const WRITE_PPQ: u16 = 480;
+/// 480 000 us per quarter note (125 BPM): with 480 PPQ one tick is exactly 1 ms.
+const WRITE_TEMPO_US: u32 = 480_000;
+
+/// Writes a performance as a format-0 MIDI file (480 PPQ, one tempo, channel 1, piano).
+pub fn write(performance: &Performance) -> Vec<u8> {
+    let ms = |seconds: f64| (seconds.max(0.0) * 1000.0).round() as u64;
+    // (tick, rank, order, message): same-tick order is note-offs, pedal, note-ons, and a
+    // zero-length note's off right after its own on, so every reader pairs notes correctly.
+    let mut timed: Vec<(u64, u8, usize, u8, MidiMessage)> = Vec::new();
+    for (i, n) in performance.notes.iter().enumerate() {
+        let (on, off) = (ms(n.start), ms(n.end.max(n.start)));
+        let (key, vel) = (n.pitch.min(127).into(), n.velocity.clamp(1, 127).into());
+        timed.push((on, 2, i, 0, MidiMessage::NoteOn { key, vel }));
+        let off_rank = if off == on { (2, 1) } else { (0, 0) };
+        timed.push((off, off_rank.0, i, off_rank.1, MidiMessage::NoteOff { key, vel: 0.into() }));
+    }
+    for (i, change) in performance.pedal.iter().enumerate() {
+        let value = if change.down { 127 } else { 0 };
+        let message = MidiMessage::Controller { controller: 64.into(), value: value.into() };
+        timed.push((ms(change.time), 1, i, 0, message));
+    }
+    timed.sort_by(|a, b| (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3)));
+
+    let mut track = vec![
+        TrackEvent { delta: 0.into(), kind: TrackEventKind::Meta(MetaMessage::TrackName(b"pianoforte")) },
+        TrackEvent { delta: 0.into(), kind: TrackEventKind::Meta(MetaMessage::Tempo(WRITE_TEMPO_US.into())) },
+        TrackEvent {
+            delta: 0.into(),
+            kind: TrackEventKind::Midi { channel: 0.into(), message: MidiMessage::ProgramChange { program: 0.into() } },
+        },
+    ];
+    let mut now = 0u64;
+    for (tick, _, _, _, message) in timed {
+        // Deltas are 28-bit; a gap longer than that (74 hours) is split with empty events.
+        let mut delta = tick - now;
+        while delta > 0x0FFF_FFFF {
+            track.push(TrackEvent { delta: 0x0FFF_FFFF.into(), kind: TrackEventKind::Meta(MetaMessage::Marker(b"")) });
+            delta -= 0x0FFF_FFFF;
+        }
+        track.push(TrackEvent { delta: (delta as u32).into(), kind: TrackEventKind::Midi { channel: 0.into(), message } });
+        now = tick;
+    }
+    let end = ms(performance.duration).saturating_sub(now).min(0x0FFF_FFFF) as u32;
+    track.push(TrackEvent { delta: end.into(), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) });
+
+    let header = midly::Header::new(Format::SingleTrack, Timing::Metrical(WRITE_PPQ.into()));
+    let mut out = Vec::new();
+    midly::write_std(&header, std::iter::once(&track), &mut out).expect("writing to memory cannot fail");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_files_read_back_exactly() {
+        let performance = Performance {
+            notes: vec![
+                Note { pitch: 60, velocity: 70, start: 0.01, end: 0.5 },
+                Note { pitch: 60, velocity: 90, start: 0.5, end: 0.5 },
+                Note { pitch: 64, velocity: 20, start: 0.25, end: 1.23 },
+            ],
+            pedal: vec![PedalChange { time: 0.2, down: true }, PedalChange { time: 1.0, down: false }],
+            duration: 1.5,
+        };
+        let read = read(&write(&performance)).unwrap();
+        let mut expected = performance.clone();
+        expected.notes.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.pitch.cmp(&b.pitch)));
+        assert_eq!(read.performance.notes.len(), 3);
+        for (a, b) in expected.notes.iter().zip(&read.performance.notes) {
+            assert_eq!((a.pitch, a.velocity), (b.pitch, b.velocity));
+            assert!((a.start - b.start).abs() < 1e-9 && (a.end - b.end).abs() < 1e-9, "{a:?} {b:?}");
+        }
+        assert_eq!(read.performance.pedal.len(), 2);
+        assert!((read.performance.duration - 1.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn tempo_changes_in_any_track_apply_to_all() {
+        // Format 1: track 0 holds a tempo change at beat 1 (to half speed); track 1 the notes.
+        let tpb = 100u16;
+        let meta = |delta: u32, m| TrackEvent { delta: delta.into(), kind: TrackEventKind::Meta(m) };
+        let midi = |delta: u32, message| TrackEvent { delta: delta.into(), kind: TrackEventKind::Midi { channel: 3.into(), message } };
+        let t0 = vec![meta(0, MetaMessage::Tempo(500_000.into())), meta(100, MetaMessage::Tempo(1_000_000.into())), meta(0, MetaMessage::EndOfTrack)];
+        let t1 = vec![
+            midi(50, MidiMessage::NoteOn { key: 60.into(), vel: 64.into() }),
+            midi(100, MidiMessage::NoteOff { key: 60.into(), vel: 0.into() }),
+            midi(0, MidiMessage::NoteOn { key: 10.into(), vel: 64.into() }),
+            midi(10, MidiMessage::NoteOn { key: 10.into(), vel: 0.into() }),
+            meta(0, MetaMessage::EndOfTrack),
+        ];
+        let header = midly::Header::new(Format::Parallel, Timing::Metrical(tpb.into()));
+        let mut bytes = Vec::new();
+        midly::write_std(&header, [&t0, &t1], &mut bytes).unwrap();
+        let read = read(&bytes).unwrap();
+        let note = read.performance.notes[0];
+        assert!((note.start - 0.25).abs() < 1e-12);
+        // 50 ticks at 0.5 s/beat, then 50 ticks at 1 s/beat.
+        assert!((note.end - 1.0).abs() < 1e-12, "{note:?}");
+        assert_eq!(read.dropped_out_of_range, 1);
+    }
+
+    #[test]
+    fn smpte_division_uses_ticks_per_second() {
+        let midi = |delta: u32, message| TrackEvent { delta: delta.into(), kind: TrackEventKind::Midi { channel: 0.into(), message } };
+        let track = vec![
+            midi(25 * 40, MidiMessage::NoteOn { key: 60.into(), vel: 64.into() }),
+            midi(25 * 40 / 2, MidiMessage::NoteOff { key: 60.into(), vel: 0.into() }),
+        ];
+        let header = midly::Header::new(Format::SingleTrack, Timing::Timecode(midly::Fps::Fps25, 40));
+        let mut bytes = Vec::new();
+        midly::write_std(&header, [&track], &mut bytes).unwrap();
+        let note = read(&bytes).unwrap().performance.notes[0];
+        assert!((note.start - 1.0).abs() < 1e-9 && (note.end - 1.5).abs() < 1e-9, "{note:?}");
+    }
+}
