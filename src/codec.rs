@@ -446,7 +446,7 @@ mod tests {
     fn long_gaps_become_several_shifts_and_times_do_not_drift() {
         let notes = vec![
             Note { pitch: 60, velocity: 80, start: 0.004, end: 2.506 },
-            Note { pitch: 62, velocity: 80, start: 2.345, end: 3.0 },
+            Note { pitch: 62, velocity: 80, start: 2.344, end: 3.0 },
         ];
         let events = encode(&Performance { notes: notes.clone(), pedal: vec![], duration: 3.0 });
         let shifts: Vec<_> = events.iter().filter(|e| matches!(e, Event::TimeShift(_))).collect();

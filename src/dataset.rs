@@ -157,6 +157,10 @@ pub struct Encoded {
 /// Reads and encodes one file; every failure is a one-line reason.
 pub fn encode_file(path: &Path) -> Result<Encoded, String> {
     let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    // A FIFO or a device named `x.mid` would block or never end (`/dev/zero`).
+    if !metadata.is_file() {
+        return Err(if metadata.is_dir() { "a folder, not a MIDI file" } else { "not a regular file" }.into());
+    }
     if metadata.len() as usize > midi_io::MAX_FILE_BYTES {
         return Err(midi_io::MidiError::TooLarge(metadata.len() as usize).to_string());
     }

@@ -18,6 +18,9 @@ pub enum MidiError {
     Empty,
     TooLarge(usize),
     Parse(String),
+    /// Cut short or damaged inside a track: an unreadable event, a track without its
+    /// end-of-track event, or fewer tracks than the header announces.
+    Truncated(String),
     Format2,
     ZeroTicksPerBeat,
     ZeroTempo,
@@ -30,6 +33,7 @@ impl fmt::Display for MidiError {
             MidiError::Empty => write!(f, "empty file"),
             MidiError::TooLarge(n) => write!(f, "file too large ({n} bytes, limit {MAX_FILE_BYTES})"),
             MidiError::Parse(e) => write!(f, "not a readable MIDI file: {e}"),
+            MidiError::Truncated(e) => write!(f, "truncated or corrupt MIDI file: {e}"),
             MidiError::Format2 => write!(f, "format-2 MIDI (independent sequences) is not a performance"),
             MidiError::ZeroTicksPerBeat => write!(f, "time division of zero ticks per beat"),
             MidiError::ZeroTempo => write!(f, "a tempo of zero microseconds per beat"),
@@ -123,10 +127,24 @@ pub fn read(bytes: &[u8]) -> Result<ReadPerformance, MidiError> {
     // Gather note, sustain and tempo events from every track with absolute ticks.
     let mut kept: Vec<(u64, Kept)> = Vec::new();
     let mut tempos = Vec::new();
+    // midly (not strict) silently ends a track at an event it cannot read and takes the rest
+    // of the file for a chunk that claims more: a cut file would read as a shorter performance
+    // with hanging notes. The end-of-track event that every track must end with tells.
+    let announced = tracks.size_hint().0;
+    let mut found = 0;
     for track in tracks {
-        let track = track.map_err(|e| MidiError::Parse(e.to_string()))?;
+        let mut track = track.map_err(|e| MidiError::Parse(e.to_string()))?;
+        found += 1;
         let mut tick = 0u64;
-        for event in track {
+        loop {
+            let unread = track.unread().len();
+            let Some(event) = track.next() else {
+                return Err(MidiError::Truncated(if unread > 0 {
+                    format!("unreadable event in track {found}, {unread} bytes before its end")
+                } else {
+                    format!("track {found} has no end-of-track event")
+                }));
+            };
             let TrackEvent { delta, kind } = event.map_err(|e| MidiError::Parse(e.to_string()))?;
             tick += delta.as_int() as u64;
             let keep = match kind {
@@ -146,7 +164,13 @@ pub fn read(bytes: &[u8]) -> Result<ReadPerformance, MidiError> {
                 _ => continue,
             };
             kept.push((tick, keep));
+            if let Kept::End = keep {
+                break;
+            }
         }
+    }
+    if found < announced {
+        return Err(MidiError::Truncated(format!("the header announces {announced} tracks, the file holds {found}")));
     }
     // Stable: simultaneous events keep their file order (track by track).
     kept.sort_by_key(|&(tick, _)| tick);
@@ -206,13 +230,26 @@ pub const WRITE_PPQ: u16 = 480;
 const WRITE_TEMPO_US: u32 = 480_000;
 
 /// Writes a performance as a format-0 MIDI file (480 PPQ, one tempo, channel 1, piano).
+/// Every note lasts at least one tick (1 ms); see below.
 pub fn write(performance: &Performance) -> Vec<u8> {
     let ms = |seconds: f64| (seconds.max(0.0) * 1000.0).round() as u64;
+    // Readers such as pretty_midi cannot pair a NOTE_ON and NOTE_OFF on the same tick, so a note
+    // shorter than a tick lasts one tick, unless the same key strikes again on that very tick.
+    let mut order: Vec<usize> = (0..performance.notes.len()).collect();
+    order.sort_by_key(|&i| (performance.notes[i].pitch, ms(performance.notes[i].start), i));
+    let mut offs: Vec<u64> = performance.notes.iter().map(|n| ms(n.end.max(n.start))).collect();
+    for (k, &i) in order.iter().enumerate() {
+        let (on, pitch) = (ms(performance.notes[i].start), performance.notes[i].pitch);
+        let next_on = order.get(k + 1).filter(|&&j| performance.notes[j].pitch == pitch).map(|&j| ms(performance.notes[j].start));
+        if offs[i] == on && next_on.is_none_or(|next| next > on) {
+            offs[i] = on + 1;
+        }
+    }
     // (tick, rank, order, message): same-tick order is note-offs, pedal, note-ons, and a
     // zero-length note's off right after its own on, so every reader pairs notes correctly.
     let mut timed: Vec<(u64, u8, usize, u8, MidiMessage)> = Vec::new();
     for (i, n) in performance.notes.iter().enumerate() {
-        let (on, off) = (ms(n.start), ms(n.end.max(n.start)));
+        let (on, off) = (ms(n.start), offs[i]);
         let (key, vel) = (n.pitch.min(127).into(), n.velocity.clamp(1, 127).into());
         timed.push((on, 2, i, 0, MidiMessage::NoteOn { key, vel }));
         let off_rank = if off == on { (2, 1) } else { (0, 0) };
@@ -270,6 +307,8 @@ mod tests {
         };
         let read = read(&write(&performance)).unwrap();
         let mut expected = performance.clone();
+        // A zero-length note lasts one tick, so that every reader can pair it.
+        expected.notes[1].end = 0.501;
         expected.notes.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.pitch.cmp(&b.pitch)));
         assert_eq!(read.performance.notes.len(), 3);
         for (a, b) in expected.notes.iter().zip(&read.performance.notes) {
@@ -311,6 +350,7 @@ mod tests {
         let track = vec![
             midi(25 * 40, MidiMessage::NoteOn { key: 60.into(), vel: 64.into() }),
             midi(25 * 40 / 2, MidiMessage::NoteOff { key: 60.into(), vel: 0.into() }),
+            TrackEvent { delta: 0.into(), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) },
         ];
         let header = midly::Header::new(Format::SingleTrack, Timing::Timecode(midly::Fps::Fps25, 40));
         let mut bytes = Vec::new();

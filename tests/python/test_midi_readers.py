@@ -1,0 +1,60 @@
+"""Our MIDI files, checked by independent readers (mido, pretty_midi).
+
+`pianoforte encode` then `pianoforte decode` on real MAESTRO performances must give files that
+both readers open, with the same notes as pretty_midi reads from the original (onsets and
+offsets within 5 ms, the 5 s stuck-note guard aside), no stuck notes, and the sustain pedal.
+"""
+import os
+import subprocess
+from pathlib import Path
+
+import mido
+import pretty_midi
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MAESTRO = ROOT.parent / "shared" / "data" / "maestro-v2.0.0"
+BIN = os.environ.get("PIANOFORTE_BIN", str(ROOT / "target" / "release" / "pianoforte"))
+FILES = sorted(MAESTRO.glob("2004/*.midi"))[:3] + sorted(MAESTRO.glob("2018/*.midi"))[:2]
+TOL = 0.005 + 1e-6
+
+
+def round_trip(src: Path, tmp: Path) -> Path:
+    events = subprocess.run([BIN, "encode", str(src)], check=True, capture_output=True, text=True).stdout
+    (tmp / "events.txt").write_text(events)
+    out = tmp / "decoded.mid"
+    subprocess.run([BIN, "decode", str(tmp / "events.txt"), "-o", str(out)], check=True, capture_output=True)
+    return out
+
+
+@pytest.mark.parametrize("src", FILES, ids=lambda p: p.name[:40])
+def test_decoded_file_matches_original_in_pretty_midi(src, tmp_path):
+    out = round_trip(src, tmp_path)
+    orig = sorted((n.pitch, n.start, n.end) for i in pretty_midi.PrettyMIDI(str(src)).instruments for n in i.notes
+                  if 21 <= n.pitch <= 108)
+    back = pretty_midi.PrettyMIDI(str(out))
+    assert len(back.instruments) == 1 and back.instruments[0].program == 0
+    got = sorted((n.pitch, n.start, n.end) for n in back.instruments[0].notes)
+    assert len(got) == len(orig)
+    for (p, s, e), (p2, s2, e2) in zip(orig, got):
+        assert p == p2 and abs(s - s2) <= TOL
+        capped = round(e * 100) - round(s * 100) > 500
+        assert abs((s2 + 5.0 if capped else e) - e2) <= TOL + 1e-6
+    pedal = [c for c in back.instruments[0].control_changes if c.number == 64]
+    assert pedal and pedal[-1].value < 64
+
+
+@pytest.mark.parametrize("src", FILES[:2], ids=lambda p: p.name[:40])
+def test_decoded_file_is_clean_in_mido(src, tmp_path):
+    mid = mido.MidiFile(str(round_trip(src, tmp_path)))
+    assert mid.type == 0 and mid.ticks_per_beat == 480 and len(mid.tracks) == 1
+    tempos = [m.tempo for m in mid.tracks[0] if m.type == "set_tempo"]
+    assert tempos == [480000]
+    sounding = set()
+    for msg in mid.tracks[0]:
+        if msg.type == "note_on" and msg.velocity > 0:
+            assert msg.note not in sounding, "a key pressed twice without release"
+            sounding.add(msg.note)
+        elif msg.type in ("note_off", "note_on"):
+            sounding.discard(msg.note)
+    assert not sounding, "stuck notes at the end"

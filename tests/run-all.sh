@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every test of the project: Rust unit, property and integration tests (MAESTRO round trip,
+# bad-input corpus), then the trainer's Python tests on token files made by our own builder.
+# Installs what a fresh machine lacks (the Python environment) on the way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+python="$(bash tests/python-env.sh | tail -n 1)"
+
+cargo build --release --bins
+cargo test --release --workspace
+
+# A small real dataset (a few MAESTRO performances of both splits) for the trainer's tests.
+tokens="$(mktemp -d)"
+trap 'rm -rf "$tokens"' EXIT
+maestro="$(cd ../shared/data/maestro-v2.0.0 && pwd)"
+{
+    head -n 1 "$maestro/maestro-v2.0.0-train-validation.csv"
+    grep ',train,' "$maestro/maestro-v2.0.0-train-validation.csv" | head -n 6
+    grep ',validation,' "$maestro/maestro-v2.0.0-train-validation.csv" | head -n 3
+} | sed -E "s#,(20[0-9]{2}/)#,$maestro/\1#" > "$tokens/small.csv"
+./target/release/pianoforte dataset "$tokens/small.csv" --out "$tokens/data"
+
+PIANOFORTE_TOKENS="$tokens/data" PIANOFORTE_BIN="$PWD/target/release/pianoforte" \
+    "$python" -m pytest -q models/tests tests/python 2>&1 | tee "$tokens/pytest.log"
