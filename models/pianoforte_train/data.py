@@ -1,0 +1,282 @@
+"""Token files, on-the-fly augmentation and the random-crop sampler.
+
+Layout of a token directory DIR (written by ``pianoforte dataset``):
+  DIR/manifest.json        {"vocabulary": {"version": 1, "size": 310, ...}, "splits": {...}}
+  DIR/{split}.npy          1-D uint16, all documents concatenated
+  DIR/{split}.docs.json    [{"offset", "length", "source", "piece", "duration_s", "notes"}, ...]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import vocab as V
+
+IGNORE = -100  # target value of padding (ignored by the loss)
+
+
+# ---------------------------------------------------------------- loading
+@dataclass
+class TokenSplit:
+    name: str
+    tokens: np.ndarray  # uint16 memmap
+    docs: list[dict]
+
+    @classmethod
+    def load(cls, root: str, name: str) -> "TokenSplit":
+        tokens = np.load(os.path.join(root, f"{name}.npy"), mmap_mode="r")
+        with open(os.path.join(root, f"{name}.docs.json")) as f:
+            docs = json.load(f)
+        if tokens.ndim != 1:
+            raise ValueError(f"{name}.npy must be 1-D, got shape {tokens.shape}")
+        for d in docs:
+            if d["offset"] < 0 or d["offset"] + d["length"] > len(tokens):
+                raise ValueError(f"{name}.docs.json: document {d.get('source')} out of bounds")
+        docs = [d for d in docs if d["length"] > 0]
+        return cls(name, tokens, docs)
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def doc(self, i: int) -> np.ndarray:
+        d = self.docs[i]
+        return np.asarray(self.tokens[d["offset"] : d["offset"] + d["length"]]).astype(np.int64)
+
+    @property
+    def n_tokens(self) -> int:
+        return int(sum(d["length"] for d in self.docs))
+
+    @property
+    def hours(self) -> float:
+        return float(sum(d.get("duration_s", 0.0) for d in self.docs)) / 3600.0
+
+
+def load_manifest(root: str) -> dict:
+    with open(os.path.join(root, "manifest.json")) as f:
+        manifest = json.load(f)
+    voc = manifest.get("vocabulary", {})
+    if voc.get("version") != V.VOCABULARY_VERSION or voc.get("size") != V.VOCAB_SIZE:
+        raise ValueError(
+            f"{root}: vocabulary {voc.get('version')}/{voc.get('size')} unsupported "
+            f"(expected version {V.VOCABULARY_VERSION}, size {V.VOCAB_SIZE})"
+        )
+    return manifest
+
+
+# ----------------------------------------------------------- augmentation
+def encode(times: np.ndarray, events: np.ndarray, end_time: int | None = None) -> np.ndarray:
+    """Non-shift ``events`` at absolute step ``times`` (non-decreasing) -> token stream.
+
+    Gaps are written longest first: k x SHIFT(100) then one SHIFT(remainder).
+    ``end_time`` (>= last time) appends trailing shifts.
+    """
+    times = np.asarray(times, dtype=np.int64)
+    events = np.asarray(events, dtype=np.int64)
+    last = times[-1] if len(times) else 0
+    slots = np.append(times, last if end_time is None else end_time)
+    gaps = np.diff(slots, prepend=0)
+    if (gaps < 0).any():
+        raise ValueError("times must be non-decreasing")
+    n100 = gaps // V.MAX_SHIFT_STEPS
+    rem = gaps % V.MAX_SHIFT_STEPS
+    has_rem = (rem > 0).astype(np.int64)
+    has_event = np.ones_like(gaps)
+    has_event[-1] = 0
+    seg = n100 + has_rem + has_event
+    starts = np.cumsum(seg) - seg
+    out = np.full(int(seg.sum()), V.SHIFT_100, dtype=np.int64)
+    r = has_rem.astype(bool)
+    out[(starts + n100)[r]] = V.TIME_SHIFT - 1 + rem[r]
+    out[(starts + n100 + has_rem)[:-1]] = events
+    return out
+
+
+def transpose(tokens: np.ndarray, semitones: int) -> np.ndarray:
+    """Shift NOTE_ON/NOTE_OFF by ``semitones``; notes leaving 21..108 are dropped (ON and OFF)."""
+    if semitones == 0:
+        return tokens
+    tokens = np.asarray(tokens, dtype=np.int64)
+    is_note = tokens < V.TIME_SHIFT
+    pitch = np.where(tokens < V.NOTE_OFF, tokens, tokens - V.NOTE_OFF) + semitones
+    keep = ~is_note | ((pitch >= 0) & (pitch < V.N_PITCHES))
+    out = np.where(is_note, tokens + semitones, tokens)
+    return out[keep]
+
+
+def time_stretch(tokens: np.ndarray, factor: float) -> np.ndarray:
+    """Scale time by ``factor``: absolute step times are scaled and rounded
+    (half up) and the TIME_SHIFT tokens re-derived from the rounded absolute
+    times, so no rounding error accumulates."""
+    if factor == 1.0:
+        return tokens
+    tokens = np.asarray(tokens, dtype=np.int64)
+    shift = V.is_shift(tokens)
+    cum = np.cumsum(V.shift_steps(tokens))
+    ev = np.flatnonzero(~shift)
+    end = cum[-1] if len(cum) else 0
+    new_times = np.floor(cum[ev] * factor + 0.5).astype(np.int64)
+    new_end = int(np.floor(end * factor + 0.5))
+    return encode(new_times, tokens[ev], new_end)
+
+
+def augment(tokens: np.ndarray, semitones: int = 0, factor: float = 1.0) -> np.ndarray:
+    return time_stretch(transpose(tokens, semitones), factor)
+
+
+# ---------------------------------------------------------------- sampler
+def crop(tokens: np.ndarray, start: int, seq_len: int, use_control: bool = True):
+    """(x, c, y) of length ``seq_len`` (padded) for the crop starting at event ``start``.
+
+    x = [START, e_s .. e_{s+L-2}], y = e_s .. e_{s+L-1}, c[t] = density bin of y[t].
+    """
+    y_real = tokens[start : start + seq_len]
+    n = len(y_real)
+    x = np.zeros(seq_len, dtype=np.int64)
+    y = np.full(seq_len, IGNORE, dtype=np.int64)
+    c = np.full(seq_len, V.NO_CONTROL, dtype=np.int64)
+    x[0] = V.START
+    x[1:n] = y_real[: n - 1]
+    y[:n] = y_real
+    if use_control:
+        c[:n] = V.density_bins(tokens, slice(start, start + n))
+    return x, c, y
+
+
+class CropSampler:
+    """Random crops with augmentation; documents drawn proportionally to their length.
+
+    The whole state is one NumPy PCG64 generator (seeded from (seed, rank)), so
+    ``state_dict()`` / ``load_state_dict()`` give an exact resume.
+    """
+
+    def __init__(
+        self,
+        split: TokenSplit,
+        seq_len: int,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        augment: bool = True,
+        max_transpose: int = 4,
+        max_stretch: float = 0.05,
+        control_dropout: float = 0.2,
+    ):
+        if len(split) == 0:
+            raise ValueError(f"split {split.name} has no documents")
+        self.split = split
+        self.seq_len = seq_len
+        self.batch_size = batch_size
+        self.augment = augment
+        self.max_transpose = max_transpose
+        self.max_stretch = max_stretch
+        self.control_dropout = control_dropout
+        lengths = np.array([d["length"] for d in split.docs], dtype=np.float64)
+        self.cdf = np.cumsum(lengths) / lengths.sum()
+        self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, rank])))
+        self.batches = 0
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "batches": self.batches}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.batches = state["batches"]
+
+    def sample(self):
+        rng = self.rng
+        i = min(int(np.searchsorted(self.cdf, rng.random(), side="right")), len(self.cdf) - 1)
+        semitones = int(rng.integers(-self.max_transpose, self.max_transpose + 1))
+        factor = float(rng.uniform(1 - self.max_stretch, 1 + self.max_stretch))
+        use_control = bool(rng.random() >= self.control_dropout)
+        tokens = self.split.doc(i)
+        if self.augment:
+            tokens = augment(tokens, semitones, factor)
+        start = int(rng.integers(0, max(len(tokens) - self.seq_len, 0) + 1))
+        return crop(tokens, start, self.seq_len, use_control)
+
+    def next_batch(self):
+        """Three int64 arrays [T, B]: inputs, control bins, targets."""
+        xs, cs, ys = zip(*(self.sample() for _ in range(self.batch_size)))
+        self.batches += 1
+        return np.stack(xs, 1), np.stack(cs, 1), np.stack(ys, 1)
+
+
+def validation_crops(split: TokenSplit, seq_len: int, n_crops: int, batch_size: int, seed: int = 1234):
+    """A fixed list of batches of un-augmented, controlled crops (same for every run)."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    lengths = np.array([d["length"] for d in split.docs], dtype=np.float64)
+    cdf = np.cumsum(lengths) / lengths.sum()
+    crops = []
+    for _ in range(n_crops):
+        i = min(int(np.searchsorted(cdf, rng.random(), side="right")), len(cdf) - 1)
+        tokens = split.doc(i)
+        start = int(rng.integers(0, max(len(tokens) - seq_len, 0) + 1))
+        crops.append(crop(tokens, start, seq_len, True))
+    batches = []
+    for b in range(0, n_crops, batch_size):
+        xs, cs, ys = zip(*crops[b : b + batch_size])
+        batches.append((np.stack(xs, 1), np.stack(cs, 1), np.stack(ys, 1)))
+    return batches
+
+
+# ---------------------------------------------------------- synthetic data
+def synthetic_doc(rng: np.random.Generator, n_notes: int) -> tuple[np.ndarray, float]:
+    """A random but well-formed performance (notes, velocities, pedal); returns (tokens, duration_s)."""
+    onsets = np.cumsum(rng.integers(0, 40, n_notes))
+    durs = rng.integers(5, 150, n_notes)
+    pitches = rng.integers(0, V.N_PITCHES, n_notes)
+    vels = rng.integers(0, 32, n_notes)
+    times, events, order = [], [], []
+    for k in range(n_notes):
+        times += [onsets[k], onsets[k], onsets[k] + durs[k]]
+        events += [V.VELOCITY + vels[k], V.NOTE_ON + pitches[k], V.NOTE_OFF + pitches[k]]
+        order += [0, 1, 2]
+    n_ped = max(1, n_notes // 8)
+    for t in np.sort(rng.integers(0, onsets[-1] + 1, 2 * n_ped)).reshape(-1, 2):
+        times += [t[0], t[1] + 1]
+        events += [V.PEDAL_DOWN, V.PEDAL_UP]
+        order += [3, 3]
+    idx = np.lexsort((np.arange(len(times)), order, times))
+    times = np.asarray(times)[idx]
+    events = np.asarray(events)[idx]
+    end = int(times[-1] + rng.integers(0, 250))
+    return encode(times, events, end), end / V.STEPS_PER_SECOND
+
+
+def write_synthetic_dir(root: str, docs_per_split=(12, 4), notes=(150, 600), seed: int = 0) -> str:
+    """Write a token directory with the Rust builder's layout, filled with synthetic documents."""
+    os.makedirs(root, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for name, n_docs in zip(("train", "validation"), docs_per_split):
+        parts, docs, offset = [], [], 0
+        for k in range(n_docs):
+            tokens, dur = synthetic_doc(rng, int(rng.integers(notes[0], notes[1] + 1)))
+            parts.append(tokens.astype(np.uint16))
+            docs.append(
+                {
+                    "offset": offset,
+                    "length": len(tokens),
+                    "source": f"synthetic/{name}/{k}.midi",
+                    "piece": f"synthetic piece {k}",
+                    "duration_s": dur,
+                    "notes": int((tokens < V.NOTE_OFF).sum()),
+                }
+            )
+            offset += len(tokens)
+        np.save(os.path.join(root, f"{name}.npy"), np.concatenate(parts).astype("<u2"))
+        with open(os.path.join(root, f"{name}.docs.json"), "w") as f:
+            json.dump(docs, f)
+        splits[name] = {"documents": n_docs, "tokens": offset}
+    manifest = {
+        "vocabulary": {"version": V.VOCABULARY_VERSION, "size": V.VOCAB_SIZE},
+        "splits": splits,
+        "synthetic": True,
+    }
+    with open(os.path.join(root, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+    return root

@@ -1,0 +1,451 @@
+"""Training loop: AdamW, warm-up + cosine decay, validation, early stopping,
+checkpoints with exact resume, metrics.jsonl + loss.png, optional DDP (torchrun).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import vocab as V
+from .data import IGNORE, CropSampler, TokenSplit, load_manifest, validation_crops
+from .model import ModelConfig, PerformanceGRU, control_from_bins
+
+# Options that may be changed when resuming (everything else comes from the checkpoint).
+RESUME_OVERRIDABLE = {
+    "max_steps", "max_minutes", "stop_at", "patience", "eval_every", "log_every",
+    "device", "threads", "progress", "data",
+}
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument("--data", help="token directory written by `pianoforte dataset`")
+    g.add_argument("--out", default=None, help="run directory (default runs/<date-time>)")
+    g.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
+    g.add_argument("--no-bf16", dest="bf16", action="store_false", help="CUDA: no bf16 autocast")
+    g = p.add_argument_group("model")
+    g.add_argument("--layers", type=int, default=2)
+    g.add_argument("--hidden", type=int, default=512)
+    g.add_argument("--embedding", type=int, default=256)
+    g.add_argument("--dropout", type=float, default=0.1)
+    g = p.add_argument_group("data")
+    g.add_argument("--seq-len", type=int, default=512)
+    g.add_argument("--batch-size", type=int, default=32, help="per process")
+    g.add_argument("--control-dropout", type=float, default=0.2)
+    g.add_argument("--max-transpose", type=int, default=4)
+    g.add_argument("--max-stretch", type=float, default=0.05)
+    g.add_argument("--no-augment", dest="augment", action="store_false")
+    g.add_argument("--val-crops", type=int, default=64, help="fixed validation crops (seq-len each)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--lr", type=float, default=2e-3)
+    g.add_argument("--min-lr-ratio", type=float, default=0.1)
+    g.add_argument("--warmup-steps", type=int, default=200)
+    g.add_argument("--weight-decay", type=float, default=0.01)
+    g.add_argument("--grad-clip", type=float, default=1.0)
+    g = p.add_argument_group("stopping")
+    g.add_argument("--max-steps", type=int, default=5000, help="also the length of the LR schedule")
+    g.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget of the run (all sessions)")
+    g.add_argument("--time-schedule", action="store_true",
+                   help="decay the LR over --max-minutes too (whichever of steps / time is further); "
+                        "resume is then exact up to wall-clock jitter")
+    g.add_argument("--stop-at", type=int, default=None, help="checkpoint and stop after this step (schedule unchanged)")
+    g.add_argument("--patience", type=int, default=10, help="validations without improvement before stopping")
+    g.add_argument("--eval-every", type=int, default=250)
+    g.add_argument("--log-every", type=int, default=10)
+
+
+def lr_lambda(step: int, warmup: int, total: int, min_ratio: float, time_fraction: float = 0.0) -> float:
+    """Linear warm-up, then cosine from 1 to ``min_ratio``; progress is the larger of
+    the step progress and ``time_fraction`` (fraction of the wall-clock budget used)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class _Schedule:
+    """Picklable LR lambda (so the scheduler state_dict is complete)."""
+
+    def __init__(self, warmup: int, total: int, min_ratio: float):
+        self.warmup, self.total, self.min_ratio = warmup, total, min_ratio
+        self.time_fraction = 0.0  # set by the loop with --time-schedule
+
+    def __call__(self, step: int) -> float:
+        return lr_lambda(step, self.warmup, self.total, self.min_ratio, self.time_fraction)
+
+
+def _save(obj, path: str) -> None:
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rank_state(sampler_state: dict, device: torch.device) -> dict:
+    return {
+        "sampler": sampler_state,
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "python_rng": random.getstate(),
+    }
+
+
+def _load_rank_state(state: dict, sampler: CropSampler, device: torch.device) -> None:
+    sampler.load_state_dict(state["sampler"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    random.setstate(state["python_rng"])
+
+
+_BF16 = {"enabled": True}
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and _BF16["enabled"])
+
+
+def _probe_bf16(model: PerformanceGRU, device: torch.device) -> bool:
+    """bf16 autocast on CUDA needs a cuDNN with bf16 RNN support; fall back to fp32 (TF32) without it."""
+    if device.type != "cuda":
+        return False
+    rng = torch.cuda.get_rng_state(device)  # the probe's dropout must not shift the RNG stream
+    try:
+        x = torch.zeros(4, 2, dtype=torch.int64, device=device)
+        c = control_from_bins(torch.zeros(4, 2, dtype=torch.int64, device=device))
+        with _autocast(device):
+            logits, _ = model(x, c)
+        logits.float().sum().backward()
+        model.zero_grad(set_to_none=True)
+        return True
+    except RuntimeError as e:
+        print(f"bf16 autocast unavailable for the GRU ({e}); training in fp32/TF32", file=sys.stderr)
+        model.zero_grad(set_to_none=True)
+        return False
+    finally:
+        torch.cuda.set_rng_state(rng, device)
+
+
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    return F.cross_entropy(
+        logits.float().reshape(-1, V.VOCAB_SIZE), targets.reshape(-1), ignore_index=IGNORE, reduction=reduction
+    )
+
+
+@torch.no_grad()
+def validate(model: PerformanceGRU, batches, device) -> dict:
+    was_training = model.training
+    model.eval()
+    total, count, correct = 0.0, 0, 0
+    for x, c, y in batches:
+        x, c, y = (torch.from_numpy(a).to(device) for a in (x, c, y))
+        with _autocast(device):
+            logits, _ = model(x, control_from_bins(c))
+        total += loss_fn(logits, y, "sum").item()
+        mask = y != IGNORE
+        correct += ((logits.argmax(-1) == y) & mask).sum().item()
+        count += mask.sum().item()
+    model.train(was_training)
+    return {"val_loss": total / max(count, 1), "val_accuracy": correct / max(count, 1)}
+
+
+def _filter_metrics(path: str, max_step: int) -> None:
+    """Drop metric lines written after the checkpoint we resume from."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = [l for l in f if l.strip() and json.loads(l).get("step", 0) <= max_step]
+    with open(path, "w") as f:
+        f.writelines(lines)
+
+
+def train(args: argparse.Namespace, explicit: set[str] | None = None) -> dict:
+    explicit = explicit if explicit is not None else set(vars(args))
+    # ---------------------------------------------------------- distributed
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+    rank, world, local_rank = 0, 1, 0
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if distributed:
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        if args.device == "cuda":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
+    device = torch.device(f"cuda:{local_rank}" if args.device == "cuda" else args.device)
+    master = rank == 0
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    # ---------------------------------------------------------- run dir / resume
+    if args.out is None:
+        args.out = os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    if distributed:  # all ranks must agree on the run directory
+        box = [args.out]
+        dist.broadcast_object_list(box, src=0)
+        args.out = box[0]
+    run_dir = args.out
+    os.makedirs(run_dir, exist_ok=True)
+    last_path = os.path.join(run_dir, "last.pt")
+    ckpt = None
+    if args.resume and os.path.exists(last_path):
+        ckpt = torch.load(last_path, map_location="cpu", weights_only=False)
+        saved = dict(ckpt["args"])
+        for k in RESUME_OVERRIDABLE & explicit:
+            saved[k] = getattr(args, k)
+        saved["out"], saved["resume"], saved["device"] = run_dir, True, args.device
+        saved["stop_at"] = args.stop_at  # an interruption point belongs to one session only
+        args = argparse.Namespace(**saved)
+    elif args.resume and master:
+        print(f"no checkpoint at {last_path}: starting a new run", file=sys.stderr)
+    if args.data is None:
+        raise SystemExit("--data is required")
+
+    # ---------------------------------------------------------- data
+    manifest = load_manifest(args.data)
+    train_split = TokenSplit.load(args.data, "train")
+    val_split = TokenSplit.load(args.data, "validation")
+    sampler = CropSampler(
+        train_split, args.seq_len, args.batch_size, seed=args.seed, rank=rank, augment=args.augment,
+        max_transpose=args.max_transpose, max_stretch=args.max_stretch, control_dropout=args.control_dropout,
+    )
+    val_batches = validation_crops(val_split, args.seq_len, args.val_crops, args.batch_size) if master else None
+
+    # ---------------------------------------------------------- model / optimiser
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    mcfg = ModelConfig(args.layers, args.hidden, args.embedding, args.dropout)
+    model = PerformanceGRU(mcfg).to(device)
+    torch.manual_seed(args.seed * 1000 + rank + 1)  # per-rank dropout stream
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and not n.startswith("embed")]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and not n.startswith("embed"))]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr, betas=(0.9, 0.99), fused=device.type == "cuda",
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _Schedule(args.warmup_steps, args.max_steps, args.min_lr_ratio)
+    )
+    step, tokens_seen, elapsed_s = 0, 0, 0.0
+    best_val, bad_evals, last_eval_step = float("inf"), 0, -1
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scheduler.lr_lambdas[0] = _Schedule(args.warmup_steps, args.max_steps, args.min_lr_ratio)
+        step, tokens_seen, elapsed_s = ckpt["step"], ckpt["tokens_seen"], ckpt["elapsed_s"]
+        best_val, bad_evals, last_eval_step = ckpt["best_val"], ckpt["bad_evals"], ckpt["step"]
+        if ckpt["world_size"] == world:
+            _load_rank_state(ckpt["ranks"][rank], sampler, device)
+        elif master:
+            print("world size changed since the checkpoint: data streams re-seeded", file=sys.stderr)
+        if master:
+            _filter_metrics(metrics_path, step)
+    _BF16["enabled"] = args.device == "cuda" and getattr(args, "bf16", True) and _probe_bf16(model, device)
+    ddp_model = model
+    if distributed:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == "cuda" else None
+        )
+
+    if master:
+        with open(os.path.join(run_dir, "config.json"), "w") as f:
+            json.dump({**vars(args), "world_size": world, "parameters": model.n_params}, f, indent=2)
+    data_info = {
+        "data": os.path.abspath(args.data),
+        "hours": train_split.hours,
+        "train_tokens": train_split.n_tokens,
+        "manifest_vocabulary": manifest["vocabulary"],
+    }
+
+    def checkpoint(path: str, rank_states, with_optimizer: bool = True) -> None:
+        obj = {
+            "model": model.state_dict(),
+            "model_config": mcfg.to_dict(),
+            "args": vars(args),
+            "step": step,
+            "tokens_seen": tokens_seen,
+            "elapsed_s": elapsed_s,
+            "best_val": best_val,
+            "bad_evals": bad_evals,
+            "world_size": world,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{world}",
+            "data_info": data_info,
+        }
+        if with_optimizer:
+            obj |= {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ranks": rank_states}
+        _save(obj, path)
+
+    def log(record: dict) -> None:
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    stop_requested = {"flag": False}
+
+    def on_signal(signum, frame):
+        stop_requested["flag"] = True
+
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def evaluate_and_checkpoint() -> bool:
+        """Validation + checkpoint; returns True when early stopping triggers (on rank 0)."""
+        nonlocal best_val, bad_evals, last_eval_step
+        rank_states = [None] * world
+        if distributed:
+            dist.all_gather_object(rank_states, _rank_state(consumed["state"], device))
+        else:
+            rank_states = [_rank_state(consumed["state"], device)]
+        last_eval_step = step
+        if not master:
+            return False
+        res = validate(model, val_batches, device)
+        improved = res["val_loss"] < best_val
+        if improved:
+            best_val, bad_evals = res["val_loss"], 0
+        else:
+            bad_evals += 1
+        log({"kind": "val", "step": step, "tokens_seen": tokens_seen, "elapsed_min": elapsed_s / 60, **res,
+             "best_val_loss": best_val})
+        if improved:
+            checkpoint(os.path.join(run_dir, "best.pt"), None, with_optimizer=False)
+        checkpoint(last_path, rank_states)
+        try:
+            from .plot import plot_metrics
+
+            plot_metrics(metrics_path, os.path.join(run_dir, "loss.png"))
+        except Exception as e:  # plotting must never kill a run
+            print(f"plot failed: {e}", file=sys.stderr)
+        if pbar is not None:
+            pbar.write(f"step {step}: val_loss {res['val_loss']:.4f} acc {res['val_accuracy']:.3f}"
+                       f"{' *' if improved else ''}")
+        return bad_evals >= args.patience
+
+    def should_stop(local: bool) -> bool:
+        if not distributed:
+            return local
+        t = torch.tensor([1.0 if local else 0.0], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    time_schedule = bool(getattr(args, "time_schedule", False) and args.max_minutes)
+    if time_schedule:
+        scheduler.lr_lambdas[0].time_fraction = elapsed_s / (args.max_minutes * 60)
+    pbar = tqdm(total=args.max_steps, initial=step, disable=not (master and args.progress),
+                dynamic_ncols=True, unit="step")
+    # The next batch is prepared in a thread while the current one trains; checkpoints
+    # store the sampler state right after the last *consumed* batch (exact resume).
+    consumed = {"state": sampler.state_dict()}
+    prefetch = ThreadPoolExecutor(1, thread_name_prefix="batches")
+    pending = prefetch.submit(sampler.next_batch)
+    model.train()
+    window_loss, window_n, window_tokens, window_t0 = 0.0, 0, 0, time.perf_counter()
+    t_last = time.perf_counter()
+    reason = "max_steps"
+    try:
+        while True:
+            early = False
+            if step >= args.max_steps:
+                reason = "max_steps"
+            elif args.stop_at is not None and step >= args.stop_at:
+                reason = "stop_at"
+            elif args.max_minutes is not None and elapsed_s >= args.max_minutes * 60:
+                reason = "max_minutes"
+            elif stop_requested["flag"]:
+                reason = "signal"
+            else:
+                reason = None
+            if should_stop(reason is not None):
+                reason = reason or "other rank"
+                break
+            x, c, y = pending.result()
+            consumed["state"] = sampler.state_dict()  # the sampler state after this batch
+            pending = prefetch.submit(sampler.next_batch)
+            x, c, y = (torch.from_numpy(a).to(device, non_blocking=True) for a in (x, c, y))
+            with _autocast(device):
+                logits, _ = ddp_model(x, control_from_bins(c))
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            optimizer.step()
+            step += 1
+            n_tok = int((y != IGNORE).sum().item()) * world
+            tokens_seen += n_tok
+            now = time.perf_counter()
+            elapsed_s += now - t_last
+            t_last = now
+            if time_schedule:
+                frac = elapsed_s / (args.max_minutes * 60)
+                if distributed:  # every rank must use the same LR
+                    t = torch.tensor([frac], dtype=torch.float64, device=device)
+                    dist.broadcast(t, src=0)
+                    frac = float(t.item())
+                scheduler.lr_lambdas[0].time_fraction = frac
+            scheduler.step()
+            window_loss += loss.item()
+            window_n += 1
+            window_tokens += n_tok
+            if step % args.log_every == 0 or step == args.max_steps:
+                dt = now - window_t0
+                rec = {"kind": "train", "step": step, "loss": window_loss / window_n,
+                       "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
+                       "tokens_per_s": window_tokens / dt, "tokens_seen": tokens_seen, "elapsed_min": elapsed_s / 60}
+                if master:
+                    log(rec)
+                pbar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{rec['tokens_per_s']:.0f}")
+                window_loss, window_n, window_tokens, window_t0 = 0.0, 0, 0, now
+            pbar.update(1)
+            if step % args.eval_every == 0:
+                t_eval = time.perf_counter()
+                early = evaluate_and_checkpoint()
+                window_t0 += time.perf_counter() - t_eval  # keep tokens/s about training only
+            if should_stop(early):
+                reason = "early_stopping"
+                break
+        if last_eval_step != step:
+            evaluate_and_checkpoint()
+    finally:
+        prefetch.shutdown(wait=True, cancel_futures=True)
+        pbar.close()
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+    summary = {"run_dir": run_dir, "step": step, "tokens_seen": tokens_seen, "minutes": elapsed_s / 60,
+               "best_val_loss": best_val, "stopped": reason, "rank": rank, "world_size": world}
+    if master:
+        log({"kind": "end", **summary})
+        print(json.dumps(summary))
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
+
+
+def load_checkpoint(path: str, device="cpu") -> tuple[PerformanceGRU, dict]:
+    """A model from best.pt / last.pt (or a run directory: its best.pt)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "best.pt")
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    model = PerformanceGRU(ModelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), ckpt
