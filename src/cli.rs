@@ -2,9 +2,14 @@
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use pianoforte::{codec, dataset, midi_io};
+use pianoforte::control::Control;
+use pianoforte::engine::{self, Engine, Guards, Settings};
+use pianoforte::model::{LoadOptions, Model, ModelSource};
+use pianoforte::runtime::{self, RuntimeOptions};
+use pianoforte::sampling::Sampling;
+use pianoforte::{codec, dataset, eval, midi_io, render};
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(name = "pianoforte", version, about = "Expressive piano performance: datasets, codec and generation")]
@@ -37,6 +42,116 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Play: generate performances with the model (by default 60 s with the built-in model to performance.mid).
+    Generate(GenerateArgs),
+    /// Measure how well a model predicts performances: NLL per event, bits per second of music, accuracy.
+    Eval(EvalArgs),
+    /// Draw a MIDI file as a piano roll (velocity as colour, pedal as a band at the bottom).
+    Render {
+        file: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Horizontal scale (lowered for very long pieces).
+        #[arg(long, default_value_t = 50.0)]
+        pixels_per_second: f64,
+        /// Height of one key's row in pixels.
+        #[arg(long, default_value_t = 5)]
+        row_height: u32,
+    },
+}
+
+/// Where the model and ONNX Runtime come from.
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// An ONNX model exported by `python -m pianoforte_train export` (default: the built-in one).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The ONNX Runtime library (default: ORT_DYLIB_PATH, beside this program, or target/onnxruntime/
+    /// from `cargo xtask onnxruntime`).
+    #[arg(long, value_name = "PATH")]
+    onnxruntime: Option<PathBuf>,
+    /// ONNX Runtime threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+impl ModelArgs {
+    fn load(&self) -> Result<Model, String> {
+        let options = LoadOptions {
+            runtime: RuntimeOptions { library: self.onnxruntime.clone(), search_folders: Vec::new() },
+            threads: self.threads,
+        };
+        Model::load(&ModelSource::from_option(self.model.clone()), &options).map_err(|e| e.to_string())
+    }
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Seconds of music to generate (after the primer).
+    #[arg(long, default_value_t = 60.0)]
+    seconds: f64,
+    /// Sampling temperature, 0.1..=2.0 (lower: safer, higher: wilder).
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Nucleus sampling: draw only from the likeliest events adding up to this probability (0..1].
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Notes per second to aim for (mapped to the model's density bins), or `off`.
+    #[arg(long, default_value = "off", value_parser = parse_density)]
+    density: Control,
+    /// A MIDI file to continue: encoded, fed to the model first, and kept at the start of the output.
+    #[arg(long, value_name = "FILE.mid")]
+    primer: Option<PathBuf>,
+    /// Leave the primer out of the written file (the continuation starts at 0 s).
+    #[arg(long)]
+    no_primer_in_output: bool,
+    /// Random seed (default: from the clock; printed, so a run can be repeated).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// How many performances (seeds SEED, SEED+1, ...; files NAME-1.mid, NAME-2.mid, ...).
+    #[arg(long, default_value_t = 1)]
+    count: usize,
+    #[arg(short, long, default_value = "performance.mid")]
+    output: PathBuf,
+    /// At most this many keys down at once.
+    #[arg(long, default_value_t = Guards::default().max_polyphony)]
+    max_polyphony: usize,
+    /// No key is held longer than this many seconds (its release is forced).
+    #[arg(long, default_value_t = Guards::default().max_note_seconds)]
+    max_note_seconds: f64,
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// MIDI files, folders (searched recursively) or MAESTRO-style CSVs.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Only performances of this split (`split` column of a CSV; the dataset builder's split otherwise).
+    #[arg(long)]
+    split: Option<String>,
+    /// At most this many performances.
+    #[arg(long)]
+    max_files: Option<usize>,
+    /// Performances run side by side in one model call.
+    #[arg(long, default_value_t = eval::DEFAULT_BATCH)]
+    batch: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_density(text: &str) -> Result<Control, String> {
+    if text.eq_ignore_ascii_case("off") || text.eq_ignore_ascii_case("none") {
+        return Ok(Control::Off);
+    }
+    match text.parse::<f32>() {
+        Ok(d) if d.is_finite() && d >= 0.0 => Ok(Control::NotesPerSecond(d)),
+        _ => Err(format!("`{text}` is neither a number of notes per second nor `off`")),
+    }
 }
 
 pub fn run() -> Result<(), String> {
@@ -77,7 +192,184 @@ pub fn run() -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Generate(args) => generate(&args),
+        Command::Eval(args) => evaluate(&args),
+        Command::Render { file, output, pixels_per_second, row_height } => {
+            let read = read_midi(&file)?;
+            let options = render::RollOptions { pixels_per_second, row_height, ..Default::default() };
+            let image = render::piano_roll(&read.performance, &options);
+            std::fs::write(&output, image.to_png()).map_err(|e| format!("{}: {e}", output.display()))?;
+            println!(
+                "wrote {} ({} x {} px, {} notes, {:.1} s)",
+                output.display(),
+                image.width,
+                image.height,
+                read.performance.notes.len(),
+                read.performance.duration
+            );
+            Ok(())
+        }
     }
+}
+
+fn read_midi(file: &Path) -> Result<midi_io::ReadPerformance, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    midi_io::read(&bytes).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// `performance.mid` -> `performance-3.mid` when several are written.
+fn numbered(path: &Path, index: usize, count: usize) -> PathBuf {
+    if count == 1 {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{index}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{index}"),
+    };
+    path.with_file_name(name)
+}
+
+fn describe_control(control: Control) -> String {
+    match control {
+        Control::Off => "off".into(),
+        Control::NotesPerSecond(d) => format!("{d} notes/s"),
+    }
+}
+
+fn generate(args: &GenerateArgs) -> Result<(), String> {
+    if args.count == 0 {
+        return Err("--count must be at least 1".into());
+    }
+    let sampling = Sampling { temperature: args.temperature, top_p: args.top_p };
+    sampling.check()?;
+    let primer = match &args.primer {
+        Some(file) => {
+            let read = read_midi(file)?;
+            let events = codec::encode(&read.performance);
+            if events.is_empty() {
+                return Err(format!("{}: no notes in the piano range to start from", file.display()));
+            }
+            Some((file, events, read.performance.duration))
+        }
+        None => None,
+    };
+    let seed = args.seed.unwrap_or_else(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        (now.as_nanos() as u64) % 1_000_000
+    });
+    let model = args.model.load()?;
+    println!("model: {}", model.describe());
+    println!(
+        "onnxruntime: {} ({} thread{})",
+        runtime::loaded_library().map(|p| p.display().to_string()).unwrap_or_default(),
+        args.model.threads,
+        if args.model.threads == 1 { "" } else { "s" }
+    );
+    let guards = Guards { max_polyphony: args.max_polyphony, max_note_seconds: args.max_note_seconds };
+    let settings = Settings { sampling, control: args.density, guards, seed };
+    let mut engine = Engine::new(model, settings).map_err(|e| e.to_string())?;
+    let bin = match args.density {
+        Control::Off => String::new(),
+        Control::NotesPerSecond(_) => {
+            let (lo, hi) = engine.density().bin_range(engine.density().index_of(args.density));
+            match hi {
+                Some(hi) => format!(" (the model's bin [{lo}, {hi}) notes/s)"),
+                None => format!(" (the model's top bin, >= {lo} notes/s)"),
+            }
+        }
+    };
+    println!(
+        "settings: {} s, temperature {}, top-p {}, density {}{bin}, seed {seed}",
+        args.seconds,
+        args.temperature,
+        args.top_p.map_or("off".to_string(), |p| p.to_string()),
+        describe_control(args.density),
+    );
+    let primer_events: &[codec::Event] = match &primer {
+        Some((file, events, duration)) => {
+            println!(
+                "primer: {} ({} events, {duration:.1} s){}",
+                file.display(),
+                events.len(),
+                if args.no_primer_in_output { ", left out of the output" } else { ", kept at the start" }
+            );
+            events
+        }
+        None => &[],
+    };
+    for i in 0..args.count {
+        let seed_i = seed.wrapping_add(i as u64);
+        engine.reseed(seed_i);
+        let generated = engine::generate(&mut engine, primer_events, args.seconds).map_err(|e| e.to_string())?;
+        let with_primer = !args.no_primer_in_output;
+        let performance = generated.performance(with_primer);
+        let output = numbered(&args.output, i + 1, args.count);
+        std::fs::write(&output, midi_io::write(&performance)).map_err(|e| format!("{}: {e}", output.display()))?;
+        let continuation = generated.continuation();
+        let notes = continuation.iter().filter(|e| matches!(e, codec::Event::NoteOn(_))).count();
+        let pedal = continuation.iter().filter(|e| matches!(e, codec::Event::PedalDown)).count();
+        let steps = continuation.len();
+        let primed = if primer.is_some() { format!(", primer run in {:.2} s", generated.prime_seconds) } else { String::new() };
+        println!(
+            "wrote {} (seed {seed_i}): {:.1} s{}, {notes} notes ({:.1} notes/s), {pedal} pedal presses, {steps} events \
+             ({} forced); {:.0} events/s, {:.0}x real time{primed}",
+            output.display(),
+            performance.duration,
+            if with_primer && primer.is_some() { " with the primer" } else { "" },
+            notes as f64 / generated.seconds.max(1e-9),
+            generated.forced,
+            steps as f64 / generated.wall_seconds.max(1e-9),
+            generated.seconds / generated.wall_seconds.max(1e-9),
+        );
+    }
+    Ok(())
+}
+
+fn evaluate(args: &EvalArgs) -> Result<(), String> {
+    let mut model = args.model.load()?;
+    let options =
+        eval::EvalOptions { split: args.split.clone(), max_files: args.max_files, batch: args.batch, ..Default::default() };
+    let bar = ProgressBar::new(0);
+    if args.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} evaluating {pos}/{len} files [{bar:30}] {elapsed} (eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let report = eval::evaluate(&mut model, &args.inputs, &options, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report).expect("the report serializes"));
+        return Ok(());
+    }
+    println!("model: {}", model.describe());
+    println!(
+        "{} performances{}, {} events, {:.2} h of music",
+        report.docs,
+        report.split.as_ref().map(|s| format!(" ({s})")).unwrap_or_default(),
+        report.events,
+        report.duration_s / 3600.0
+    );
+    println!("  NLL       {:.4} nats/event", report.nll_nats_per_event);
+    if let Some(bps) = report.bits_per_second {
+        println!("  bits/s    {bps:.2} (per second of music)");
+    }
+    println!("  accuracy  {:.4} (next event)", report.accuracy);
+    println!("  ({:.1} s)", report.seconds);
+    if !report.skipped.is_empty() {
+        println!("skipped {} file(s):", report.skipped.len());
+        for s in &report.skipped {
+            println!("  {}: {}", s.source, s.reason);
+        }
+    }
+    Ok(())
 }
 
 fn build_dataset(inputs: &[PathBuf], out: &PathBuf) -> Result<(), String> {

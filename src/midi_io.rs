@@ -91,6 +91,7 @@ impl TempoMap {
     }
 
     /// Seconds at `tick`; fastest when called with non-decreasing ticks.
+    #[inline]
     fn seconds(&mut self, tick: u64) -> f64 {
         if self.segments[self.cursor].0 > tick {
             self.cursor = 0;
@@ -109,7 +110,19 @@ enum Kept {
     On(u8, u8),
     Off(u8),
     Sustain(u8),
-    End,
+}
+
+/// Whether the header that midly will read has the SMPTE division byte 0x80 (-128 frames per
+/// second): midly 0.5 negates it as an `i8`, which panics where overflow checks are on (tests,
+/// debug builds, the fuzzer) and refuses it otherwise. A file has its header at the start; a
+/// RIFF (RMID) file has it inside, so there any `MThd` counts.
+fn smpte_minus_128(bytes: &[u8]) -> bool {
+    let at = |p: usize| bytes.get(p + 12) == Some(&0x80);
+    if bytes.starts_with(b"RIFF") {
+        bytes.windows(4).enumerate().any(|(p, w)| w == b"MThd" && at(p))
+    } else {
+        at(0)
+    }
 }
 
 /// Reads a standard MIDI file (format 0 or 1) into one piano performance.
@@ -120,13 +133,19 @@ pub fn read(bytes: &[u8]) -> Result<ReadPerformance, MidiError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(MidiError::TooLarge(bytes.len()));
     }
+    if smpte_minus_128(bytes) {
+        return Err(MidiError::Parse("SMPTE time division of -128 frames per second".into()));
+    }
     let (header, tracks) = midly::parse(bytes).map_err(|e| MidiError::Parse(e.to_string()))?;
     if header.format == Format::Sequential {
         return Err(MidiError::Format2);
     }
-    // Gather note, sustain and tempo events from every track with absolute ticks.
-    let mut kept: Vec<(u64, Kept)> = Vec::new();
+    // Gather note, sustain and tempo events from every track with absolute ticks. A track's
+    // end only counts towards the duration, so it is kept apart: then a file whose events lie
+    // in one track (format 0, or MAESTRO's format 1) is already in tick order.
+    let mut kept: Vec<(u64, Kept)> = Vec::with_capacity(bytes.len() / 4);
     let mut tempos = Vec::new();
+    let mut last_tick = 0u64;
     // midly (not strict) silently ends a track at an event it cannot read and takes the rest
     // of the file for a chunk that claims more: a cut file would read as a shorter performance
     // with hanging notes. The end-of-track event that every track must end with tells.
@@ -160,67 +179,85 @@ pub fn read(bytes: &[u8]) -> Result<ReadPerformance, MidiError> {
                     tempos.push((tick, t.as_int()));
                     continue;
                 }
-                TrackEventKind::Meta(MetaMessage::EndOfTrack) => Kept::End,
+                TrackEventKind::Meta(MetaMessage::EndOfTrack) => {
+                    last_tick = last_tick.max(tick);
+                    break;
+                }
                 _ => continue,
             };
             kept.push((tick, keep));
-            if let Kept::End = keep {
-                break;
-            }
         }
     }
     if found < announced {
         return Err(MidiError::Truncated(format!("the header announces {announced} tracks, the file holds {found}")));
     }
     // Stable: simultaneous events keep their file order (track by track).
-    kept.sort_by_key(|&(tick, _)| tick);
+    if !kept.is_sorted_by_key(|&(tick, _)| tick) {
+        kept.sort_by_key(|&(tick, _)| tick);
+    }
     let mut tempo = TempoMap::new(header.timing, tempos)?;
+    // Seconds grow with ticks, so the duration is the time of the last tick.
+    last_tick = last_tick.max(kept.last().map_or(0, |&(tick, _)| tick));
+    let duration = tempo.seconds(last_tick);
+    if duration > MAX_DURATION_SECONDS {
+        return Err(MidiError::AbsurdDuration(duration));
+    }
 
-    let mut open: [Option<(f64, u8)>; 128] = [None; 128];
-    let mut notes = Vec::new();
+    // Notes are pushed at their onset (so in start order) and given their end when it comes;
+    // `open` holds the index of a key's sounding note. Notes outside 21..=108 are only counted.
+    const NONE: u32 = u32::MAX;
+    let mut open = [NONE; 128];
+    let mut notes: Vec<Note> = Vec::with_capacity(kept.len() / 2);
     let mut pedal = Vec::new();
-    let (mut pedal_down, mut dropped, mut duration) = (false, 0usize, 0.0f64);
-    let mut finish = |notes: &mut Vec<Note>, pitch: u8, (start, velocity): (f64, u8), end: f64| {
-        if (MIN_PITCH..=MAX_PITCH).contains(&pitch) {
-            notes.push(Note { pitch, velocity, start, end });
-        } else {
-            dropped += 1;
-        }
-    };
+    let (mut pedal_down, mut dropped) = (false, 0usize);
     for (tick, event) in kept {
-        let time = tempo.seconds(tick);
-        duration = duration.max(time);
         match event {
-            Kept::On(key, vel) => {
-                // A repeated NOTE_ON of a sounding key ends the earlier note first.
-                if let Some(earlier) = open[key as usize].take() {
-                    finish(&mut notes, key, earlier, time);
+            Kept::On(key, velocity) => {
+                if !(MIN_PITCH..=MAX_PITCH).contains(&key) {
+                    dropped += 1;
+                    continue;
                 }
-                open[key as usize] = Some((time, vel));
+                let time = tempo.seconds(tick);
+                // A repeated NOTE_ON of a sounding key ends the earlier note first.
+                if let Some(earlier) = notes.get_mut(open[key as usize] as usize) {
+                    earlier.end = time;
+                }
+                open[key as usize] = notes.len() as u32;
+                notes.push(Note { pitch: key, velocity, start: time, end: f64::NAN });
             }
             Kept::Off(key) => {
-                if let Some(note) = open[key as usize].take() {
-                    finish(&mut notes, key, note, time);
+                let index = std::mem::replace(&mut open[key as usize], NONE);
+                if let Some(note) = notes.get_mut(index as usize) {
+                    note.end = tempo.seconds(tick);
                 }
             }
             Kept::Sustain(value) => {
                 if (value >= 64) != pedal_down {
                     pedal_down = value >= 64;
-                    pedal.push(PedalChange { time, down: pedal_down });
+                    pedal.push(PedalChange { time: tempo.seconds(tick), down: pedal_down });
                 }
             }
-            Kept::End => {}
         }
     }
-    if duration > MAX_DURATION_SECONDS {
-        return Err(MidiError::AbsurdDuration(duration));
-    }
-    for (key, slot) in open.iter().enumerate() {
-        if let Some(note) = *slot {
-            finish(&mut notes, key as u8, note, duration);
+    for index in open {
+        if let Some(note) = notes.get_mut(index as usize) {
+            note.end = duration;
         }
     }
-    notes.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.pitch.cmp(&b.pitch)));
+    // In start order already: order each group of equal starts by pitch (stable).
+    let mut group = 0;
+    while group < notes.len() {
+        let start = notes[group].start;
+        let len = notes[group..].iter().take_while(|n| n.start == start).count();
+        if len > 1 {
+            notes[group..group + len].sort_by_key(|n| n.pitch);
+        }
+        group += len;
+    }
+    let order = |a: &Note, b: &Note| a.start.total_cmp(&b.start).then(a.pitch.cmp(&b.pitch));
+    if !notes.is_sorted_by(|a, b| order(a, b).is_le()) {
+        notes.sort_by(order);
+    }
     Ok(ReadPerformance { performance: Performance { notes, pedal, duration }, dropped_out_of_range: dropped })
 }
 

@@ -1,0 +1,485 @@
+//! The performance engine: the GRU's state, priming, and drawing one event at a time.
+//!
+//! ```text
+//! let model = Model::load(&ModelSource::Embedded, &LoadOptions::default())?;
+//! let mut engine = Engine::new(model, Settings { seed: 7, ..Settings::default() })?;
+//! engine.prime(&primer_events)?;           // one model call of T = primer length + 1 (START)
+//! loop { let step = engine.step()?; ... }  // one model call of T = 1 per event
+//! ```
+//!
+//! After warm-up (`Engine::new` runs the model twice), [`Engine::step`], [`Engine::feed`],
+//! [`Engine::set_control`] and [`Engine::set_sampling`] do not allocate on the Rust side and take
+//! no locks of ours: the input tensors, the two hidden-state tensors (used in turn) and the logits
+//! are created once, and ONNX Runtime writes its outputs into them (`OutputSelector::preallocate`).
+//! What ONNX Runtime does inside `Run` is its own business; docs/engine.md has the measurements.
+//!
+//! Musical guards are applied as logit masks before sampling: no NOTE_OFF of a silent key, no
+//! NOTE_ON of a sounding key, at most `max_polyphony` keys down, no redundant pedal event, and no
+//! TIME_SHIFT that would hold a key longer than `max_note_seconds` (or pass the horizon). When a
+//! key reaches its limit, its NOTE_OFF is forced (and fed to the model like any event).
+
+use crate::codec::{self, Event, MAX_PITCH, MIN_PITCH, PITCHES, Performance, STEPS_PER_SECOND, VOCABULARY};
+use crate::control::{Control, DensityControl};
+pub use crate::model::Error;
+use crate::model::{Model, START_TOKEN};
+use crate::sampling::{self, Pcg32, Sampling};
+use ort::memory::Allocator;
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, SessionInputValue};
+use ort::value::{DynValue, Tensor};
+
+const VOCAB: usize = VOCABULARY.size as usize;
+const NOTES: usize = PITCHES as usize;
+
+/// Musical guards on what may be drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guards {
+    /// At most this many keys down at once (NOTE_ONs are masked beyond it).
+    pub max_polyphony: usize,
+    /// No key is held longer than this; its NOTE_OFF is forced when it gets there.
+    pub max_note_seconds: f64,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Guards { max_polyphony: 16, max_note_seconds: codec::MAX_NOTE_SECONDS }
+    }
+}
+
+/// Everything that shapes the drawing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    pub sampling: Sampling,
+    pub control: Control,
+    pub guards: Guards,
+    pub seed: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { sampling: Sampling::default(), control: Control::Off, guards: Guards::default(), seed: 0 }
+    }
+}
+
+/// One event from the engine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub event: Event,
+    /// When it happens, in seconds from the start of the primer (the sum of the shifts before it).
+    pub time: f64,
+    /// Forced by a guard (a held key's NOTE_OFF) or fed from outside, not drawn.
+    pub forced: bool,
+}
+
+/// The GRU with its state and everything needed to draw events without allocating.
+pub struct Engine {
+    model: Model,
+    density: DensityControl,
+    settings: Settings,
+    rng: Pcg32,
+    /// Inputs of a T = 1 step, in the model's input order: events, control, hidden.
+    input_order: [usize; 3],
+    events_in: Tensor<i64>,
+    control_in: Tensor<f32>,
+    /// Two hidden-state tensors used in turn: `runs[i]` reads `hidden[i]` and writes `hidden[1 - i]`
+    /// and `logits_out[i]`. Each handle shares its tensor with the run options that write it.
+    hidden: [DynValue; 2],
+    logits_out: [DynValue; 2],
+    runs: [RunOptions<HasSelectedOutputs>; 2],
+    /// Which hidden tensor holds the state.
+    current: usize,
+    /// The logits for the next event (raw), and scratch space for masking and top-p.
+    logits: Vec<f32>,
+    work: Vec<f32>,
+    order: Vec<u16>,
+    /// Music state: time in steps, onset step of each sounding key (-1 when up), pedal.
+    now: i64,
+    onsets: [i64; NOTES],
+    sounding: usize,
+    pedal_down: bool,
+    horizon: Option<i64>,
+    max_note_steps: i64,
+}
+
+fn note_index(pitch: u8) -> usize {
+    (pitch - MIN_PITCH) as usize
+}
+
+impl Engine {
+    /// Creates the engine for a loaded model, runs it twice to set up the preallocated outputs,
+    /// and primes it with nothing (START only).
+    pub fn new(mut model: Model, settings: Settings) -> Result<Engine, Error> {
+        settings.sampling.check().map_err(Error::Settings)?;
+        check_guards(&settings.guards)?;
+        let density = DensityControl::from_card(&model.card.control);
+        let (layers, hidden_size, control_size) = (model.card.layers, model.card.hidden, density.size());
+        let allocator = Allocator::default();
+        let mut events_in = Tensor::<i64>::new(&allocator, [1usize, 1])?;
+        events_in.extract_tensor_mut().1[0] = START_TOKEN;
+        let mut control_in = Tensor::<f32>::new(&allocator, [1usize, 1, control_size])?;
+        density.write_one_hot(density.index_of(settings.control), control_in.extract_tensor_mut().1);
+        let new_hidden = || -> Result<Tensor<f32>, Error> {
+            let mut t = Tensor::<f32>::new(&allocator, [layers, 1, hidden_size])?;
+            t.extract_tensor_mut().1.fill(0.0);
+            Ok(t)
+        };
+        let new_logits = || Tensor::<f32>::new(&allocator, [1usize, 1, VOCAB]);
+        let mut input_order = [0usize; 3];
+        for (slot, name) in ["events", "control", "hidden"].iter().enumerate() {
+            input_order[slot] = model.session.inputs().iter().position(|o| o.name() == *name).expect("checked on load");
+        }
+        // `preallocate` takes a tensor by value; the handle we keep comes back from the first run's
+        // outputs (it shares the tensor). Run 0 reads hidden_0 and writes hidden_1; run 1 the reverse.
+        let hidden_0 = new_hidden()?;
+        let run_0 = RunOptions::new()?.with_outputs(
+            OutputSelector::default().preallocate("logits", new_logits()?).preallocate("hidden_out", new_hidden()?),
+        );
+        let (logits_0, hidden_1) = {
+            let inputs = ordered_inputs(input_order, [(&events_in).into(), (&control_in).into(), (&hidden_0).into()]);
+            let mut outputs = model.session.run_with_options(inputs, &run_0)?;
+            (outputs.remove("logits").expect("selected"), outputs.remove("hidden_out").expect("selected"))
+        };
+        let run_1 = RunOptions::new()?
+            .with_outputs(OutputSelector::default().preallocate("logits", new_logits()?).preallocate("hidden_out", hidden_0));
+        let (logits_1, hidden_0) = {
+            let inputs = ordered_inputs(input_order, [(&events_in).into(), (&control_in).into(), (&hidden_1).into()]);
+            let mut outputs = model.session.run_with_options(inputs, &run_1)?;
+            (outputs.remove("logits").expect("selected"), outputs.remove("hidden_out").expect("selected"))
+        };
+        let mut engine = Engine {
+            model,
+            density,
+            settings,
+            rng: Pcg32::new(settings.seed),
+            input_order,
+            events_in,
+            control_in,
+            hidden: [hidden_0, hidden_1],
+            logits_out: [logits_0, logits_1],
+            runs: [run_0, run_1],
+            current: 0,
+            logits: vec![0.0; VOCAB],
+            work: vec![0.0; VOCAB],
+            order: vec![0; VOCAB],
+            now: 0,
+            onsets: [-1; NOTES],
+            sounding: 0,
+            pedal_down: false,
+            horizon: None,
+            max_note_steps: note_steps(settings.guards.max_note_seconds),
+        };
+        engine.prime(&[])?;
+        Ok(engine)
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn density(&self) -> &DensityControl {
+        &self.density
+    }
+
+    /// Restarts from a zero state and runs START followed by `primer` in one model call. The
+    /// guards' state (keys down, pedal, time) follows the primer. Allocates (not a real-time call).
+    pub fn prime(&mut self, primer: &[Event]) -> Result<(), Error> {
+        let t = primer.len() + 1;
+        let mut events = Vec::with_capacity(t);
+        events.push(START_TOKEN);
+        events.extend(primer.iter().filter(|e| e.is_valid()).map(|e| e.id() as i64));
+        let t = events.len();
+        let row: Vec<f32> = self.control_in.extract_tensor().1.to_vec();
+        let control: Vec<f32> = row.iter().copied().cycle().take(t * row.len()).collect();
+        let zero = self.model.zero_hidden(1);
+        let (logits, hidden) = self.model.run(&events, &control, &zero, t, 1)?;
+        self.logits.copy_from_slice(&logits[(t - 1) * VOCAB..]);
+        self.hidden[self.current].try_extract_tensor_mut::<f32>()?.1.copy_from_slice(&hidden);
+        self.now = 0;
+        self.onsets = [-1; NOTES];
+        self.sounding = 0;
+        self.pedal_down = false;
+        for &event in primer.iter().filter(|e| e.is_valid()) {
+            self.apply(event);
+        }
+        Ok(())
+    }
+
+    /// Draws the next event (or forces a due NOTE_OFF), feeds it to the model and returns it.
+    /// Allocation-free after warm-up.
+    pub fn step(&mut self) -> Result<Step, Error> {
+        let (event, forced) = match self.due_note_off() {
+            Some(pitch) => (Event::NoteOff(pitch), true),
+            None => {
+                self.work.copy_from_slice(&self.logits);
+                self.mask();
+                let id = sampling::sample(&mut self.work, &mut self.order, &self.settings.sampling, &mut self.rng);
+                (Event::from_id(id as u16).expect("the model predicts ids below 310"), false)
+            }
+        };
+        self.advance(event, forced)
+    }
+
+    /// Feeds an event that was not drawn (a note the user played, a closing NOTE_OFF): the guards'
+    /// state and the model follow it. Invalid events (a pitch outside the piano) are refused.
+    pub fn feed(&mut self, event: Event) -> Result<Step, Error> {
+        if !event.is_valid() {
+            return Err(Error::Settings(format!("{event:?} is outside the vocabulary")));
+        }
+        self.advance(event, true)
+    }
+
+    fn advance(&mut self, event: Event, forced: bool) -> Result<Step, Error> {
+        let time = self.now as f64 / STEPS_PER_SECOND;
+        self.apply(event);
+        self.run_one(event.id() as i64)?;
+        Ok(Step { event, time, forced })
+    }
+
+    /// One T = 1 model call on the preallocated tensors.
+    fn run_one(&mut self, id: i64) -> Result<(), Error> {
+        self.events_in.extract_tensor_mut().1[0] = id;
+        let i = self.current;
+        {
+            let inputs = ordered_inputs(self.input_order, [(&self.events_in).into(), (&self.control_in).into(), (&self.hidden[i]).into()]);
+            let _outputs = self.model.session.run_with_options(inputs, &self.runs[i])?;
+        }
+        self.logits.copy_from_slice(self.logits_out[i].try_extract_tensor::<f32>()?.1);
+        self.current = 1 - i;
+        Ok(())
+    }
+
+    /// Updates time, keys and pedal for an event.
+    fn apply(&mut self, event: Event) {
+        match event {
+            Event::TimeShift(s) => self.now += s as i64,
+            Event::NoteOn(p) => {
+                let slot = &mut self.onsets[note_index(p)];
+                if *slot < 0 {
+                    self.sounding += 1;
+                }
+                *slot = self.now;
+            }
+            Event::NoteOff(p) => {
+                let slot = &mut self.onsets[note_index(p)];
+                if *slot >= 0 {
+                    self.sounding -= 1;
+                }
+                *slot = -1;
+            }
+            Event::PedalDown => self.pedal_down = true,
+            Event::PedalUp => self.pedal_down = false,
+            Event::Velocity(_) => {}
+        }
+    }
+
+    /// The lowest key held for `max_note_seconds` or longer, if any.
+    fn due_note_off(&self) -> Option<u8> {
+        if self.sounding == 0 {
+            return None;
+        }
+        self.onsets
+            .iter()
+            .position(|&onset| onset >= 0 && self.now - onset >= self.max_note_steps)
+            .map(|i| MIN_PITCH + i as u8)
+    }
+
+    /// Masks (sets to -inf) every event the guards forbid now.
+    fn mask(&mut self) {
+        let v = &VOCABULARY;
+        let work = &mut self.work;
+        let full = self.sounding >= self.settings.guards.max_polyphony;
+        for (i, &onset) in self.onsets.iter().enumerate() {
+            if onset >= 0 || full {
+                work[v.note_on_offset as usize + i] = f32::NEG_INFINITY;
+            }
+            if onset < 0 {
+                work[v.note_off_offset as usize + i] = f32::NEG_INFINITY;
+            }
+        }
+        // The longest shift allowed: no key may pass its limit, time may not pass the horizon.
+        let mut max_shift = VOCABULARY.max_shift_steps as i64;
+        if self.sounding > 0 {
+            for &onset in &self.onsets {
+                if onset >= 0 {
+                    max_shift = max_shift.min(self.max_note_steps - (self.now - onset));
+                }
+            }
+        }
+        if let Some(horizon) = self.horizon {
+            max_shift = max_shift.min(horizon - self.now);
+        }
+        let first_shift = v.time_shift_offset as usize;
+        for s in max_shift.max(0) as usize..VOCABULARY.max_shift_steps as usize {
+            work[first_shift + s] = f32::NEG_INFINITY;
+        }
+        let pedal = if self.pedal_down { v.pedal_down } else { v.pedal_up };
+        work[pedal as usize] = f32::NEG_INFINITY;
+    }
+
+    /// Changes what the engine is asked to play; takes effect from the next model call.
+    pub fn set_control(&mut self, control: Control) {
+        self.settings.control = control;
+        let index = self.density.index_of(control);
+        self.density.write_one_hot(index, self.control_in.extract_tensor_mut().1);
+    }
+
+    pub fn set_sampling(&mut self, sampling: Sampling) -> Result<(), Error> {
+        sampling.check().map_err(Error::Settings)?;
+        self.settings.sampling = sampling;
+        Ok(())
+    }
+
+    pub fn set_guards(&mut self, guards: Guards) -> Result<(), Error> {
+        check_guards(&guards)?;
+        self.settings.guards = guards;
+        self.max_note_steps = note_steps(guards.max_note_seconds);
+        Ok(())
+    }
+
+    /// Restarts the random generator.
+    pub fn reseed(&mut self, seed: u64) {
+        self.settings.seed = seed;
+        self.rng = Pcg32::new(seed);
+    }
+
+    /// No TIME_SHIFT is drawn past this time (seconds from the start of the primer).
+    pub fn set_horizon(&mut self, seconds: Option<f64>) {
+        self.horizon = seconds.map(|s| (s * STEPS_PER_SECOND).round() as i64);
+    }
+
+    /// The engine's clock: seconds from the start of the primer.
+    pub fn now(&self) -> f64 {
+        self.now as f64 / STEPS_PER_SECOND
+    }
+
+    /// Keys now down.
+    pub fn sounding(&self) -> impl Iterator<Item = u8> + '_ {
+        self.onsets.iter().enumerate().filter(|(_, o)| **o >= 0).map(|(i, _)| MIN_PITCH + i as u8)
+    }
+
+    pub fn pedal_is_down(&self) -> bool {
+        self.pedal_down
+    }
+
+    /// The raw logits for the next event (before guards and temperature).
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    /// Lifts every key and the pedal (fed to the model, so the engine can go on afterwards).
+    pub fn release_all(&mut self) -> Result<Vec<Step>, Error> {
+        let mut steps = Vec::new();
+        for pitch in MIN_PITCH..=MAX_PITCH {
+            if self.onsets[note_index(pitch)] >= 0 {
+                steps.push(self.feed(Event::NoteOff(pitch))?);
+            }
+        }
+        if self.pedal_down {
+            steps.push(self.feed(Event::PedalUp)?);
+        }
+        Ok(steps)
+    }
+}
+
+fn note_steps(seconds: f64) -> i64 {
+    (seconds * STEPS_PER_SECOND).round() as i64
+}
+
+fn check_guards(guards: &Guards) -> Result<(), Error> {
+    if guards.max_polyphony == 0 || guards.max_polyphony > NOTES {
+        return Err(Error::Settings(format!("max polyphony must lie in 1..={NOTES}, got {}", guards.max_polyphony)));
+    }
+    if !guards.max_note_seconds.is_finite() || guards.max_note_seconds < 0.01 {
+        return Err(Error::Settings(format!(
+            "the longest note must be at least 0.01 s, got {}",
+            guards.max_note_seconds
+        )));
+    }
+    Ok(())
+}
+
+/// The three inputs of a T = 1 step (events, control, hidden) in the model's input order, without
+/// allocating.
+fn ordered_inputs<'v>(order: [usize; 3], inputs: [SessionInputValue<'v>; 3]) -> [SessionInputValue<'v>; 3] {
+    // order[k] is the model's position of input k.
+    let [events, control, hidden] = inputs;
+    let mut values = [Some(events), Some(control), Some(hidden)];
+    let mut at = |model_position: usize| {
+        let k = order.iter().position(|&p| p == model_position).expect("a permutation");
+        values[k].take().expect("each input once")
+    };
+    [at(0), at(1), at(2)]
+}
+
+/// What `generate` produced.
+#[derive(Debug, Clone, Default)]
+pub struct Generated {
+    /// The primer's events followed by the generated ones (closing NOTE_OFFs included).
+    pub events: Vec<Event>,
+    /// How many of `events` are the primer.
+    pub primer_events: usize,
+    /// Generated events that a guard forced (or the closing ones).
+    pub forced: usize,
+    /// Seconds of music generated (after the primer).
+    pub seconds: f64,
+    /// Wall-clock seconds spent priming (one model call over the primer).
+    pub prime_seconds: f64,
+    /// Wall-clock seconds spent drawing the continuation (stepping, closing events included).
+    pub wall_seconds: f64,
+}
+
+impl Generated {
+    /// The generated events only (no primer).
+    pub fn continuation(&self) -> &[Event] {
+        &self.events[self.primer_events..]
+    }
+
+    /// The performance, with or without the primer at its start.
+    pub fn performance(&self, with_primer: bool) -> Performance {
+        codec::decode(if with_primer { &self.events } else { self.continuation() })
+    }
+
+    /// A standard MIDI file of the performance.
+    pub fn midi(&self, with_primer: bool) -> Vec<u8> {
+        crate::midi_io::write(&self.performance(with_primer))
+    }
+}
+
+/// Primes the engine and draws `seconds` of music after the primer; every key and the pedal are
+/// lifted at the end.
+pub fn generate(engine: &mut Engine, primer: &[Event], seconds: f64) -> Result<Generated, Error> {
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(Error::Settings(format!("the length must be a positive number of seconds, got {seconds}")));
+    }
+    let started = std::time::Instant::now();
+    engine.prime(primer)?;
+    let prime_seconds = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let primer: Vec<Event> = primer.iter().copied().filter(|e| e.is_valid()).collect();
+    let start = engine.now();
+    let end = start + seconds;
+    let end_steps = (end * STEPS_PER_SECOND).round() as i64;
+    engine.set_horizon(Some(end));
+    let mut events = primer.clone();
+    let mut forced = 0;
+    while engine.now < end_steps {
+        let step = engine.step()?;
+        forced += step.forced as usize;
+        events.push(step.event);
+    }
+    let closing = engine.release_all()?;
+    forced += closing.len();
+    events.extend(closing.iter().map(|s| s.event));
+    engine.set_horizon(None);
+    Ok(Generated {
+        events,
+        primer_events: primer.len(),
+        forced,
+        seconds: engine.now() - start,
+        prime_seconds,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    })
+}

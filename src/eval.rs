@@ -1,0 +1,192 @@
+//! How well a model predicts real performances: negative log-likelihood per event, bits per
+//! second of music, and next-event accuracy.
+//!
+//! Each performance is encoded with the codec and run whole (in chunks that carry the hidden
+//! state): inputs `[START, e0 .. e(n-2)]`, targets `e0 .. e(n-1)`, and the control at position t is
+//! the note density of the music at the time of target t (never "off"). This is exactly what
+//! `python -m pianoforte_train evaluate` computes on the token files of the same performances.
+
+use crate::control::DensityControl;
+use crate::dataset::{self, Skipped, Source};
+use crate::model::{Error, Model, START_TOKEN};
+use crate::codec::VOCABULARY;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Positions per model call.
+pub const DEFAULT_CHUNK: usize = 2048;
+/// Performances run side by side in one model call (as the Python evaluator does).
+pub const DEFAULT_BATCH: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Keep only sources of this split (CSV rows by their `split` column; files and folders by the
+    /// dataset builder's split of their piece).
+    pub split: Option<String>,
+    /// Evaluate at most this many performances (after the split filter, in path order).
+    pub max_files: Option<usize>,
+    pub chunk: usize,
+    /// Performances per model call (padded to the longest; the padding is not scored).
+    pub batch: usize,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions { split: None, max_files: None, chunk: DEFAULT_CHUNK, batch: DEFAULT_BATCH }
+    }
+}
+
+/// The figures of one document.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Scores {
+    /// Sum of the negative log-likelihoods of the targets, in nats.
+    pub nll: f64,
+    /// Targets that were the model's most likely event.
+    pub correct: u64,
+    pub events: u64,
+}
+
+/// What `pianoforte eval` reports (the keys match the Python evaluator's JSON where they overlap).
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub model: String,
+    pub nll_nats_per_event: f64,
+    pub bits_per_second: Option<f64>,
+    pub accuracy: f64,
+    pub events: u64,
+    pub docs: usize,
+    pub duration_s: f64,
+    pub split: Option<String>,
+    pub skipped: Vec<Skipped>,
+    pub seconds: f64,
+}
+
+/// Scores one document of token ids.
+pub fn score_tokens(model: &mut Model, density: &DensityControl, ids: &[u16], chunk: usize) -> Result<Scores, Error> {
+    Ok(score_batch(model, density, &[ids], chunk)?[0])
+}
+
+/// Scores documents side by side (B = `docs.len()`), padded to the longest; in chunks of `chunk`
+/// positions that carry the hidden state.
+pub fn score_batch(model: &mut Model, density: &DensityControl, docs: &[&[u16]], chunk: usize) -> Result<Vec<Scores>, Error> {
+    let mut scores = vec![Scores::default(); docs.len()];
+    let longest = docs.iter().map(|d| d.len()).max().unwrap_or(0);
+    if longest == 0 {
+        return Ok(scores);
+    }
+    let (b, chunk, size) = (docs.len(), chunk.max(1), density.size());
+    let vocab = VOCABULARY.size as usize;
+    let bins: Vec<Vec<usize>> = docs.iter().map(|d| density.bins(d)).collect();
+    let mut hidden = model.zero_hidden(b);
+    for start in (0..longest).step_by(chunk) {
+        let t = chunk.min(longest - start);
+        let mut inputs = vec![0i64; t * b];
+        let mut control = vec![0.0f32; t * b * size];
+        for k in 0..t {
+            for (j, doc) in docs.iter().enumerate() {
+                let (pos, row) = (start + k, k * b + j);
+                inputs[row] = match pos {
+                    0 => START_TOKEN,
+                    _ if pos < doc.len() => doc[pos - 1] as i64,
+                    _ => 0,
+                };
+                let index = if pos < doc.len() { bins[j][pos] } else { density.no_control() };
+                control[row * size + index] = 1.0;
+            }
+        }
+        let (logits, next_hidden) = model.run(&inputs, &control, &hidden, t, b)?;
+        hidden = next_hidden;
+        for k in 0..t {
+            for (j, doc) in docs.iter().enumerate() {
+                let pos = start + k;
+                if pos >= doc.len() {
+                    continue;
+                }
+                let row = &logits[(k * b + j) * vocab..(k * b + j + 1) * vocab];
+                let target = doc[pos] as usize;
+                let (mut max, mut argmax) = (f64::NEG_INFINITY, 0);
+                for (i, &x) in row.iter().enumerate() {
+                    if (x as f64) > max {
+                        max = x as f64;
+                        argmax = i;
+                    }
+                }
+                let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+                let s = &mut scores[j];
+                s.nll += max + sum.ln() - row[target] as f64;
+                s.correct += (argmax == target) as u64;
+                s.events += 1;
+            }
+        }
+    }
+    Ok(scores)
+}
+
+/// The performances named by `inputs` (MIDI files, folders, MAESTRO-style CSVs), filtered.
+pub fn sources(inputs: &[PathBuf], options: &EvalOptions, skipped: &mut Vec<Skipped>) -> Result<Vec<Source>, String> {
+    let mut sources = dataset::collect_sources(inputs, skipped)?;
+    if let Some(split) = &options.split {
+        sources.retain(|s| &s.split == split);
+    }
+    if let Some(max) = options.max_files {
+        sources.truncate(max);
+    }
+    Ok(sources)
+}
+
+/// Evaluates the model on every source; unreadable files are skipped and listed.
+/// `progress(done, total)` is called after each file.
+pub fn evaluate(
+    model: &mut Model,
+    inputs: &[PathBuf],
+    options: &EvalOptions,
+    progress: &dyn Fn(usize, usize),
+) -> Result<EvalReport, String> {
+    let started = std::time::Instant::now();
+    let mut skipped = Vec::new();
+    let sources = sources(inputs, options, &mut skipped)?;
+    if sources.is_empty() {
+        let which = options.split.as_ref().map(|s| format!(" of split `{s}`")).unwrap_or_default();
+        return Err(format!("no performances{which} found in the inputs"));
+    }
+    let density = DensityControl::from_card(&model.card.control);
+    // Read everything first (a few MB of tokens), then run the longest together, as Python does.
+    let mut encoded = Vec::new();
+    for source in &sources {
+        match dataset::encode_file(&source.path) {
+            Ok(e) => encoded.push(e),
+            Err(reason) => skipped.push(Skipped { source: source.path.display().to_string(), reason }),
+        }
+    }
+    encoded.sort_by(|a, b| b.tokens.len().cmp(&a.tokens.len()));
+    let (mut total, mut duration, mut done) = (Scores::default(), 0.0, sources.len() - encoded.len());
+    progress(done, sources.len());
+    for group in encoded.chunks(options.batch.max(1)) {
+        let docs: Vec<&[u16]> = group.iter().map(|e| e.tokens.as_slice()).collect();
+        for s in score_batch(model, &density, &docs, options.chunk).map_err(|e| e.to_string())? {
+            total.nll += s.nll;
+            total.correct += s.correct;
+            total.events += s.events;
+        }
+        duration += group.iter().map(|e| e.duration_s).sum::<f64>();
+        done += group.len();
+        progress(done, sources.len());
+    }
+    let docs = encoded.len();
+    if docs == 0 {
+        return Err(format!("none of the {} performance(s) could be read (first: {})", sources.len(), skipped[0].reason));
+    }
+    let events = total.events.max(1) as f64;
+    Ok(EvalReport {
+        model: model.name.clone(),
+        nll_nats_per_event: total.nll / events,
+        bits_per_second: (duration > 0.0).then(|| total.nll / std::f64::consts::LN_2 / duration),
+        accuracy: total.correct as f64 / events,
+        events: total.events,
+        docs,
+        duration_s: duration,
+        split: options.split.clone(),
+        skipped,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

