@@ -34,13 +34,16 @@ pub struct EditorApp {
     gui: Option<GuiContext>,
     model_path: String,
     clips_folder: String,
+    /// Where the plugin binary lies (ONNX Runtime is looked for there).
+    plugin_folder: Option<PathBuf>,
 }
 
 impl EditorApp {
     pub fn new(params: Arc<PianoforteParams>, shared: Arc<Shared>) -> Self {
         let model_path = params.model_path();
         let clips_folder = params.clips_folder();
-        EditorApp { params, shared, gui: None, model_path, clips_folder }
+        let plugin_folder = crate::plugin::locate::own_folder();
+        EditorApp { params, shared, gui: None, model_path, clips_folder, plugin_folder }
     }
 }
 
@@ -94,7 +97,8 @@ impl NiceEguiApp for EditorApp {
                 } else {
                     (Color32::from_rgb(230, 180, 60), "ready (start the transport or press Play)".to_string())
                 };
-                ui.label(RichText::new("●").color(dot).size(18.0));
+                let (rect, _) = ui.allocate_exact_size(Vec2::splat(14.0), Sense::hover());
+                ui.painter().circle_filled(rect.center(), 6.0, dot);
                 ui.label(words);
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     if let Some(model) = &status.model {
@@ -108,7 +112,7 @@ impl NiceEguiApp for EditorApp {
             section(ui, "Performance");
             ui.horizontal(|ui| {
                 let play = self.params.play.value();
-                let label = if play { "■  Stop (Play is on)" } else { "▶  Play without transport" };
+                let label = if play { "Stop playing (Play is on)" } else { "Play without transport" };
                 if ui.add(egui::Button::new(label).selected(play).min_size(Vec2::new(200.0, 28.0))).clicked() {
                     setter.begin_set_parameter(&self.params.play);
                     setter.set_parameter(&self.params.play, !play);
@@ -196,16 +200,36 @@ impl NiceEguiApp for EditorApp {
             let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), roll_height), Sense::hover());
             self.piano_roll(ui, rect, now);
 
-            ui.columns(2, |columns| {
-                let ui = &mut columns[0];
+            // Two columns, left-aligned (egui's `columns` justifies wrapped text).
+            let half = (ui.available_width() / 2.0 - 8.0).max(100.0);
+            let height = ui.available_height().max(100.0);
+            let layout = egui::Layout::top_down(egui::Align::Min);
+            ui.horizontal_top(|ui| {
+                ui.allocate_ui_with_layout(Vec2::new(half, height), layout, |ui| {
+                ui.set_width(half);
                 section(ui, "Status");
                 let line = |ui: &mut egui::Ui, ok: bool, text: String| {
                     let colour = if ok { Color32::from_rgb(120, 200, 120) } else { Color32::from_rgb(235, 110, 90) };
                     ui.label(RichText::new(text).color(colour));
                 };
                 match &status.runtime {
-                    Some(Ok(path)) => line(ui, true, format!("ONNX Runtime loaded ({})", short_path(path))),
-                    Some(Err(why)) => line(ui, false, format!("ONNX Runtime / model not loaded: {why}")),
+                    Some(Ok(path)) => {
+                        line(ui, true, "ONNX Runtime loaded".into());
+                        ui.label(RichText::new(short_path(path)).small().weak());
+                    }
+                    Some(Err(why)) => {
+                        line(ui, false, format!("ONNX Runtime not loaded, so the plugin is silent: {why}"));
+                        if let Some(folder) = &self.plugin_folder {
+                            ui.label(
+                                RichText::new(format!(
+                                    "The plugin looks for {} beside its own file, in {}; `cargo xtask install` puts it there.",
+                                    crate::runtime::library_file_name(),
+                                    folder.display()
+                                ))
+                                .small(),
+                            );
+                        }
+                    }
                     None if status.started => line(ui, true, "ONNX Runtime: loading…".into()),
                     None => line(ui, false, "The engine starts when the host starts the plugin.".into()),
                 }
@@ -213,9 +237,12 @@ impl NiceEguiApp for EditorApp {
                     line(ui, true, format!("loading {loading}…"));
                 } else if status.model.is_some() {
                     line(ui, true, "Model loaded and checked".into());
+                } else if status.started {
+                    line(ui, false, "No model loaded".into());
                 }
                 if let Some(e) = &status.model_error {
-                    line(ui, false, format!("Model not loaded: {e} (the previous model keeps playing)"));
+                    let keeps = if status.model.is_some() { " (the model above keeps playing)" } else { "" };
+                    line(ui, false, format!("Model not loaded: {e}{keeps}"));
                 }
                 if let Some(e) = &status.engine_error {
                     line(ui, false, e.clone());
@@ -236,9 +263,12 @@ impl NiceEguiApp for EditorApp {
                     );
                 }
 
-                let ui = &mut columns[1];
-                section(ui, "Clips");
-                self.clips_ui(ui, now);
+                });
+                ui.allocate_ui_with_layout(Vec2::new(half, height), layout, |ui| {
+                    ui.set_width(half);
+                    section(ui, "Clips");
+                    self.clips_ui(ui, now);
+                });
             });
         });
 
@@ -330,7 +360,7 @@ impl EditorApp {
         if let Some(s) = pedal_since {
             painter.rect_filled(pedal_rect(s, now), 2.0, Color32::from_rgb(120, 100, 200));
         }
-        painter.text(Pos2::new(rect.max.x - 4.0, rect.max.y - pedal_band - 3.0), Align2::RIGHT_BOTTOM, "pedal ▾", FontId::proportional(9.0), Color32::from_rgb(120, 110, 170));
+        painter.text(Pos2::new(rect.max.x - 4.0, rect.max.y - pedal_band - 3.0), Align2::RIGHT_BOTTOM, "pedal", FontId::proportional(9.0), Color32::from_rgb(120, 110, 170));
         painter.rect_stroke(rect, 4.0, Stroke::new(1.0, Color32::from_rgb(60, 64, 76)), StrokeKind::Inside);
     }
 

@@ -7,9 +7,27 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
 python="$(bash tests/python-env.sh | tail -n 1)"
+# The Rust tests that compare with the trainer must find it, and must not skip.
+export PIANOFORTE_PYTHON="$python" PIANOFORTE_REQUIRE_PYTHON=1
 
+cargo xtask onnxruntime
 cargo build --release --bins
 cargo test --release --workspace
+
+# The plugin (VST3 + CLAP) in real hosts: CLAP (clack-host), VST3 (Ardour 7), the editor (Xvfb).
+bash tests/host/setup-hosts.sh
+cargo xtask bundle pianoforte --release
+cargo build --release -p pianoforte-clap-host
+./target/release/pianoforte-clap-host --suite full
+./target/release/pianoforte-clap-host --suite full --source synthetic --require-density
+./target/release/pianoforte-clap-host --suite no-runtime
+# Debug build with nice-plug's assert_process_allocs: any allocation in process() aborts the host.
+cargo build -p pianoforte --lib --features assert-process-allocs
+./target/release/pianoforte-clap-host --plugin target/debug/libpianoforte.so --suite quick
+bash tests/host/ardour-vst3.sh
+cargo build --release --features standalone --bin pianoforte-standalone
+mkdir -p target/test-artifacts
+bash tests/host/editor-screenshot.sh "$python" target/test-artifacts/editor.png
 
 # A small real dataset (a few MAESTRO performances of both splits) for the trainer's tests.
 tokens="$(mktemp -d)"

@@ -12,6 +12,13 @@ use std::path::{Path, PathBuf};
 /// Nucleus sampling the plugin uses (drops the long tail of unlikely events).
 pub const TOP_P: f32 = 0.95;
 
+/// Why a model could not be loaded, and whether ONNX Runtime itself is the problem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadError {
+    pub runtime: bool,
+    pub message: String,
+}
+
 pub struct EngineSource {
     engine: Engine,
     info: ModelInfo,
@@ -32,10 +39,13 @@ pub fn runtime_options(plugin_folder: Option<&Path>) -> RuntimeOptions {
 
 impl EngineSource {
     /// Loads and checks a model (`None`: the embedded one) and warms the engine up.
-    pub fn load(model: Option<&Path>, plugin_folder: Option<&Path>) -> Result<EngineSource, String> {
+    pub fn load(model: Option<&Path>, plugin_folder: Option<&Path>) -> Result<EngineSource, LoadError> {
         let source = ModelSource::from_option(model.map(Path::to_path_buf));
         let options = LoadOptions { runtime: runtime_options(plugin_folder), threads: 1 };
-        let model = Model::load(&source, &options).map_err(|e| e.to_string())?;
+        let model = Model::load(&source, &options).map_err(|e| LoadError {
+            runtime: matches!(e, crate::model::Error::Runtime(_)),
+            message: e.to_string(),
+        })?;
         let mut figures = vec![
             ("network".to_string(), format!("GRU {} x {}", model.card.layers, model.card.hidden)),
             ("file size".to_string(), format!("{:.1} MB", model.bytes as f64 / 1e6)),
@@ -46,7 +56,7 @@ impl EngineSource {
             None => {}
         }
         if let Some(object) = model.card.validation.as_object() {
-            for (key, value) in object.iter().take(4) {
+            for (key, value) in object.iter().filter(|(_, v)| !v.is_null()).take(4) {
                 let text = match value {
                     serde_json::Value::Number(n) => n
                         .as_f64()
@@ -65,7 +75,8 @@ impl EngineSource {
                 ModelSource::File(p) => p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
             },
         };
-        let engine = Engine::new(model, Settings::default()).map_err(|e| e.to_string())?;
+        let engine = Engine::new(model, Settings::default())
+            .map_err(|e| LoadError { runtime: false, message: e.to_string() })?;
         Ok(EngineSource { engine, info: ModelInfo { name, figures }, applied: None })
     }
 

@@ -263,17 +263,21 @@ impl<T: Copy> Player<T> {
         let mut generation = shared.generation.load(Ordering::Acquire);
         for input in inputs {
             let timing = input.timing.min(frames.saturating_sub(1));
+            if let InKind::NoteOn { key, .. } = input.kind {
+                // The musician takes this key over: a generated note on it ends first.
+                let key = key & 0x7f;
+                let source = self.owner_of[key as usize];
+                if source != NONE {
+                    self.owner_of[key as usize] = NONE;
+                    self.key_of[source as usize] = NONE;
+                    self.push(timing, OutKind::Gen(Midi::NoteOff { key }));
+                }
+            }
             self.push(timing, OutKind::Thru(input.raw));
             let midi = match input.kind {
                 InKind::NoteOn { key, velocity } => {
                     let key = key & 0x7f;
                     self.held[key as usize] = true;
-                    // The musician takes this key over: the generated note on it is theirs now.
-                    let source = self.owner_of[key as usize];
-                    if source != NONE {
-                        self.owner_of[key as usize] = NONE;
-                        self.key_of[source as usize] = NONE;
-                    }
                     if running && controls.continue_mode {
                         generation = shared.generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
                     }

@@ -8,7 +8,7 @@
 //! music waits (a short fermata) instead of arriving late; anything that still arrives late is
 //! skipped by the audio thread. Parameters are read at every model step.
 
-use super::engine_source::EngineSource;
+use super::engine_source::{EngineSource, LoadError};
 use super::events::{Midi, Played, Timed};
 use super::params::{Mode, PianoforteParams};
 use super::shared::Shared;
@@ -63,7 +63,7 @@ pub enum Command {
 }
 
 /// Which source plays: the ONNX engine, or (`PIANOFORTE_SOURCE=synthetic`) the test pattern.
-fn load_source(model: Option<&std::path::Path>, plugin_folder: Option<&std::path::Path>) -> Result<Box<dyn Source>, String> {
+fn load_source(model: Option<&std::path::Path>, plugin_folder: Option<&std::path::Path>) -> Result<Box<dyn Source>, LoadError> {
     if std::env::var("PIANOFORTE_SOURCE").is_ok_and(|v| v == "synthetic") {
         return Ok(Box::new(Synthetic::new()));
     }
@@ -148,8 +148,10 @@ impl Worker {
     pub fn run(mut self) {
         self.shared.update_status(|s| s.started = true);
         loop {
+            // Wake often enough to keep the queue a lookahead ahead, rarely enough to cost
+            // nothing: an eighth of the lookahead, 2..10 ms.
             let timeout = if self.attachment.is_some() && self.state != State::Idle {
-                Duration::from_millis(2)
+                Duration::from_secs_f64((self.lookahead / 8.0).clamp(0.002, 0.010))
             } else {
                 Duration::from_millis(20)
             };
@@ -234,8 +236,15 @@ impl Worker {
                 });
                 true
             }
-            Err(message) => {
-                self.shared.update_status(|s| s.model_error = Some(format!("{label}: {message}")));
+            Err(LoadError { runtime: runtime_missing, message }) => {
+                nice_plug::nice_log!("pianoforte: cannot load {label}: {message}");
+                self.shared.update_status(|s| {
+                    if runtime_missing {
+                        s.runtime = Some(Err(message.clone()));
+                    } else {
+                        s.model_error = Some(format!("{label}: {message}"));
+                    }
+                });
                 false
             }
         };
@@ -243,9 +252,6 @@ impl Worker {
             s.loading = None;
             if let Some(path) = &runtime {
                 s.runtime = Some(Ok(path.clone()));
-            } else if !loaded && std::env::var("PIANOFORTE_SOURCE").is_err() {
-                let why = s.model_error.clone().unwrap_or_default();
-                s.runtime = Some(Err(why));
             }
         });
         if !loaded && fallback && self.source.is_none() && !path.is_empty() {
@@ -357,6 +363,7 @@ impl Worker {
     }
 
     fn fail(&mut self, message: String) {
+        nice_plug::nice_log!("pianoforte: {message}");
         self.state = State::Idle;
         // A new generation: the audio thread ends whatever sounds.
         self.generation = self.shared.rt.generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
@@ -441,10 +448,18 @@ impl Worker {
                         Midi::NoteOff { key } => ("off", key, 0),
                         Midi::Pedal { down } => ("pedal", 64, if down { 127 } else { 0 }),
                     };
-                    let _ = writeln!(trace, "{}\t{:.9}\t{kind}\t{key}\t{value}", event.generation, event.time);
+                    // `{}` writes the shortest text that reads back as the same f64.
+                    let _ = writeln!(trace, "{}\t{}\t{kind}\t{key}\t{value}", event.generation, event.time);
                 }
             }
             if self.decoder.seconds() + self.offset >= horizon || steps >= MAX_STEPS_PER_TICK {
+                // The trace also tells how far the performance is decided (silence included).
+                if steps > 0 {
+                    if let Some(trace) = self.trace.as_mut() {
+                        let until = self.decoder.seconds() + self.offset;
+                        let _ = writeln!(trace, "{}\t{until}\tuntil\t0\t0", self.generation);
+                    }
+                }
                 return;
             }
             let controls = self.controls();

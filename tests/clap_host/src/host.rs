@@ -103,6 +103,8 @@ pub struct Scenario {
     pub lockstep: bool,
     /// Wall-clock pacing factor when not lockstep (1.0 = real time).
     pub speed: f64,
+    /// The plugin is expected to stay silent (no ONNX Runtime): do not wait for its engine.
+    pub expect_silence: bool,
 }
 
 /// Why a block is special for the checks.
@@ -118,6 +120,7 @@ pub enum Cut {
 #[derive(Debug, Clone, Copy)]
 pub struct CutAt {
     pub block: usize,
+    #[allow(dead_code)]
     pub host_sample: u64,
     /// The plugin's performance clock there, in seconds.
     pub clock_seconds: f64,
@@ -206,7 +209,8 @@ pub fn thread_cpu_seconds(name: &str) -> f64 {
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for task in tasks.flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if comm.trim() != name {
+            // Linux keeps 15 bytes of a thread's name.
+            if comm.trim() != &name[..name.len().min(15)] {
                 continue;
             }
             if let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) {
@@ -260,7 +264,7 @@ fn transport_event(playing: bool, pos_samples: i64, sample_rate: f64) -> Transpo
 }
 
 /// Runs a scenario on a fresh plugin instance.
-pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path) -> Result<Run, String> {
+pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path, model: Option<&Path>) -> Result<Run, String> {
     let mut instance = PluginInstance::<TestHost>::new(
         |_| Shared { callback: AtomicBool::new(false) },
         |_| (),
@@ -269,6 +273,9 @@ pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path) -> Result<Run
         &host_info(),
     )
     .map_err(|e| format!("cannot instantiate: {e:?}"))?;
+    if let Some(model) = model {
+        set_fields(&mut instance, &[("model-path", &model.display().to_string())])?;
+    }
     let values = param_values(&mut instance, scenario)?;
     let max_frames = match &scenario.sizes {
         Sizes::Fixed(n) => *n,
@@ -286,6 +293,7 @@ pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path) -> Result<Run
         host_sample: 0,
         play_param: false,
         bypass: false,
+        continue_mode: false,
         size_index: 0,
         pending_offs: Vec::new(),
     };
@@ -300,7 +308,7 @@ pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path) -> Result<Run
         let processor = instance.activate(|_, _| (), config).map_err(|e| format!("cannot activate: {e:?}"))?;
         run.sample_rates.push((state.clock, sample_rate));
         // The engine thread opens a new trace file for this activation.
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(if scenario.expect_silence { 2 } else { 60 });
         let files = loop {
             let files = trace_files(trace_dir);
             if files.len() > known_traces + run.trace_files.len() || Instant::now() > deadline {
@@ -311,19 +319,27 @@ pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path) -> Result<Run
         if let Some(t) = trace.take() {
             run.trace.extend(t.events);
         }
-        let Some(path) = files.last().cloned().filter(|_| files.len() > known_traces + run.trace_files.len()) else {
-            return Err(format!("the plugin wrote no trace file into {} (is PIANOFORTE_TRACE_DIR passed on?)", trace_dir.display()));
+        let path = files.last().cloned().filter(|_| files.len() > known_traces + run.trace_files.len());
+        let mut reader = match (path, scenario.expect_silence) {
+            (Some(path), _) => {
+                run.trace_files.push(path.clone());
+                TraceReader::new(path)
+            }
+            (None, true) => TraceReader::new(trace_dir.join("none")),
+            (None, false) => {
+                return Err(format!("the plugin wrote no trace file into {} (is PIANOFORTE_TRACE_DIR passed on?)", trace_dir.display()));
+            }
         };
-        run.trace_files.push(path.clone());
-        let mut reader = TraceReader::new(path);
         // Wait until the engine has queued something (model loaded).
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while reader.events.is_empty() && Instant::now() < deadline {
-            reader.poll();
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if reader.events.is_empty() {
-            return Err("the engine queued nothing within 120 s (model not loaded? see the plugin's log)".into());
+        if !scenario.expect_silence {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while reader.horizon().is_none() && Instant::now() < deadline {
+                reader.poll();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if reader.horizon().is_none() {
+                return Err("the engine queued nothing within 120 s (model not loaded? see the plugin's log)".into());
+            }
         }
         let done = AtomicBool::new(false);
         let shared_state = std::thread::scope(|scope| {
@@ -376,6 +392,7 @@ struct RunState {
     host_sample: u64,
     play_param: bool,
     bypass: bool,
+    continue_mode: bool,
     size_index: usize,
     /// Input NOTE_OFFs to send: (host sample, key).
     pending_offs: Vec<(u64, u8)>,
@@ -440,6 +457,7 @@ fn process_segments(
                         "Play" => state.play_param = value > 0.5,
                         "Bypass" => state.bypass = value > 0.5,
                         "Seed" => seed_changed = true,
+                        "Mode" => state.continue_mode = text.starts_with("Continue"),
                         _ => {}
                     }
                     param_events.push(ParamValueEvent::new(0, id, Pckn::match_all(), value));
@@ -447,6 +465,11 @@ fn process_segments(
                 Action::Note(key, velocity, length) => {
                     let on = NoteOnEvent::new(0, Pckn::new(0u16, 1u16, *key as u16, Match::All), *velocity as f64 / 127.0);
                     in_events.push(&on);
+                    // In "Continue my playing" mode the musician takes over: the generated
+                    // performance ends in this block.
+                    if state.continue_mode && (was_running || state.play_param || state.playing) {
+                        cut_reason = cut_reason.or(Some(Cut::Restart));
+                    }
                     run.inputs.push((state.host_sample, OutKind::On { key: *key, velocity: *velocity }));
                     state.pending_offs.push((state.host_sample + (length * sample_rate).round() as u64, *key));
                 }
@@ -607,4 +630,113 @@ fn process_segments(
         *segment_index += 1;
     }
     Ok(None)
+}
+
+/// Saves the state of one instance (after changing parameters) and loads it into another: the
+/// parameters and the remembered settings (clips folder, model path) must come back.
+pub fn state_round_trip(plugin: &Plugin) -> Result<Vec<String>, String> {
+    use clack_extensions::state::PluginState;
+    let new_instance = || {
+        PluginInstance::<TestHost>::new(|_| Shared { callback: AtomicBool::new(false) }, |_| (), &plugin.entry, &plugin.id, &host_info())
+            .map_err(|e| format!("cannot instantiate: {e:?}"))
+    };
+    let mut a = new_instance()?;
+    let handle = a.plugin_handle();
+    let params: PluginParams = handle.get_extension().ok_or("no params extension")?;
+    let state: PluginState = handle.get_extension().ok_or("no state extension")?;
+    let mut ids = HashMap::new();
+    let mut buffer = ParamInfoBuffer::new();
+    for i in 0..params.count(&handle) {
+        if let Some(info) = params.get_info(&handle, i, &mut buffer) {
+            ids.insert(String::from_utf8_lossy(info.name).into_owned(), info.id);
+        }
+    }
+    let settings = [("Temperature", "0.5"), ("Density", "12"), ("Mode", "Continue my playing"), ("Lowest key", "C2"), ("Seed", "42")];
+    let mut events = EventBuffer::new();
+    let mut wanted = Vec::new();
+    for (name, text) in settings {
+        let id = *ids.get(name).ok_or_else(|| format!("no parameter {name}"))?;
+        let value = params.text_to_value(&handle, id, &CString::new(text).unwrap()).ok_or_else(|| format!("{name}: cannot read {text}"))?;
+        events.push(&ParamValueEvent::new(0, id, Pckn::match_all(), value));
+        wanted.push((name, id, value));
+    }
+
+    {
+        let mut inactive = a.inactive_plugin_handle().ok_or("the instance is active")?;
+        params.flush(&mut inactive, &events.as_input(), &mut OutputEvents::void());
+    }
+    let handle = a.plugin_handle();
+    let mut saved = Vec::new();
+    state.save(&handle, &mut saved).map_err(|e| format!("save: {e:?}"))?;
+    // nice-plug's CLAP state: the JSON's length (u64, little endian), then the JSON.
+    let body = match saved.get(..8).map(|h| u64::from_le_bytes(h.try_into().unwrap())) {
+        Some(n) if n as usize == saved.len() - 8 => &saved[8..],
+        _ => &saved[..],
+    };
+    let text = String::from_utf8_lossy(body).into_owned();
+    for key in ["clips-folder", "model-path", "clip-seconds"] {
+        if !text.contains(key) {
+            return Err(format!("the saved state has no {key}: {text}"));
+        }
+    }
+    // Remembered settings: change them in the saved state, as if the user had.
+    let folder = "/tmp/pianoforte state test clips";
+    let edited = text.replace(r#""clips-folder":"\"\"""#, &format!(r#""clips-folder":"\"{folder}\"""#));
+    if edited == text {
+        return Err(format!("unexpected state layout: {text}"));
+    }
+    if std::env::var_os("PIANOFORTE_SHOW_STATE").is_some() {
+        println!("{edited}");
+    }
+    let mut b = new_instance()?;
+    let handle_b = b.plugin_handle();
+    // Extension pointers belong to their instance.
+    let params: PluginParams = handle_b.get_extension().ok_or("no params extension")?;
+    let state: PluginState = handle_b.get_extension().ok_or("no state extension")?;
+    let mut edited_state = if body.len() == saved.len() { Vec::new() } else { (edited.len() as u64).to_le_bytes().to_vec() };
+    edited_state.extend_from_slice(edited.as_bytes());
+    state.load(&handle_b, &mut edited_state.as_slice()).map_err(|e| format!("load: {e:?}"))?;
+    let mut notes = Vec::new();
+    for (name, id, value) in wanted {
+        let got = params.get_value(&handle_b, id).ok_or("get_value")?;
+        if (got - value).abs() > 1e-6 {
+            return Err(format!("{name}: {value} saved, {got} restored"));
+        }
+        notes.push(format!("{name} restored"));
+    }
+    let mut again = Vec::new();
+    state.save(&handle_b, &mut again).map_err(|e| format!("save: {e:?}"))?;
+    if !String::from_utf8_lossy(&again).contains(folder) {
+        return Err("the clips folder did not survive a save and a load".into());
+    }
+    notes.push("clips folder restored".into());
+    Ok(notes)
+}
+
+/// Sets remembered settings (persisted fields such as "model-path") the way a host restores them:
+/// save the state, change the fields, load it back.
+pub fn set_fields(instance: &mut PluginInstance<TestHost>, fields: &[(&str, &str)]) -> Result<(), String> {
+    use clack_extensions::state::PluginState;
+    let handle = instance.plugin_handle();
+    let state: PluginState = handle.get_extension().ok_or("no state extension")?;
+    let mut saved = Vec::new();
+    state.save(&handle, &mut saved).map_err(|e| format!("save: {e:?}"))?;
+    let header = saved.get(..8).map(|h| u64::from_le_bytes(h.try_into().unwrap()));
+    let has_header = header == Some(saved.len() as u64 - 8);
+    let mut text = String::from_utf8_lossy(if has_header { &saved[8..] } else { &saved[..] }).into_owned();
+    for (key, value) in fields {
+        let start = text.find(&format!("\"{key}\":\"")).ok_or_else(|| format!("no field {key} in the state"))?;
+        let value_start = start + key.len() + 4;
+        // The field's value is a JSON string holding JSON: find its closing quote.
+        let mut end = value_start;
+        let bytes = text.as_bytes();
+        while end < bytes.len() && !(bytes[end] == b'"' && bytes[end - 1] != b'\\') {
+            end += 1;
+        }
+        let encoded = format!("\\\"{}\\\"", value.replace('\\', "/"));
+        text.replace_range(value_start..end, &encoded);
+    }
+    let mut data = if has_header { (text.len() as u64).to_le_bytes().to_vec() } else { Vec::new() };
+    data.extend_from_slice(text.as_bytes());
+    state.load(&handle, &mut data.as_slice()).map_err(|e| format!("load: {e:?} ({text})"))
 }

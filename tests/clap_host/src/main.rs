@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! pianoforte-clap-host [--plugin target/bundled/pianoforte.clap] [--suite full|quick|bench]
-//!                      [--source model|synthetic] [--require-density]
+//!                      [--source model|synthetic] [--require-density] [--model FILE.onnx]
+//! suites: full (everything but the benchmark), quick, bench, density, state, no-runtime
 //! ```
 //!
 //! With `--source synthetic` the plugin plays its deterministic test pattern instead of the model
@@ -26,6 +27,8 @@ struct Options {
     suite: String,
     source: String,
     require_density: bool,
+    /// A model file for the plugin to load (as a user-chosen model, through the plugin state).
+    model: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -35,6 +38,7 @@ fn parse_args() -> Result<Options, String> {
         suite: "full".into(),
         source: "model".into(),
         require_density: false,
+        model: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -43,8 +47,9 @@ fn parse_args() -> Result<Options, String> {
             "--suite" => options.suite = args.next().ok_or("--suite needs a name")?,
             "--source" => options.source = args.next().ok_or("--source needs model or synthetic")?,
             "--require-density" => options.require_density = true,
+            "--model" => options.model = Some(args.next().ok_or("--model needs a path")?.into()),
             "-h" | "--help" => {
-                println!("usage: pianoforte-clap-host [--plugin PATH] [--suite full|quick|bench] [--source model|synthetic] [--require-density]");
+                println!("usage: pianoforte-clap-host [--plugin PATH] [--suite full|quick|bench|density|state|no-runtime] [--source model|synthetic] [--require-density] [--model FILE.onnx]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -58,7 +63,7 @@ fn measured(label: &'static str, seconds: f64, actions: Vec<host::Action>) -> Se
 }
 
 fn scenario(name: &str, sample_rate: f64, sizes: Sizes, segments: Vec<Segment>) -> Scenario {
-    Scenario { name: name.into(), sample_rate, sizes, segments, lockstep: true, speed: 0.0 }
+    Scenario { name: name.into(), sample_rate, sizes, segments, lockstep: true, speed: 0.0, expect_silence: false }
 }
 
 fn full_suite() -> Vec<Scenario> {
@@ -98,8 +103,8 @@ fn full_suite() -> Vec<Scenario> {
             Sizes::Fixed(256),
             vec![
                 seg(15.0, vec![Transport(true)]),
-                seg(2.0, vec![Param("Bypass", "1")]),
-                seg(10.0, vec![Param("Bypass", "0")]),
+                seg(2.0, vec![Param("Bypass", "On")]),
+                seg(10.0, vec![Param("Bypass", "Off")]),
                 seg(1.0, vec![Transport(false)]),
             ],
         ),
@@ -114,10 +119,10 @@ fn full_suite() -> Vec<Scenario> {
             48_000.0,
             Sizes::Fixed(480),
             vec![
-                seg(12.0, vec![NoTransport, Param("Play", "1")]),
-                seg(1.0, vec![Param("Play", "0")]),
-                seg(5.0, vec![Param("Play", "1")]),
-                seg(1.0, vec![Param("Play", "0")]),
+                seg(12.0, vec![NoTransport, Param("Play", "On")]),
+                seg(1.0, vec![Param("Play", "Off")]),
+                seg(5.0, vec![Param("Play", "On")]),
+                seg(1.0, vec![Param("Play", "Off")]),
             ],
         ),
         scenario(
@@ -182,6 +187,7 @@ fn bench_suite() -> Vec<Scenario> {
             ],
             lockstep: false,
             speed: 1.0,
+            expect_silence: false,
         })
         .collect()
 }
@@ -196,8 +202,8 @@ fn quick_suite() -> Vec<Scenario> {
                 seg(4.0, vec![Transport(true)]),
                 seg(0.5, vec![Transport(false)]),
                 seg(3.0, vec![Transport(true), Param("Density", "12")]),
-                seg(3.0, vec![Jump(1.0), Param("Bypass", "1")]),
-                seg(2.0, vec![Param("Bypass", "0")]),
+                seg(3.0, vec![Jump(1.0), Param("Bypass", "On")]),
+                seg(2.0, vec![Param("Bypass", "Off")]),
                 seg(0.5, vec![Transport(false)]),
             ],
         ),
@@ -205,9 +211,24 @@ fn quick_suite() -> Vec<Scenario> {
             "quick: Play switch without transport, varying buffers",
             44_100.0,
             Sizes::Cycle(vec![1, 100, 512, 33]),
-            vec![seg(4.0, vec![NoTransport, Param("Play", "1")]), seg(0.5, vec![Param("Play", "0")])],
+            vec![seg(4.0, vec![NoTransport, Param("Play", "On")]), seg(0.5, vec![Param("Play", "Off")])],
         ),
     ]
+}
+
+/// ONNX Runtime missing (the host sets ORT_DYLIB_PATH to a file that does not exist): the plugin
+/// loads, runs and stays silent.
+fn no_runtime_suite() -> Vec<Scenario> {
+    let mut s = scenario(
+        "no ONNX Runtime: the plugin loads, processes and stays silent",
+        48_000.0,
+        Sizes::Fixed(256),
+        vec![seg(3.0, vec![Transport(true)]), seg(0.5, vec![Transport(false)]), seg(2.0, vec![Transport(true), Param("Play", "On")])],
+    );
+    s.lockstep = false;
+    s.speed = 2.0;
+    s.expect_silence = true;
+    vec![s]
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -234,6 +255,9 @@ fn main() -> ExitCode {
         if options.source == "synthetic" {
             std::env::set_var("PIANOFORTE_SOURCE", "synthetic");
         }
+        if options.suite == "no-runtime" {
+            std::env::set_var("ORT_DYLIB_PATH", trace_dir.join("missing/libonnxruntime.so"));
+        }
     }
     if !options.plugin.exists() {
         eprintln!("error: {} does not exist; run `cargo xtask bundle pianoforte --release` first", options.plugin.display());
@@ -256,15 +280,30 @@ fn main() -> ExitCode {
         "quick" => quick_suite(),
         "bench" => bench_suite(),
         "density" => vec![density_scenario()],
+        "no-runtime" => no_runtime_suite(),
+        "state" => Vec::new(),
         other => {
             eprintln!("error: unknown suite {other}");
             return ExitCode::FAILURE;
         }
     };
     let (mut passed, mut failed) = (0, 0);
+    if options.suite == "state" || options.suite == "full" {
+        println!("\n== plugin state: parameters and remembered settings survive a save and a load");
+        match host::state_round_trip(&plugin) {
+            Ok(notes) => {
+                println!("  {}\n  ok", notes.join(", "));
+                passed += 1;
+            }
+            Err(e) => {
+                println!("  ERROR: {e}");
+                failed += 1;
+            }
+        }
+    }
     for scenario in &scenarios {
         println!("\n== {}", scenario.name);
-        let run = match host::run(&plugin, scenario, &trace_dir) {
+        let run = match host::run(&plugin, scenario, &trace_dir, options.model.as_deref()) {
             Ok(run) => run,
             Err(e) => {
                 println!("FAILED: {e}");
@@ -280,7 +319,11 @@ fn main() -> ExitCode {
             run.wall_seconds, run.blocks, report.generated_notes, report.matched, report.cut_events, report.superseded, report.missing, run.stalls, report.max_sounding
         );
         let mut errors = report.errors.clone();
-        if report.generated_notes == 0 {
+        if scenario.expect_silence {
+            if report.generated_notes > 0 {
+                errors.push(format!("{} notes without ONNX Runtime", report.generated_notes));
+            }
+        } else if report.generated_notes == 0 {
             errors.push("the plugin played no notes".into());
         }
         for (label, notes, seconds) in &run.measured {
@@ -340,6 +383,13 @@ fn main() -> ExitCode {
         }
     }
     let _ = std::fs::remove_dir_all(&trace_dir);
+    // Which ONNX Runtime the plugin found (it looks beside its own binary first).
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut runtimes: Vec<&str> = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.contains("libonnxruntime")).collect();
+    runtimes.dedup();
+    if !runtimes.is_empty() {
+        println!("\nONNX Runtime loaded from {}", runtimes.join(", "));
+    }
     println!("\nclap host: {passed} passed, {failed} failed");
     if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

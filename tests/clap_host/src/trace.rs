@@ -26,15 +26,13 @@ pub struct TraceReader {
     offset: u64,
     partial: String,
     pub events: Vec<Traced>,
+    /// How far the newest generation is decided: (generation, seconds).
+    until: Option<(u32, f64)>,
 }
 
 impl TraceReader {
     pub fn new(path: PathBuf) -> Self {
-        TraceReader { path, offset: 0, partial: String::new(), events: Vec::new() }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        TraceReader { path, offset: 0, partial: String::new(), events: Vec::new(), until: None }
     }
 
     /// Reads what was appended since the last call.
@@ -57,17 +55,30 @@ impl TraceReader {
                 continue;
             }
             let whole = std::mem::take(&mut self.partial) + line.trim_end();
-            if let Some(event) = parse(&whole) {
+            if let Some((generation, until)) = parse_until(&whole) {
+                self.until = Some((generation, until));
+            } else if let Some(event) = parse(&whole) {
                 self.events.push(event);
             }
         }
     }
 
-    /// The latest time queued for the newest generation seen.
+    /// How far the newest generation seen is decided: (generation, seconds).
     pub fn horizon(&self) -> Option<(u32, f64)> {
-        let last = self.events.last()?;
-        Some((last.generation, last.time))
+        let last = self.events.last().map(|e| (e.generation, e.time));
+        match (last, self.until) {
+            (Some(a), Some(b)) => Some(if (b.0, b.1) >= (a.0, a.1) { b } else { a }),
+            (a, b) => a.or(b),
+        }
     }
+}
+
+/// An "until" line: the engine has decided everything up to this time.
+fn parse_until(line: &str) -> Option<(u32, f64)> {
+    let mut fields = line.split('\t');
+    let generation = fields.next()?.parse().ok()?;
+    let time = fields.next()?.parse().ok()?;
+    (fields.next()? == "until").then_some((generation, time))
 }
 
 fn parse(line: &str) -> Option<Traced> {
