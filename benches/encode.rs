@@ -12,13 +12,17 @@
 //! - `read_files`: `std::fs::read` of every file (the first pass is reported on its own as
 //!   `read_files_first`: the page cache is not dropped, so "cold" only if nobody read them lately);
 //! - `midly_events`: `midly::parse` and a walk over every track event (the raw parser alone);
-//! - `read`: `midi_io::read` (midly parse + merge tracks + tempo map + note pairing);
+//! - `scan_prototype` (only when named in `--only`): a minimal hand-written walk over every
+//!   event, not used by the library: what midly's general decoding costs in comparison;
+//! - `read`: `midi_io::read` (chunks by midly, events decoded by hand + merge tracks + tempo
+//!   map + note pairing);
 //! - `encode`: `codec::encode` alone, on the performances read beforehand (for the breakdown);
 //! - `to_ids`: `codec::to_ids` alone, on the events encoded beforehand (for the breakdown);
-//! - `read_encode_ids`: `midi_io::read` + `codec::encode` + `codec::to_ids` (the whole path).
+//! - `read_encode_ids`: `midi_io::read` + `codec::encode_ids` (the whole path, as the dataset
+//!   builder runs it).
 //!
 //! Output: one JSON object per line (`stage`, `files`, `bytes`, `seconds` (median wall time),
-//! `seconds_all`, `cpu_seconds` (median CPU time of the thread), `cpu_seconds_all`,
+//! `seconds_all`, `cpu_seconds` (median CPU time of the thread; wall time where unknown), `cpu_seconds_all`,
 //! `events`, `notes`, `files_per_s`, `mb_per_s` (10^6 bytes), `music_seconds`, `music_s_per_s`).
 //! With `--per-file`, also one `per_file` line per file with its token count and a checksum of
 //! its token ids (`wsum`: sum of (i + 1) * id mod 2^64), so peers can check they produce the same tokens,
@@ -145,11 +149,28 @@ fn report(stage: &str, files: usize, bytes: u64, times: &[f64], cpu: &[f64], cou
     println!("{line}");
 }
 
-/// CPU time of this thread so far (Linux: /proc/thread-self/schedstat, in ns), or wall time
-/// where that cannot be read. The machine is shared: CPU time is less disturbed than wall time.
+/// CPU time of this thread so far (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, Linux), or None.
+/// The machine is shared: CPU time is far less disturbed than wall time by other jobs.
+#[cfg(target_os = "linux")]
 fn thread_cpu_seconds() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    Some(text.split_whitespace().next()?.parse::<f64>().ok()? / 1e9)
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    unsafe extern "C" {
+        fn clock_gettime(clock: i32, out: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut t = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: libc's clock_gettime writes one timespec (two longs on 64-bit Linux) to `t`.
+    let ok = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) } == 0;
+    ok.then(|| t.sec as f64 + t.nsec as f64 / 1e9)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_seconds() -> Option<f64> {
+    None
 }
 
 /// Wall and CPU seconds of each of `reps` runs of `pass`, and the counts of the last.
@@ -283,9 +304,14 @@ fn main() {
     let files = data.len();
     let wanted = |stage: &str| args.only.as_ref().is_none_or(|only| only.iter().any(|s| s == stage));
     if wanted("read_files") {
-        report("read_files_first", files, bytes, &[first_read], &[first_read_cpu], Counts::default());
-    }
-    if wanted("read_files") {
+        report(
+            "read_files_first",
+            files,
+            bytes,
+            &[first_read],
+            &[first_read_cpu],
+            Counts::default(),
+        );
         let (times, cpu, counts) = time_passes(args.reps, || {
             for p in paths {
                 black_box(std::fs::read(p).map(|d| d.len()).unwrap_or(0));
@@ -329,7 +355,11 @@ fn main() {
 
     // Not the product: a minimal hand-written SMF walk (no validation, no event enums), to show
     // what midly's general-purpose decoding costs. Only with `--only scan_prototype`.
-    if args.only.as_ref().is_some_and(|only| only.iter().any(|s| s == "scan_prototype")) {
+    if args
+        .only
+        .as_ref()
+        .is_some_and(|only| only.iter().any(|s| s == "scan_prototype"))
+    {
         let (times, cpu, counts) = time_passes(args.reps, || {
             let mut c = Counts::default();
             for d in &data {
@@ -406,7 +436,7 @@ fn main() {
             for d in &data {
                 match midi_io::read(black_box(d)) {
                     Ok(r) => {
-                        let ids = codec::to_ids(&codec::encode(&r.performance));
+                        let ids = codec::encode_ids(&r.performance);
                         c.events += ids.len() as u64;
                         c.notes += r.performance.notes.len() as u64;
                         c.music_seconds += r.performance.duration;
@@ -424,7 +454,7 @@ fn main() {
         for (path, d) in paths.iter().zip(&data) {
             let line = match midi_io::read(d) {
                 Ok(r) => {
-                    let ids = codec::to_ids(&codec::encode(&r.performance));
+                    let ids = codec::encode_ids(&r.performance);
                     serde_json::json!({
                         "bench": "encode", "stage": "per_file", "path": path.display().to_string(),
                         "events": ids.len(), "wsum": weighted_sum(&ids).to_string(),

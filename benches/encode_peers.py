@@ -252,7 +252,7 @@ def main():
     row(sym_version, '`Score.from_midi(ttype="second")`, parse only', len(data), total_bytes, *sym["second"])
     row(sym_version, '`Score.from_midi(ttype="tick")`, parse only', len(data), total_bytes, *sym["tick"])
     rust_row("read", "`midi_io::read` (bytes to Performance)")
-    rust_row("read_encode_ids", "`midi_io::read` + `codec::encode` + `to_ids` (tokens)")
+    rust_row("read_encode_ids", "`midi_io::read` + `codec::encode_ids` (tokens)")
     pm, sy = rows[2], rows[3]
 
     lines = [
@@ -270,11 +270,11 @@ def main():
         "|---|---:|---:|---:|",
     ]
     for stage, label in [
-        ("midly_events", "`midly::parse` + walk every event (the parser alone)"),
+        ("midly_events", "`midly::parse` + walk every event (for comparison; no longer in the path)"),
         ("scan_prototype", "a minimal hand-written SMF walk over every event (bench-only prototype, not used)"),
-        ("read", "`midi_io::read` (midly + tempo map + note pairing)"),
+        ("read", "`midi_io::read` (chunks by midly, events decoded by hand, tempo map, note pairing)"),
         ("encode", "`codec::encode` alone (on performances read beforehand)"),
-        ("to_ids", "`codec::to_ids` alone (on events encoded beforehand)"),
+        ("to_ids", "`codec::to_ids` alone (for comparison; no longer in the path)"),
         ("read_encode_ids", "the full path"),
     ]:
         x = rust[stage]

@@ -173,9 +173,8 @@ pub fn encode_file(path: &Path) -> Result<Encoded, String> {
             "no notes".into()
         });
     }
-    let events = codec::encode(&read.performance);
     Ok(Encoded {
-        tokens: codec::to_ids(&events),
+        tokens: codec::encode_ids(&read.performance),
         duration_s: read.performance.duration,
         notes: read.performance.notes.len() as u64,
         dropped_out_of_range: read.dropped_out_of_range as u64,

@@ -1,4 +1,5 @@
-//! Standard MIDI files in and out, through `midly`.
+//! Standard MIDI files in and out: `midly` splits files into chunks and writes them; track
+//! events are decoded here (`read_track`), several times faster than midly's event decoding.
 //!
 //! Reading merges every track and channel into one piano with absolute times from the tempo
 //! map; writing produces a format-0 file at 480 PPQ and 125 BPM, where one tick is exactly 1 ms.
@@ -105,7 +106,7 @@ impl TempoMap {
 }
 
 /// What the reader keeps of a track event.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Kept {
     On(u8, u8),
     Off(u8),
@@ -123,6 +124,114 @@ fn smpte_minus_128(bytes: &[u8]) -> bool {
     } else {
         at(0)
     }
+}
+
+/// A variable-length number as midly 0.5 reads it: at most 4 bytes of 7 bits, the last one
+/// taken as final even with its top bit set, and, cut short by the end of the track, what was
+/// read so far (midly without `strict` is lenient there).
+#[inline]
+fn vlq(track: &[u8], at: &mut usize) -> u32 {
+    let mut value = 0u32;
+    for _ in 0..4 {
+        let Some(&byte) = track.get(*at) else { break };
+        *at += 1;
+        value = value << 7 | (byte & 0x7f) as u32;
+        if byte < 0x80 {
+            break;
+        }
+    }
+    value
+}
+
+/// A length-prefixed blob (meta data, sysex) as midly reads it: one that claims more bytes
+/// than the track holds is the rest of the track.
+#[inline]
+fn blob<'a>(track: &'a [u8], at: &mut usize) -> &'a [u8] {
+    let len = vlq(track, at) as usize;
+    let start = (*at).min(track.len());
+    *at = start.saturating_add(len).min(track.len());
+    &track[start..*at]
+}
+
+/// Whether midly can read the data of an SMPTE-offset meta event (5 bytes or more): it
+/// refuses an impossible time, and with it the event.
+fn smpte_offset_readable(data: &[u8]) -> bool {
+    let fps = [24, 25, 29, 30][(data[0] >> 5 & 3) as usize];
+    (data[0] & 0x1f) < 24 && data[1] < 60 && data[2] < 60 && data[3] < fps && data[4] < 100
+}
+
+/// Decodes the events of track number `number` (from 1) from its chunk bytes, appends its
+/// notes and sustain changes to `kept` and its tempo changes to `tempos` (with absolute ticks),
+/// and returns the tick of its end-of-track event.
+///
+/// This replaces midly's event iterator (39% of the time of reading a file) and must accept and
+/// refuse exactly what `midly::EventIter` 0.5 (without `strict`) does: an event midly cannot
+/// read ends its track there, which `read` reports as a truncated file, like a track without
+/// an end-of-track event. midly cannot read an event whose status byte is missing (data byte
+/// without running status, or the track ends after the delta), whose status is a system
+/// common or real-time message (0xF1..=0xF6, 0xF8..=0xFE), a channel message cut short or with
+/// a data byte of 0x80 or more, a meta event without its type byte, a key signature with less
+/// than 2 bytes of data or an SMPTE offset with an impossible time. Everything else it reads,
+/// leniently: deltas and lengths cut short by the end of the track, and blobs longer than it.
+fn read_track(track: &[u8], number: usize, kept: &mut Vec<(u64, Kept)>, tempos: &mut Vec<(u64, u32)>) -> Result<u64, MidiError> {
+    // Running status: the last channel status byte; 0 for none (meta and sysex events clear it).
+    let (mut at, mut running, mut tick) = (0usize, 0u8, 0u64);
+    while at < track.len() {
+        let unreadable = || {
+            MidiError::Truncated(format!("unreadable event in track {number}, {} bytes before its end", track.len() - at))
+        };
+        let mut next = at;
+        tick += vlq(track, &mut next) as u64;
+        let status = match track.get(next) {
+            Some(&byte) if byte >= 0x80 => {
+                next += 1;
+                byte
+            }
+            Some(_) if running != 0 => running,
+            _ => return Err(unreadable()),
+        };
+        match status {
+            0x80..=0xef => {
+                running = status;
+                // Program change and channel pressure have one data byte, the others two.
+                let len = if (0xc0..=0xdf).contains(&status) { 1 } else { 2 };
+                let data = match track.get(next..next + len) {
+                    Some(data) if data.iter().all(|&b| b < 0x80) => data,
+                    _ => return Err(unreadable()),
+                };
+                next += len;
+                match status >> 4 {
+                    0x9 if data[1] > 0 => kept.push((tick, Kept::On(data[0], data[1]))),
+                    0x8 | 0x9 => kept.push((tick, Kept::Off(data[0]))),
+                    0xb if data[0] == 64 => kept.push((tick, Kept::Sustain(data[1]))),
+                    _ => {}
+                }
+            }
+            0xff => {
+                running = 0;
+                let Some(&kind) = track.get(next) else { return Err(unreadable()) };
+                next += 1;
+                let data = blob(track, &mut next);
+                match kind {
+                    0x2f => return Ok(tick),
+                    // Shorter tempo data is an unknown meta event to midly: ignored.
+                    0x51 if data.len() >= 3 => {
+                        tempos.push((tick, u32::from_be_bytes([0, data[0], data[1], data[2]])));
+                    }
+                    0x54 if data.len() >= 5 && !smpte_offset_readable(data) => return Err(unreadable()),
+                    0x59 if data.len() < 2 => return Err(unreadable()),
+                    _ => {}
+                }
+            }
+            0xf0 | 0xf7 => {
+                running = 0;
+                blob(track, &mut next);
+            }
+            _ => return Err(unreadable()),
+        }
+        at = next;
+    }
+    Err(MidiError::Truncated(format!("track {number} has no end-of-track event")))
 }
 
 /// Reads a standard MIDI file (format 0 or 1) into one piano performance.
@@ -146,47 +255,19 @@ pub fn read(bytes: &[u8]) -> Result<ReadPerformance, MidiError> {
     let mut kept: Vec<(u64, Kept)> = Vec::with_capacity(bytes.len() / 4);
     let mut tempos = Vec::new();
     let mut last_tick = 0u64;
-    // midly (not strict) silently ends a track at an event it cannot read and takes the rest
-    // of the file for a chunk that claims more: a cut file would read as a shorter performance
-    // with hanging notes. The end-of-track event that every track must end with tells.
+    // midly only splits the file into chunks here (cheap); the events of each track are
+    // decoded by `read_track` straight from the chunk's bytes, several times faster than
+    // midly's general event decoding. midly (not strict) silently ends a track at an event it
+    // cannot read and takes the rest of the file for a chunk that claims more: a cut file
+    // would read as a shorter performance with hanging notes. The end-of-track event that
+    // every track must end with tells; `read_track` refuses such tracks.
     let announced = tracks.size_hint().0;
     let mut found = 0;
     for track in tracks {
-        let mut track = track.map_err(|e| MidiError::Parse(e.to_string()))?;
+        let track = track.map_err(|e| MidiError::Parse(e.to_string()))?;
         found += 1;
-        let mut tick = 0u64;
-        loop {
-            let unread = track.unread().len();
-            let Some(event) = track.next() else {
-                return Err(MidiError::Truncated(if unread > 0 {
-                    format!("unreadable event in track {found}, {unread} bytes before its end")
-                } else {
-                    format!("track {found} has no end-of-track event")
-                }));
-            };
-            let TrackEvent { delta, kind } = event.map_err(|e| MidiError::Parse(e.to_string()))?;
-            tick += delta.as_int() as u64;
-            let keep = match kind {
-                TrackEventKind::Midi { message, .. } => match message {
-                    MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => Kept::On(key.as_int(), vel.as_int()),
-                    MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. } => Kept::Off(key.as_int()),
-                    MidiMessage::Controller { controller, value } if controller.as_int() == 64 => {
-                        Kept::Sustain(value.as_int())
-                    }
-                    _ => continue,
-                },
-                TrackEventKind::Meta(MetaMessage::Tempo(t)) => {
-                    tempos.push((tick, t.as_int()));
-                    continue;
-                }
-                TrackEventKind::Meta(MetaMessage::EndOfTrack) => {
-                    last_tick = last_tick.max(tick);
-                    break;
-                }
-                _ => continue,
-            };
-            kept.push((tick, keep));
-        }
+        let end = read_track(track.unread(), found, &mut kept, &mut tempos)?;
+        last_tick = last_tick.max(end);
     }
     if found < announced {
         return Err(MidiError::Truncated(format!("the header announces {announced} tracks, the file holds {found}")));
@@ -330,6 +411,75 @@ pub fn write(performance: &Performance) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the reader took from midly's event iterator before `read_track` replaced it: the
+    /// kept events, the tempo changes, and the end tick or the unread bytes of the event that
+    /// midly could not read (0: no end-of-track event).
+    fn midly_track(track: &[u8]) -> (Vec<(u64, Kept)>, Vec<(u64, u32)>, Result<u64, usize>) {
+        let (mut kept, mut tempos, mut tick) = (Vec::new(), Vec::new(), 0u64);
+        let mut events = midly::EventIter::new(track);
+        loop {
+            let unread = events.unread().len();
+            let Some(Ok(TrackEvent { delta, kind })) = events.next() else { return (kept, tempos, Err(unread)) };
+            tick += delta.as_int() as u64;
+            match kind {
+                TrackEventKind::Midi { message: MidiMessage::NoteOn { key, vel }, .. } if vel > 0 => {
+                    kept.push((tick, Kept::On(key.as_int(), vel.as_int())))
+                }
+                TrackEventKind::Midi { message: MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. }, .. } => {
+                    kept.push((tick, Kept::Off(key.as_int())))
+                }
+                TrackEventKind::Midi { message: MidiMessage::Controller { controller, value }, .. } if controller == 64 => {
+                    kept.push((tick, Kept::Sustain(value.as_int())))
+                }
+                TrackEventKind::Meta(MetaMessage::Tempo(t)) => tempos.push((tick, t.as_int())),
+                TrackEventKind::Meta(MetaMessage::EndOfTrack) => return (kept, tempos, Ok(tick)),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn read_track_reads_what_midly_reads() {
+        // Random tracks built from pieces of events (status bytes of every kind, data bytes,
+        // meta types, lengths, long deltas), so that most events are nearly valid; every prefix
+        // of each is compared too, which covers events cut at every byte.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let pieces: &[&[u8]] = &[
+            &[0x00], &[0x81, 0x00], &[0xff, 0xff, 0xff, 0xff, 0x7f], &[0x90], &[0x80], &[0xb0], &[0xc0], &[0xd0],
+            &[0xe0], &[0xa0], &[0xf0], &[0xf7], &[0xf1], &[0xf8], &[0xff], &[0x2f, 0x00], &[0x51, 0x03], &[0x51, 0x02],
+            &[0x54, 0x05], &[0x58, 0x04], &[0x59, 0x01], &[0x59, 0x02], &[0x00, 0x02], &[0x20, 0x01], &[0x7f, 0x83, 0x00],
+            &[0x40], &[0x3c], &[0x00], &[0x7f], &[0x64], &[0x05], &[0x20],
+        ];
+        for _ in 0..3000 {
+            let mut track = Vec::new();
+            for _ in 0..random(40) {
+                if random(8) == 0 {
+                    track.push(random(256) as u8);
+                } else {
+                    track.extend_from_slice(pieces[random(pieces.len() as u64) as usize]);
+                }
+            }
+            for len in 0..=track.len() {
+                let prefix = &track[..len];
+                let (mut kept, mut tempos) = (Vec::new(), Vec::new());
+                let ours = match read_track(prefix, 1, &mut kept, &mut tempos) {
+                    Ok(tick) => Ok(tick),
+                    Err(MidiError::Truncated(e)) if e.contains("no end-of-track") => Err(0),
+                    Err(MidiError::Truncated(e)) => Err(e.split(", ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()),
+                    Err(e) => panic!("{e}"),
+                };
+                let (midly_kept, midly_tempos, midly_end) = midly_track(prefix);
+                assert_eq!((ours, &kept, &tempos), (midly_end, &midly_kept, &midly_tempos), "track {prefix:02x?}");
+            }
+        }
+    }
 
     #[test]
     fn written_files_read_back_exactly() {

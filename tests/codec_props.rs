@@ -35,6 +35,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
+    fn encode_ids_is_to_ids_of_encode(p in performance()) {
+        prop_assert_eq!(codec::encode_ids(&p), codec::to_ids(&codec::encode(&p)));
+    }
+
+    #[test]
     fn performances_survive_encode_decode(p in performance()) {
         let events = codec::encode(&p);
         prop_assert!(events.iter().all(|e| e.is_valid() && e.id() < 310));
