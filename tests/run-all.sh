@@ -9,6 +9,7 @@ export CARGO_TERM_COLOR=never
 python="$(bash tests/python-env.sh | tail -n 1)"
 # The Rust tests that compare with the trainer must find it, and must not skip.
 export PIANOFORTE_PYTHON="$python" PIANOFORTE_REQUIRE_PYTHON=1
+export PYTHONPATH="$PWD/models${PYTHONPATH:+:$PYTHONPATH}"
 
 cargo xtask onnxruntime
 cargo build --release --bins
