@@ -36,8 +36,8 @@ trap 'rm -rf "$tokens"' EXIT
 maestro="$(cd ../shared/data/maestro-v2.0.0 && pwd)"
 {
     head -n 1 "$maestro/maestro-v2.0.0-train-validation.csv"
-    grep ',train,' "$maestro/maestro-v2.0.0-train-validation.csv" | head -n 6
-    grep ',validation,' "$maestro/maestro-v2.0.0-train-validation.csv" | head -n 3
+    grep -m 6 ',train,' "$maestro/maestro-v2.0.0-train-validation.csv"
+    grep -m 3 ',validation,' "$maestro/maestro-v2.0.0-train-validation.csv"
 } | sed -E "s#,(20[0-9]{2}/)#,$maestro/\1#" > "$tokens/small.csv"
 ./target/release/pianoforte dataset "$tokens/small.csv" --out "$tokens/data"
 
