@@ -12,8 +12,16 @@ inter-onset interval, share of onsets in chords (another onset within 30 ms), fr
 the sustain pedal is down, pedal presses per minute. The table gives each statistic's mean ± sd
 over pieces for both, and the generated mean's distance from MAESTRO's in MAESTRO standard
 deviations. A second table gives the overlap (sum of min(p, q), 1 = identical) of the pooled
-distributions of velocity, pitch, inter-onset interval and note length. Generated files are
-also checked for stuck notes (benches/density_control.py's check).
+distributions of velocity, pitch, inter-onset interval (s), note length (s) and polyphony at
+onsets (keys down at each distinct onset, the onset's own notes included). A third table gives
+the share of onsets off a strict tempo grid: per piece, over its first `--grid-seconds`, the
+distinct onsets (rounded to 1 ms) are fitted with the strict grid (16th notes of a constant
+tempo, 40-240 BPM, any phase) that puts the most onsets within 20 ms of a grid line; an onset
+further than 20 ms from its nearest line is off the grid. Two controls show the statistic
+discriminates: the generated onsets snapped to their own best grid (must be 0), and uniformly
+random onsets of the same count and span (chance level). `--png` draws the pooled distributions
+and the per-piece off-grid shares. Generated files are also checked for stuck notes
+(benches/density_control.py's check).
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ import tempfile
 
 import numpy as np
 import pretty_midi
+
+GRID_TOL = 0.020  # seconds from the nearest grid line before an onset counts as off the grid
+GRID_BPM = (40.0, 240.0)  # tempo range searched; the grid lines are 16th notes (a quarter of a beat)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -101,7 +112,68 @@ def piece_stats(path: str) -> tuple[dict, dict]:
         "pedal_fraction": down_time / end,
         "pedal_per_min": presses / end * 60,
     }
-    return stats, {"velocity": vel, "pitch": pitch, "ioi": ioi, "duration": dur}
+    # Polyphony at onsets: keys down at each distinct onset (start <= t < end), its own notes included.
+    t = onsets + 0.0015
+    ends = np.sort(np.array([n.end for n in notes]))
+    poly = np.searchsorted(np.sort(starts), t, "right") - np.searchsorted(ends, t, "right")
+    return stats, {"velocity": vel, "pitch": pitch, "ioi": ioi, "duration": dur,
+                   "polyphony": poly.astype(np.float64), "onsets": onsets}
+
+
+def _grid_counts(t: np.ndarray, periods: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each grid period, the most onsets within `tol` of a grid line over all phases, and that phase.
+
+    A window [r, r + 2 tol] in residual (t mod P) space is best placed with its left edge on a
+    residual, so every residual is tried (exact, circular)."""
+    best_n = np.empty(len(periods), dtype=np.int64)
+    best_phase = np.empty(len(periods))
+    n = len(t)
+    for c in range(0, len(periods), 500):
+        P = periods[c:c + 500, None]
+        k = P.shape[0]
+        r = np.sort(np.mod(t[None, :], P), axis=1)
+        off = (np.arange(k) * 10.0)[:, None]  # rows kept apart in one sorted flat array (P < 1 s)
+        flat = (np.concatenate([r, r + P], axis=1) + off).ravel()
+        lo = (r + off).ravel()
+        cnt = (np.searchsorted(flat, lo + 2 * tol, "right") - np.searchsorted(flat, lo, "left")).reshape(k, n)
+        j = cnt.argmax(axis=1)
+        best_n[c:c + k] = cnt[np.arange(k), j]
+        best_phase[c:c + k] = r[np.arange(k), j] + tol
+    return best_n, best_phase
+
+
+def best_grid(t: np.ndarray, tol: float = GRID_TOL) -> tuple[float, float]:
+    """(period, phase) of the strict 16th-note grid that puts the most onsets `t` within `tol`.
+
+    Tempos are searched coarse to fine in log steps small enough that a grid drifts by under
+    ~tol/2 (coarse) and ~1 ms (fine) over the span of `t`."""
+    pmin, pmax = 15.0 / GRID_BPM[1], 15.0 / GRID_BPM[0]
+    span = max(float(t.max() - t.min()), 1.0)
+    coarse_step = 0.5 * tol / span
+    periods = np.exp(np.arange(math.log(pmin), math.log(pmax), coarse_step))
+    counts, _ = _grid_counts(t, periods, tol)
+    top = periods[np.argsort(-counts, kind="stable")[:12]]
+    fine_step = 0.001 / span
+    fine = np.unique(np.concatenate([p * np.exp(np.arange(-coarse_step, coarse_step + fine_step, fine_step))
+                                     for p in top]))
+    fine = fine[(fine >= pmin) & (fine <= pmax)]
+    counts, phases = _grid_counts(t, fine, tol)
+    j = int(counts.argmax())
+    return float(fine[j]), float(phases[j])
+
+
+def grid_distance(t: np.ndarray, period: float, phase: float) -> np.ndarray:
+    return np.abs(np.mod(t - phase + period / 2, period) - period / 2)
+
+
+def off_grid(t: np.ndarray, tol: float = GRID_TOL) -> tuple[float, np.ndarray]:
+    """Share of onsets off the best strict grid, and the onsets snapped to that grid."""
+    if len(t) < 2:
+        return math.nan, t
+    period, phase = best_grid(t, tol)
+    share = float((grid_distance(t, period, phase) > tol + 1e-9).mean())
+    snapped = np.unique(np.round(phase + np.round((t - phase) / period) * period, 6))
+    return share, snapped
 
 
 def overlap(a: np.ndarray, b: np.ndarray, bins: np.ndarray) -> float:
@@ -120,6 +192,34 @@ def summarise(pieces: list[dict]) -> dict:
     return out
 
 
+def draw_png(path, dists, ref_raw, gen_raw, overlaps, grid, pooled, clip) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    for ax, (label, k, bins, logx) in zip(axes.flat, dists):
+        for raws, name, colour in ((ref_raw, "MAESTRO validation", "tab:blue"), (gen_raw, "generated", "tab:orange")):
+            x = clip(pooled(raws, k), bins)
+            if len(x):
+                ax.hist(x, bins, weights=np.full(len(x), 1.0 / len(x)), alpha=0.5, color=colour, label=name)
+        if logx:
+            ax.set_xscale("log")
+        ax.set_title(f"{label}: overlap {overlaps[label]:.2f}")
+        ax.set_ylabel("share")
+        ax.legend(fontsize=8)
+    ax = axes.flat[5]
+    keys = ["maestro", "generated", "quantised", "random"]
+    ax.boxplot([grid[k] if grid[k] else [math.nan] for k in keys], showmeans=True)
+    ax.set_xticks(range(1, 5), ["MAESTRO", "generated", "generated\nsnapped", "random\nonsets"])
+    ax.set_title(f"onsets off a strict tempo grid (> {GRID_TOL * 1000:.0f} ms)")
+    ax.set_ylabel("share per piece")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=os.path.join(ROOT, "models/pianoforte-gru.onnx"))
@@ -133,6 +233,10 @@ def main() -> None:
     p.add_argument("--csv", default=MAESTRO_CSV, help="MAESTRO CSV (its validation rows are the reference)")
     p.add_argument("--max-files", type=int, default=40, help="reference files (0: all 137)")
     p.add_argument("--keep", default=None, help="keep the generated files in this folder")
+    p.add_argument("--grid-seconds", type=float, default=60.0,
+                   help="only the onsets in each piece's first this many seconds are fitted with a grid")
+    p.add_argument("--png", default=os.path.join(ROOT, "docs/realism.png"),
+                   help="draw the pooled distributions here ('' for none)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
 
@@ -170,15 +274,41 @@ def main() -> None:
 
     r_sum, g_sum = summarise(ref), summarise(gen)
     pooled = lambda raws, k: np.concatenate([x[k] for x in raws]) if raws else np.array([])  # noqa: E731
-    overlaps = {
-        "velocity": overlap(pooled(ref_raw, "velocity"), pooled(gen_raw, "velocity"), np.arange(0, 129, 4)),
-        "pitch": overlap(pooled(ref_raw, "pitch"), pooled(gen_raw, "pitch"), np.arange(20.5, 109.5, 1)),
-        "inter-onset interval": overlap(pooled(ref_raw, "ioi"), pooled(gen_raw, "ioi"), np.geomspace(0.005, 10, 40)),
-        "note length": overlap(pooled(ref_raw, "duration"), pooled(gen_raw, "duration"), np.geomspace(0.005, 10, 40)),
-    }
+    # (label, raw key, bins, log x).
+    dists = [
+        ("velocity", "velocity", np.arange(0, 129, 4), False),
+        ("inter-onset interval (s)", "ioi", np.geomspace(0.005, 10, 40), True),
+        ("note length (s)", "duration", np.geomspace(0.005, 10, 40), True),
+        ("polyphony (keys down at each onset)", "polyphony", np.arange(0.5, 21.5, 1), False),
+        ("pitch (MIDI)", "pitch", np.arange(20.5, 109.5, 1), False),
+    ]
+    # Polyphony past 20 keys counts in the last bin; elsewhere values outside the bins are left out.
+    clip = lambda x, b: np.minimum(x, 20) if b is dists[3][2] else x  # noqa: E731
+    overlaps = {label: overlap(clip(pooled(ref_raw, k), bins), clip(pooled(gen_raw, k), bins), bins)
+                for label, k, bins, _ in dists}
+
+    # Share of onsets off a strict tempo grid, per piece, over the first --grid-seconds.
+    rng = np.random.default_rng(a.seed)
+    grid = {"maestro": [], "generated": [], "quantised": [], "random": []}
+    for raws, name in ((ref_raw, "maestro"), (gen_raw, "generated")):
+        for raw in raws:
+            t = raw["onsets"][raw["onsets"] < a.grid_seconds]
+            if len(t) < 2:
+                continue
+            share, snapped = off_grid(t)
+            grid[name].append(share)
+            if name == "generated":
+                grid["quantised"].append(off_grid(snapped)[0])
+                rand = np.unique(np.round(rng.uniform(t.min(), t.max(), len(t)), 3))
+                grid["random"].append(off_grid(rand)[0])
+    grid_sum = {k: (statistics.mean(v) if v else math.nan, statistics.stdev(v) if len(v) > 1 else 0.0)
+                for k, v in grid.items()}
+    if a.png:
+        draw_png(a.png, dists, ref_raw, gen_raw, overlaps, grid, pooled, clip)
     if a.json:
         print(json.dumps({"model": a.model, "reference_files": len(ref), "generated": len(gen),
-                          "maestro": r_sum, "generated_stats": g_sum, "overlap": overlaps, "stuck": stuck}))
+                          "maestro": r_sum, "generated_stats": g_sum, "overlap": overlaps,
+                          "off_grid": grid_sum, "off_grid_tolerance_s": GRID_TOL, "stuck": stuck}))
         return
     print(f"model {a.model}: {a.count} x {a.seconds:g} s, temperature {a.temperature}, top-p {a.top_p or 'off'}, "
           f"density {a.density}, seeds {a.seed}..{a.seed + a.count - 1}; reference: {len(ref)} MAESTRO validation "
@@ -193,6 +323,15 @@ def main() -> None:
     print("| --- | --- |")
     for k, v in overlaps.items():
         print(f"| {k} | {v:.2f} |")
+    print(f"\n| onsets off a strict tempo grid (> {GRID_TOL * 1000:.0f} ms from the best-fitting 16th-note grid, "
+          f"{GRID_BPM[0]:.0f}-{GRID_BPM[1]:.0f} BPM, first {a.grid_seconds:g} s) | share (mean ± sd over pieces) |")
+    print("| --- | --- |")
+    names = {"maestro": "MAESTRO validation", "generated": "generated",
+             "quantised": "control: generated, snapped to its own best grid",
+             "random": "control: uniformly random onsets (same count and span as generated)"}
+    for k, label in names.items():
+        m, sd = grid_sum[k]
+        print(f"| {label} | {m:.2f} ± {sd:.2f} |")
     for s in stuck[:10]:
         print(f"  stuck: {s}", file=sys.stderr)
 
