@@ -19,6 +19,7 @@ pub mod engine;
 pub mod eval;
 pub mod midi_io;
 pub mod model;
+pub mod onnxruntime_library;
 pub mod render;
 pub mod runtime;
 pub mod sampling;

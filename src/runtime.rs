@@ -19,22 +19,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-/// The ONNX Runtime release the project provisions (PyPI `onnxruntime`, same as the trainer's).
-pub const ONNXRUNTIME_VERSION: &str = "1.32.0";
+pub use crate::onnxruntime_library::{ONNXRUNTIME_VERSION, library_file_name};
 
 /// Where `cargo xtask onnxruntime` unpacks the library, fixed when this crate is built.
 pub const TARGET_FOLDER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/onnxruntime");
-
-/// The library's file name as the wheel ships it.
-pub fn library_file_name() -> String {
-    if cfg!(target_os = "windows") {
-        "onnxruntime.dll".into()
-    } else if cfg!(target_os = "macos") {
-        format!("libonnxruntime.{ONNXRUNTIME_VERSION}.dylib")
-    } else {
-        format!("libonnxruntime.so.{ONNXRUNTIME_VERSION}")
-    }
-}
 
 /// Other names the library is found under in a folder (a system install, a renamed copy).
 fn alternative_names() -> &'static [&'static str] {

@@ -2,26 +2,16 @@
 //!
 //! The engine loads ONNX Runtime at run time (`ort`'s `load-dynamic`). The official wheel carries
 //! the same library the Python trainer uses, so the Rust and Python sides run one runtime version.
-//! Steps: `python3 -m pip download --no-deps --only-binary=:all: onnxruntime==VERSION` into a
+//! Steps: `python3 -m pip download --no-deps --only-binary=:all: onnxruntime==ONNXRUNTIME_VERSION` into a
 //! temporary folder, then the library member of the wheel (a zip) is unpacked with Python's
 //! `zipfile` (pip needs Python anyway, so no zip crate) into `target/onnxruntime/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Keep in step with `src/runtime.rs` (`ONNXRUNTIME_VERSION`) and the trainer's onnxruntime.
-pub const VERSION: &str = "1.32.0";
-
-/// The library's name inside the wheel and in `target/onnxruntime/`.
-pub fn library_name() -> String {
-    if cfg!(target_os = "windows") {
-        "onnxruntime.dll".into()
-    } else if cfg!(target_os = "macos") {
-        format!("libonnxruntime.{VERSION}.dylib")
-    } else {
-        format!("libonnxruntime.so.{VERSION}")
-    }
-}
+#[path = "../../src/onnxruntime_library.rs"]
+mod library;
+pub use library::{ONNXRUNTIME_VERSION, library_file_name};
 
 fn workspace_root() -> PathBuf {
     // xtask/ lives directly in the workspace root.
@@ -37,7 +27,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let folder = workspace_root().join("target").join("onnxruntime");
-    let target = folder.join(library_name());
+    let target = folder.join(library_file_name());
     if target.is_file() && !force {
         println!("{} is already there (pass --force to fetch it again)", target.display());
         return Ok(());
@@ -57,7 +47,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 fn download_and_unpack(python: &str, temp: &Path, target: &Path) -> Result<(), String> {
-    let spec = format!("onnxruntime=={VERSION}");
+    let spec = format!("onnxruntime=={ONNXRUNTIME_VERSION}");
     println!("downloading the {spec} wheel with `{python} -m pip download` ...");
     let status = Command::new(python)
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "--quiet"])
@@ -77,8 +67,8 @@ fn download_and_unpack(python: &str, temp: &Path, target: &Path) -> Result<(), S
         .ok_or_else(|| format!("pip left no wheel in {}", temp.display()))?;
 
     // Unpack to a temporary name first, then rename: another process never sees half a library.
-    let member = format!("onnxruntime/capi/{}", library_name());
-    let partial = temp.join(library_name());
+    let member = format!("onnxruntime/capi/{}", library_file_name());
+    let partial = temp.join(library_file_name());
     let script = "import sys, zipfile, shutil\n\
                   with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
                   \x20   shutil.copyfileobj(src, dst)\n";

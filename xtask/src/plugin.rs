@@ -70,20 +70,20 @@ pub fn bundle(args: &[String]) -> Result<(), String> {
 
 /// Copies the ONNX Runtime library into the bundles in target/bundled.
 pub fn add_runtime() -> Result<(), String> {
-    let library = workspace_root().join("target").join("onnxruntime").join(onnxruntime::library_name());
+    let library = workspace_root().join("target").join("onnxruntime").join(onnxruntime::library_file_name());
     if !library.is_file() {
         return Err(format!("{} is missing; run `cargo xtask onnxruntime`", library.display()));
     }
     let bundled = bundled_folder();
     let clap = bundled.join(format!("{PLUGIN}.clap"));
     if clap.exists() {
-        let to = bundled.join(onnxruntime::library_name());
+        let to = bundled.join(onnxruntime::library_file_name());
         copy(&library, &to)?;
         println!("ONNX Runtime beside the CLAP plugin: {}", to.display());
     }
     let vst3 = bundled.join(format!("{PLUGIN}.vst3")).join("Contents").join(vst3_arch_folder());
     if vst3.is_dir() {
-        let to = vst3.join(onnxruntime::library_name());
+        let to = vst3.join(onnxruntime::library_file_name());
         copy(&library, &to)?;
         println!("ONNX Runtime inside the VST3 bundle: {}", to.display());
     }
@@ -104,7 +104,7 @@ pub fn install(args: &[String]) -> Result<(), String> {
     }
     let home = std::env::var_os("HOME").map(PathBuf::from).ok_or("HOME is not set")?;
     let bundled = bundled_folder();
-    let library = onnxruntime::library_name();
+    let library = onnxruntime::library_file_name();
 
     let clap_dir = home.join(".clap");
     copy(&bundled.join(format!("{PLUGIN}.clap")), &clap_dir.join(format!("{PLUGIN}.clap")))?;
