@@ -5,14 +5,14 @@ files actually hold (read back with pretty_midi), and check them for stuck notes
 
 Run from the repository root, after `cargo build --release` and `cargo xtask onnxruntime`:
 
-    ~/.cache/pianoforte/venv-probe/bin/python benches/density_control.py --model models/pianoforte-gru.onnx
+    ~/.cache/pianoforte/venv/bin/python benches/density_control.py --model models/pianoforte-gru.onnx
 
 Prints a markdown table (and `--json` a JSON object). Deterministic: piece k of every target uses
 seed `--seed + k`.
 
 Stuck-note check (per file, from the raw MIDI messages): every NOTE_ON is released by a NOTE_OFF
-(or NOTE_ON velocity 0) of its key, no key is held longer than `--max-note` seconds (the engine's
-guard is 5 s), and the sustain pedal is up at the end of the file.
+(or NOTE_ON velocity 0) of its key, no key is held longer than `--max-note` seconds (default: the
+engine's guard), and the sustain pedal is up at the end of the file.
 """
 
 from __future__ import annotations
@@ -29,7 +29,11 @@ import mido
 import pretty_midi
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EDGES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 18, 22, 27, 33)
+sys.path.insert(0, os.path.join(ROOT, "models"))
+from pianoforte_train import vocab as V  # noqa: E402
+
+EDGES = V.DENSITY_EDGES
+GUARD_S = V.MAX_NOTE_STEPS / V.STEPS_PER_SECOND  # the engine's stuck-note guard
 
 
 def bin_range(d: float) -> str:
@@ -83,7 +87,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=100)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--max-note", type=float, default=5.0, help="longest allowed note in the stuck-note check")
+    p.add_argument("--max-note", type=float, default=GUARD_S, help="longest allowed note in the stuck-note check")
     p.add_argument("--keep", default=None, help="keep the generated files in this folder")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()

@@ -14,11 +14,11 @@
 //! - `midly_events`: `midly::parse` and a walk over every track event (the raw parser alone);
 //! - `scan_prototype` (only when named in `--only`): a minimal hand-written walk over every
 //!   event, not used by the library: what midly's general decoding costs in comparison;
-//! - `read`: `midi_io::read` (chunks by midly, events decoded by hand + merge tracks + tempo
+//! - `read`: `midi::read` (chunks by midly, events decoded by hand + merge tracks + tempo
 //!   map + note pairing);
 //! - `encode`: `codec::encode` alone, on the performances read beforehand (for the breakdown);
 //! - `to_ids`: `codec::to_ids` alone, on the events encoded beforehand (for the breakdown);
-//! - `read_encode_ids`: `midi_io::read` + `codec::encode_ids` (the whole path, as the dataset
+//! - `read_encode_ids`: `midi::read` + `codec::encode_ids` (the whole path, as the dataset
 //!   builder runs it).
 //!
 //! Output: one JSON object per line (`stage`, `files`, `bytes`, `seconds` (median wall time),
@@ -26,9 +26,9 @@
 //! `events`, `notes`, `files_per_s`, `mb_per_s` (10^6 bytes), `music_seconds`, `music_s_per_s`).
 //! With `--per-file`, also one `per_file` line per file with its token count and a checksum of
 //! its token ids (`wsum`: sum of (i + 1) * id mod 2^64), so peers can check they produce the same tokens,
-//! and a hash of the `midi_io::read` result (`read_hash`), to check reader changes.
+//! and a hash of the `midi::read` result (`read_hash`), to check reader changes.
 
-use pianoforte::{codec, midi_io};
+use pianoforte::codec::{self, midi};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -44,13 +44,7 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        reps: 5,
-        limit: None,
-        per_file: false,
-        only: None,
-        paths: Vec::new(),
-    };
+    let mut args = Args { reps: 5, limit: None, per_file: false, only: None, paths: Vec::new() };
     let (mut list, mut csv) = (None, None);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -65,7 +59,9 @@ fn parse_args() -> Result<Args, String> {
             "--per-file" => args.per_file = true,
             "--only" => args.only = Some(value("--only")?.split(',').map(str::to_string).collect()),
             "-h" | "--help" => {
-                return Err("usage: encode [--reps N] [--limit N] [--list FILE] [--csv FILE] [--only STAGE,..] [--per-file] [PATHS...]".into());
+                return Err(
+                    "usage: encode [--reps N] [--limit N] [--list FILE] [--csv FILE] [--only STAGE,..] [--per-file] [PATHS...]".into()
+                );
             }
             other if other.starts_with("--") => return Err(format!("unknown option {other}")),
             path => args.paths.push(PathBuf::from(path)),
@@ -73,8 +69,7 @@ fn parse_args() -> Result<Args, String> {
     }
     if let Some(list) = list {
         let text = std::fs::read_to_string(&list).map_err(|e| format!("{}: {e}", list.display()))?;
-        args.paths
-            .extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(PathBuf::from));
+        args.paths.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(PathBuf::from));
     }
     if args.paths.is_empty() {
         args.paths = maestro_paths(&csv.unwrap_or_else(|| PathBuf::from(DEFAULT_CSV)))?;
@@ -90,11 +85,7 @@ fn parse_args() -> Result<Args, String> {
 fn maestro_paths(csv_path: &std::path::Path) -> Result<Vec<PathBuf>, String> {
     let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", csv_path.display());
     let mut reader = csv::Reader::from_path(csv_path).map_err(|e| fail(&e))?;
-    let column = reader
-        .headers()
-        .map_err(|e| fail(&e))?
-        .iter()
-        .position(|h| h == "midi_filename");
+    let column = reader.headers().map_err(|e| fail(&e))?.iter().position(|h| h == "midi_filename");
     let column = column.ok_or_else(|| fail(&"no `midi_filename` column"))?;
     let base = csv_path.parent().unwrap_or(std::path::Path::new("."));
     let mut paths = Vec::new();
@@ -109,11 +100,7 @@ fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
 /// What one pass over all files counted (the same on every repetition).
@@ -192,30 +179,21 @@ fn time_passes(reps: usize, mut pass: impl FnMut() -> Counts) -> (Vec<f64>, Vec<
 
 /// sum((i + 1) * id) mod 2^64: a cheap order-sensitive checksum that numpy computes the same way.
 fn weighted_sum(ids: &[u16]) -> u64 {
-    ids.iter().enumerate().fold(0u64, |s, (i, &id)| {
-        s.wrapping_add((i as u64 + 1).wrapping_mul(id as u64))
-    })
+    ids.iter().enumerate().fold(0u64, |s, (i, &id)| s.wrapping_add((i as u64 + 1).wrapping_mul(id as u64)))
 }
 
-/// FNV-1a over everything `midi_io::read` returned, to check that changes to the reader keep
+/// FNV-1a over everything `midi::read` returned, to check that changes to the reader keep
 /// its output bit for bit.
-fn performance_hash(r: &midi_io::ReadPerformance) -> u64 {
+fn performance_hash(r: &midi::ReadPerformance) -> u64 {
     let p = &r.performance;
-    let mut words = vec![
-        p.notes.len() as u64,
-        p.pedal.len() as u64,
-        p.duration.to_bits(),
-        r.dropped_out_of_range as u64,
-    ];
+    let mut words = vec![p.notes.len() as u64, p.pedal.len() as u64, p.duration.to_bits(), r.dropped_out_of_range as u64];
     for n in &p.notes {
         words.extend([n.pitch as u64, n.velocity as u64, n.start.to_bits(), n.end.to_bits()]);
     }
     for c in &p.pedal {
         words.extend([c.time.to_bits(), c.down as u64]);
     }
-    words
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, w| (h ^ w).wrapping_mul(0x100_0000_01b3))
+    words.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, w| (h ^ w).wrapping_mul(0x100_0000_01b3))
 }
 
 /// A minimal walk over every event of a standard MIDI file: what a hand-written reader would
@@ -291,10 +269,7 @@ fn main() {
     // File reading, timed on its own. The first pass also loads the bytes the other stages use.
     let cpu_start = thread_cpu_seconds();
     let start = Instant::now();
-    let data: Vec<Vec<u8>> = paths
-        .iter()
-        .map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .collect();
+    let data: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).collect();
     let first_read = start.elapsed().as_secs_f64();
     let first_read_cpu = match (cpu_start, thread_cpu_seconds()) {
         (Some(a), Some(b)) => b - a,
@@ -304,14 +279,7 @@ fn main() {
     let files = data.len();
     let wanted = |stage: &str| args.only.as_ref().is_none_or(|only| only.iter().any(|s| s == stage));
     if wanted("read_files") {
-        report(
-            "read_files_first",
-            files,
-            bytes,
-            &[first_read],
-            &[first_read_cpu],
-            Counts::default(),
-        );
+        report("read_files_first", files, bytes, &[first_read], &[first_read_cpu], Counts::default());
         let (times, cpu, counts) = time_passes(args.reps, || {
             for p in paths {
                 black_box(std::fs::read(p).map(|d| d.len()).unwrap_or(0));
@@ -355,11 +323,7 @@ fn main() {
 
     // Not the product: a minimal hand-written SMF walk (no validation, no event enums), to show
     // what midly's general-purpose decoding costs. Only with `--only scan_prototype`.
-    if args
-        .only
-        .as_ref()
-        .is_some_and(|only| only.iter().any(|s| s == "scan_prototype"))
-    {
+    if args.only.as_ref().is_some_and(|only| only.iter().any(|s| s == "scan_prototype")) {
         let (times, cpu, counts) = time_passes(args.reps, || {
             let mut c = Counts::default();
             for d in &data {
@@ -374,11 +338,11 @@ fn main() {
     }
 
     if wanted("read") {
-        // midi_io::read: bytes to a Performance.
+        // midi::read: bytes to a Performance.
         let (times, cpu, counts) = time_passes(args.reps, || {
             let mut c = Counts::default();
             for d in &data {
-                match midi_io::read(black_box(d)) {
+                match midi::read(black_box(d)) {
                     Ok(r) => {
                         c.notes += r.performance.notes.len() as u64;
                         c.music_seconds += r.performance.duration;
@@ -394,11 +358,7 @@ fn main() {
 
     // The codec alone, for the breakdown: Performance to events, then events to ids.
     if wanted("encode") || wanted("to_ids") {
-        let performances: Vec<_> = data
-            .iter()
-            .filter_map(|d| midi_io::read(d).ok())
-            .map(|r| r.performance)
-            .collect();
+        let performances: Vec<_> = data.iter().filter_map(|d| midi::read(d).ok()).map(|r| r.performance).collect();
         if wanted("encode") {
             let (times, cpu, counts) = time_passes(args.reps, || {
                 let mut c = Counts::default();
@@ -434,7 +394,7 @@ fn main() {
         let (times, cpu, counts) = time_passes(args.reps, || {
             let mut c = Counts::default();
             for d in &data {
-                match midi_io::read(black_box(d)) {
+                match midi::read(black_box(d)) {
                     Ok(r) => {
                         let ids = codec::encode_ids(&r.performance);
                         c.events += ids.len() as u64;
@@ -452,7 +412,7 @@ fn main() {
 
     if args.per_file {
         for (path, d) in paths.iter().zip(&data) {
-            let line = match midi_io::read(d) {
+            let line = match midi::read(d) {
                 Ok(r) => {
                     let ids = codec::encode_ids(&r.performance);
                     serde_json::json!({

@@ -3,14 +3,14 @@
 
 Run from the repository root:
 
-    ~/.cache/pianoforte/venv-probe/bin/python benches/encode_peers.py [--limit N] [--pm-every K]
+    ~/.cache/pianoforte/venv/bin/python benches/encode_peers.py [--limit N] [--pm-every K]
 
 All tools see the same files, in the same process run, with the bytes preloaded in memory;
 everything is single-threaded. File reading is timed separately (by the Rust bench).
 
 - pretty_midi: `pretty_midi.PrettyMIDI(io.BytesIO(data))`, then the Performance-RNN-style
-  event list of the pianoforte language (10 ms grid, 32 velocity bins, CC64 pedal, time shifts
-  of up to 1 s), the way the popular Python re-implementations do it. One pass (it is slow);
+  event list of the pianoforte language (docs/spec/events.json: 10 ms grid, 32 velocity bins,
+  CC64 pedal, time shifts of up to 1 s), the way the popular Python re-implementations do it. One pass (it is slow);
   `--pm-every K` encodes only every K-th file (a fixed, deterministic subset).
 - symusic: `Score.from_midi(data, ttype="second")` (parse alone, no tokens), and `ttype="tick"`.
 - pianoforte: `cargo bench --bench encode -- --list FILE --reps N --per-file` (its JSON lines).
@@ -42,26 +42,29 @@ import symusic
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CSV = ROOT / ".." / "shared" / "data" / "maestro-v2.0.0" / "maestro-v2.0.0-train-validation.csv"
 DOC = ROOT / "docs" / "benchmarks.md"
+sys.path.insert(0, str(ROOT / "models"))
+from pianoforte_train import vocab as V  # noqa: E402
+
 HEADING = "## MIDI to tokens (codec)"
 INTRO = (
     "# Benchmarks\n\n"
     "Tables produced by the commands shown; compare ratios within one run, the machine is shared and noisy.\n"
 )
 
-# The pianoforte event language (src/codec.rs, vocabulary version 1).
-MIN_PITCH, MAX_PITCH = 21, 108
-NOTE_ON, NOTE_OFF, TIME_SHIFT, VELOCITY = 0, 88, 176, 276
-PEDAL_DOWN, PEDAL_UP = 308, 309
-MAX_SHIFT, BINS = 100, 32
+# The pianoforte event language, from the spec the Rust codec writes.
+MIN_PITCH, MAX_PITCH = V.MIN_PITCH, V.MAX_PITCH
+NOTE_ON, NOTE_OFF, TIME_SHIFT, VELOCITY = V.NOTE_ON, V.NOTE_OFF, V.TIME_SHIFT, V.VELOCITY
+PEDAL_DOWN, PEDAL_UP = V.PEDAL_DOWN, V.PEDAL_UP
+MAX_SHIFT = V.MAX_SHIFT_STEPS
 
 
 def to_step(seconds):
     # Rust's f64::round (half away from zero); times are never negative here.
-    return math.floor(seconds * 100.0 + 0.5)
+    return math.floor(seconds * V.STEPS_PER_SECOND + 0.5)
 
 
 def velocity_bin(v):
-    return (min(max(v, 1), 127) - 1) * BINS // 127
+    return V.BIN_OF_MIDI[v]
 
 
 def pretty_midi_encode(data):
@@ -92,7 +95,7 @@ def pretty_midi_encode(data):
 
     ids = []
     now, current_bin, pedal = 0, None, False
-    for step, rank, pitch, _, _, vbin, pedal_state in slots:
+    for step, _rank, pitch, _, _, vbin, pedal_state in slots:
         gap = max(step, 0) - now
         while gap > 0:
             s = min(gap, MAX_SHIFT)
@@ -162,7 +165,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5, help="repetitions for symusic and Rust (median)")
     ap.add_argument("--no-write", action="store_true", help="print the table, leave docs/ alone")
     args = ap.parse_args()
-    command = "~/.cache/pianoforte/venv-probe/bin/python benches/encode_peers.py" + "".join(
+    command = "~/.cache/pianoforte/venv/bin/python benches/encode_peers.py" + "".join(
         " " + shlex.quote(a) for a in sys.argv[1:]
     )
 
@@ -170,7 +173,7 @@ def main():
     if args.limit:
         paths = paths[: args.limit]
     load_start = loadavg()
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     print(f"{len(paths)} files; load average {load_start}", file=sys.stderr)
 
     # 1. pianoforte (Rust), in its own process on the same list; it preloads the bytes too.
@@ -261,7 +264,8 @@ def main():
     ]
     for x in rows:
         lines.append(
-            f"| {x['tool']} | {x['stage']} | {x['files']} | {x['bytes'] / 1e6:.1f} | {x['wall']:.3f} | {x['cpu']:.3f} | "
+            f"| {x['tool']} | {x['stage']} | {x['files']} | {x['bytes'] / 1e6:.1f} | {x['wall']:.3f} "
+            f"| {x['cpu']:.3f} | "
             f"{x['fps']:,.0f} | {x['mbps']:,.1f} | {x['mbps'] / pm['mbps']:,.1f} | {x['mbps'] / sy['mbps']:.2f} |"
         )
     full = rows[-1]
@@ -283,24 +287,29 @@ def main():
     table = "\n".join(lines)
     music_h = rust["read_encode_ids"]["music_seconds"] / 3600
     mmss = rust["read_encode_ids"]["music_seconds"] / full["cpu"]
-    machine = f"{os.cpu_count()} CPUs (`nproc` {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()}), {cpu_model()}"
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    machine = f"{os.cpu_count()} CPUs (`nproc` {nproc}), {cpu_model()}"
     wall_ratio_pm = full["wall_mbps"] / pm["wall_mbps"]
     wall_ratio_sym = full["wall_mbps"] / sy["wall_mbps"]
     notes = [
         f"- Date: {started.strftime('%Y-%m-%d %H:%M UTC')}. Machine: {machine}; "
         f"load average {load_start} at the start, {load_end} at the end (shared with other jobs).",
         f"- Files: {len(data)} MAESTRO v2.0.0 MIDI files ({total_bytes / 1e6:.1f} MB, {music_h:.1f} h of music, "
-        f"{rust['read_encode_ids']['notes']:,} notes, {rust['read_encode_ids']['events']:,} tokens), from `{Path(args.csv).name}`.",
+        f"{rust['read_encode_ids']['notes']:,} notes, {rust['read_encode_ids']['events']:,} tokens), "
+        f"from `{Path(args.csv).name}`.",
         "- Every measurement single-threaded, all in this one run, bytes preloaded in memory for every tool; "
         "file reading is the separate `fs::read` rows. MB = 10^6 bytes.",
-        "- files/s, MB/s and the ratios use CPU time of the measuring thread (Rust: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`; "
+        "- files/s, MB/s and the ratios use CPU time of the measuring thread "
+        "(Rust: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`; "
         "Python: `time.thread_time()`), because on this shared machine wall time mostly measures how long "
         "each tool waited for a core. On wall time the full Rust path is "
         f"{wall_ratio_pm:,.0f}x pretty_midi and {wall_ratio_sym:.2f}x symusic's parse.",
-        f"- pretty_midi: one pass{'' if args.pm_every == 1 else f' over every {args.pm_every}th file (a fixed subset)'}, "
+        "- pretty_midi: one pass"
+        f"{'' if args.pm_every == 1 else f' over every {args.pm_every}th file (a fixed subset)'}, "
         "per-file times summed. symusic and Rust: median of "
         f"{args.reps} passes over all files.",
-        f"- The pretty_midi encoder produced exactly the Rust tokens (count and checksum) for {matches} of {len(pm_idx)} files"
+        "- The pretty_midi encoder produced exactly the Rust tokens (count and checksum) for "
+        f"{matches} of {len(pm_idx)} files"
         + ("." if not mismatched else
            f"; the other {len(mismatched)} have the same token count in {sum(a == b for _, a, b in mismatched)} cases "
            f"(first: `{Path(mismatched[0][0]).name}`). The readers differ there, not the encoders: pretty_midi keeps a "

@@ -4,7 +4,7 @@ against PyTorch eager stepping of the same weights (and ONNX Runtime driven from
 
 Run from the repository root, after `cargo build --release` and `cargo xtask onnxruntime`:
 
-    ~/.cache/pianoforte/venv-probe/bin/python benches/engine_speed.py \\
+    ~/.cache/pianoforte/venv/bin/python benches/engine_speed.py \\
         --onnx models/pianoforte-gru.onnx --checkpoint models/runs/RUN/best.pt
 
 Every contender is pinned to one CPU (`taskset` / `sched_setaffinity`) and one thread, and draws
@@ -190,7 +190,8 @@ def main() -> None:
         return
     print(f"model {a.onnx}: {info['architecture']}, trained steps {info['trained_steps']}; torch: {weights}")
     print(f"one CPU (#{a.cpu}), one thread, T = 1 per event, {a.repeats} x {a.seconds:g} s of music each\n")
-    print("| engine | events/s (median, min-max) | µs/event | real-time factor (measured) | real-time factor at 47 events/s of music |")
+    print("| engine | events/s (median, min-max) | µs/event | real-time factor (measured) "
+          "| real-time factor at 47 events/s of music |")
     print("| --- | --- | --- | --- | --- |")
     for name, r in results.items():
         print(f"| {name} | {r['events_per_s']:.0f} ({r['events_per_s_min']:.0f}-{r['events_per_s_max']:.0f}) "

@@ -4,7 +4,7 @@ against the MAESTRO v2.0.0 validation performances, read the same way (pretty_mi
 
 Run from the repository root, after `cargo build --release` and `cargo xtask onnxruntime`:
 
-    ~/.cache/pianoforte/venv-probe/bin/python benches/realism.py --model models/pianoforte-gru.onnx
+    ~/.cache/pianoforte/venv/bin/python benches/realism.py --model models/pianoforte-gru.onnx
 
 Per piece: notes per second, velocity mean and spread, pitch mean and span (5th-95th
 percentile), polyphony (keys down, time-weighted, while any is), median note length, median
@@ -43,8 +43,9 @@ GRID_TOL = 0.020  # seconds from the nearest grid line before an onset counts as
 GRID_BPM = (40.0, 240.0)  # tempo range searched; the grid lines are 16th notes (a quarter of a beat)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from density_control import stuck_notes  # noqa: E402
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)), os.path.join(ROOT, "models")]
+from density_control import GUARD_S, stuck_notes  # noqa: E402
+from pianoforte_train import vocab as V  # noqa: E402
 
 MAESTRO_CSV = os.path.join(ROOT, "../shared/data/maestro-v2.0.0/maestro-v2.0.0-train-validation.csv")
 
@@ -198,7 +199,7 @@ def draw_png(path, dists, ref_raw, gen_raw, overlaps, grid, pooled, clip) -> Non
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    for ax, (label, k, bins, logx) in zip(axes.flat, dists):
+    for ax, (label, k, bins, logx) in zip(axes.flat, dists, strict=False):  # one axis spare
         for raws, name, colour in ((ref_raw, "MAESTRO validation", "tab:blue"), (gen_raw, "generated", "tab:orange")):
             x = clip(pooled(raws, k), bins)
             if len(x):
@@ -270,7 +271,7 @@ def main() -> None:
             s, raw = piece_stats(f)
             gen.append(s)
             gen_raw.append(raw)
-            stuck += stuck_notes(f, 5.0)
+            stuck += stuck_notes(f, GUARD_S)
 
     r_sum, g_sum = summarise(ref), summarise(gen)
     pooled = lambda raws, k: np.concatenate([x[k] for x in raws]) if raws else np.array([])  # noqa: E731
@@ -280,7 +281,7 @@ def main() -> None:
         ("inter-onset interval (s)", "ioi", np.geomspace(0.005, 10, 40), True),
         ("note length (s)", "duration", np.geomspace(0.005, 10, 40), True),
         ("polyphony (keys down at each onset)", "polyphony", np.arange(0.5, 21.5, 1), False),
-        ("pitch (MIDI)", "pitch", np.arange(20.5, 109.5, 1), False),
+        ("pitch (MIDI)", "pitch", np.arange(V.MIN_PITCH - 0.5, V.MAX_PITCH + 1.5, 1), False),
     ]
     # Polyphony past 20 keys counts in the last bin; elsewhere values outside the bins are left out.
     clip = lambda x, b: np.minimum(x, 20) if b is dists[3][2] else x  # noqa: E731

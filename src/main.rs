@@ -1,7 +1,5 @@
-mod cli;
-
 fn main() {
-    if let Err(message) = cli::run() {
+    if let Err(message) = pianoforte::cli::run() {
         eprintln!("error: {message}");
         std::process::exit(1);
     }

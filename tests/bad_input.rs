@@ -1,14 +1,14 @@
 //! Bad input never stops the dataset builder: a corpus of broken files, generated here in a
-//! temporary folder (no binary fixtures in the repository), is read by `midi_io::read` and by
+//! temporary folder (no binary fixtures in the repository), is read by `midi::read` and by
 //! the real `pianoforte` binary. Every file must be refused with the right reason (or read with
 //! sensible content when it is only odd), skipped with a one-line reason, and never panic.
 //!
 //! Needs `../shared/data/maestro-v2.0.0` next to the repository for the real performances.
 
 use midly::{Format, Fps, Header, MetaMessage, MidiMessage, Timing, TrackEvent, TrackEventKind};
+use pianoforte::cli::dataset::{Document, Manifest};
 use pianoforte::codec;
-use pianoforte::dataset::{Document, Manifest};
-use pianoforte::midi_io::{self, MidiError, ReadPerformance};
+use pianoforte::codec::midi::{self, MidiError, ReadPerformance};
 use proptest::prelude::*;
 use std::ffi::OsString;
 use std::io::Read;
@@ -105,7 +105,7 @@ fn maestro_2004() -> Vec<PathBuf> {
 
 type Check = fn(&Result<ReadPerformance, MidiError>) -> bool;
 
-/// One generated file: what `midi_io::read` must say, and why the dataset builder skips it
+/// One generated file: what `midi::read` must say, and why the dataset builder skips it
 /// (`None`: it is usable and must end up in a split).
 struct Case {
     name: String,
@@ -160,7 +160,13 @@ fn bad_cases() -> Vec<Case> {
             Some("truncated or corrupt"),
         ),
         case("header-only.mid", mthd(0, 1, 480), "Truncated", truncated, Some("announces 1 tracks, the file holds 0")),
-        case("header-length-0.mid", cat(&[b"MThd\0\0\0\0", &mtrk(&[0, 0xFF, 0x2F, 0], None)]), "Parse", parse_error, Some("not a readable MIDI file")),
+        case(
+            "header-length-0.mid",
+            cat(&[b"MThd\0\0\0\0", &mtrk(&[0, 0xFF, 0x2F, 0], None)]),
+            "Parse",
+            parse_error,
+            Some("not a readable MIDI file"),
+        ),
         case(
             "missing-second-track.mid",
             cat(&[&mthd(1, 2, 480), &single(480, two_notes())[14..]]),
@@ -232,7 +238,7 @@ fn bad_cases() -> Vec<Case> {
             "absurd-tempo.mid",
             single(480, vec![tempo(0, 0xFF_FFFF), on(0, 60, 64), off(0x0FFF_FFFF, 60), eot(0)]),
             "AbsurdDuration",
-            |r| matches!(r, Err(MidiError::AbsurdDuration(s)) if *s > midi_io::MAX_DURATION_SECONDS),
+            |r| matches!(r, Err(MidiError::AbsurdDuration(s)) if *s > midi::MAX_DURATION_SECONDS),
             Some("absurd duration"),
         ),
         // Default tempo, but an end of track a million beats later (139 hours).
@@ -251,10 +257,22 @@ fn bad_cases() -> Vec<Case> {
             Some("zero ticks per beat"),
         ),
         // SMPTE division with -32 frames per second: no such frame rate.
-        case("smpte-bad-fps.mid", cat(&[&mthd(0, 1, 0xE028), &mtrk(&[0, 0xFF, 0x2F, 0], None)]), "Parse", parse_error, Some("not a readable MIDI file")),
+        case(
+            "smpte-bad-fps.mid",
+            cat(&[&mthd(0, 1, 0xE028), &mtrk(&[0, 0xFF, 0x2F, 0], None)]),
+            "Parse",
+            parse_error,
+            Some("not a readable MIDI file"),
+        ),
         // -128 frames per second: midly 0.5 negates the byte as an i8 and panicked here (found
         // by the proptest below), plain and wrapped in RIFF.
-        case("smpte-minus-128-fps.mid", cat(&[&mthd(0, 1, 0x8000), &mtrk(&[0, 0xFF, 0x2F, 0], None)]), "Parse", parse_error, Some("-128 frames per second")),
+        case(
+            "smpte-minus-128-fps.mid",
+            cat(&[&mthd(0, 1, 0x8000), &mtrk(&[0, 0xFF, 0x2F, 0], None)]),
+            "Parse",
+            parse_error,
+            Some("-128 frames per second"),
+        ),
         case("smpte-minus-128-fps-header-only.mid", mthd(0, 0, 0x8019), "Parse", parse_error, Some("-128 frames per second")),
         case(
             "smpte-minus-128-fps-riff.mid",
@@ -311,11 +329,8 @@ fn bad_cases() -> Vec<Case> {
     let real = std::fs::read(&maestro_2004()[0]).unwrap();
     let n = real.len();
     for cut in [4, 10, 14, 22, 14 + 8 + 0x13, 14 + 8 + 0x13 + 8, 1000, n / 2, n - 4, n - 3, n - 2] {
-        let (expect, read, skip): (_, Check, _) = if cut < 14 {
-            ("Parse", parse_error, "not a readable MIDI file")
-        } else {
-            ("Truncated", truncated, "truncated or corrupt")
-        };
+        let (expect, read, skip): (_, Check, _) =
+            if cut < 14 { ("Parse", parse_error, "not a readable MIDI file") } else { ("Truncated", truncated, "truncated or corrupt") };
         cases.push(case(format!("maestro-cut-at-{cut}.mid"), real[..cut].to_vec(), expect, read, Some(skip)));
     }
     cases
@@ -348,12 +363,21 @@ fn edge_cases() -> Vec<Case> {
             "smpte-25fps.mid",
             smpte,
             "Ok: 60 and 64 at 1.0..1.5 s",
-            |r| notes_60_64(r) && r.as_ref().unwrap().performance.notes.iter().all(|n| (n.start - 1.0).abs() < 1e-9 && (n.end - 1.5).abs() < 1e-9),
+            |r| {
+                notes_60_64(r)
+                    && r.as_ref().unwrap().performance.notes.iter().all(|n| (n.start - 1.0).abs() < 1e-9 && (n.end - 1.5).abs() < 1e-9)
+            },
             None,
         ),
         // A complete track whose length field claims more than the file holds (a sloppy writer:
         // nothing is missing, the end of track is there).
-        case("track-length-overclaim.mid", cat(&[&mthd(0, 1, 480), &mtrk(&valid_track, Some(1 << 24))]), "Ok: 60 and 64", notes_60_64, None),
+        case(
+            "track-length-overclaim.mid",
+            cat(&[&mthd(0, 1, 480), &mtrk(&valid_track, Some(1 << 24))]),
+            "Ok: 60 and 64",
+            notes_60_64,
+            None,
+        ),
         // Padding after the end-of-track event inside the chunk is ignored.
         case(
             "padding-after-end-of-track.mid",
@@ -423,7 +447,7 @@ impl Drop for TempDir {
 }
 
 fn read_no_panic(name: &str, bytes: &[u8]) -> Result<ReadPerformance, MidiError> {
-    let result = std::panic::catch_unwind(|| midi_io::read(bytes)).unwrap_or_else(|_| panic!("{name}: midi_io::read panicked"));
+    let result = std::panic::catch_unwind(|| midi::read(bytes)).unwrap_or_else(|_| panic!("{name}: midi::read panicked"));
     if let Ok(read) = &result {
         // Whatever is read encodes into valid ids.
         assert!(codec::to_ids(&codec::encode(&read.performance)).iter().all(|&id| id < 310), "{name}");
@@ -484,7 +508,9 @@ fn reader_refuses_bad_files_with_the_right_reason_and_reads_odd_ones() {
     for case in bad_cases().iter().chain(&edge_cases()) {
         let result = read_no_panic(&case.name, &case.bytes);
         if !(case.read)(&result) {
-            let got = result.as_ref().map(|r| format!("{} notes, {} dropped, {:.3} s", r.performance.notes.len(), r.dropped_out_of_range, r.performance.duration));
+            let got = result.as_ref().map(|r| {
+                format!("{} notes, {} dropped, {:.3} s", r.performance.notes.len(), r.dropped_out_of_range, r.performance.duration)
+            });
             failures.push(format!("{}: expected {}, got {got:?}", case.name, case.expect));
         }
         if let Err(e) = &result {
@@ -498,8 +524,8 @@ fn reader_refuses_bad_files_with_the_right_reason_and_reads_odd_ones() {
 #[test]
 fn files_over_the_size_limit_are_refused_before_parsing() {
     let mut bytes = single(480, two_notes());
-    bytes.resize(midi_io::MAX_FILE_BYTES + 1, 0);
-    assert_eq!(read_no_panic("huge", &bytes).unwrap_err(), MidiError::TooLarge(midi_io::MAX_FILE_BYTES + 1));
+    bytes.resize(midi::MAX_FILE_BYTES + 1, 0);
+    assert_eq!(read_no_panic("huge", &bytes).unwrap_err(), MidiError::TooLarge(midi::MAX_FILE_BYTES + 1));
 }
 
 #[test]

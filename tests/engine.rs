@@ -1,12 +1,12 @@
 //! The engine with the embedded model: determinism, guards, primers, model checks, and the
 //! `generate` / `render` commands. Needs the ONNX Runtime library (`cargo xtask onnxruntime`).
 
-use pianoforte::codec::{self, Event, MAX_PITCH, MIN_PITCH, Note, PedalChange, Performance, VOCABULARY};
-use pianoforte::control::Control;
+use pianoforte::codec::{self, Event, Note, PedalChange, Performance, Pitch, VOCABULARY};
+use pianoforte::engine::control::Control;
+use pianoforte::engine::model::{EMBEDDED_MODEL, Error, LoadOptions, Model, ModelSource};
+use pianoforte::engine::runtime::{self, RuntimeOptions};
+use pianoforte::engine::sampling::Sampling;
 use pianoforte::engine::{self, Engine, Guards, Settings};
-use pianoforte::model::{EMBEDDED_MODEL, Error, LoadOptions, Model, ModelSource};
-use pianoforte::runtime::{self, RuntimeOptions};
-use pianoforte::sampling::Sampling;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -84,17 +84,19 @@ fn check_guards(steps: &[engine::Step], guards: &Guards) {
         assert!((step.time - now).abs() < 1e-9, "step {i}: time {} but the shifts add up to {now}", step.time);
         match step.event {
             Event::NoteOn(p) => {
+                let p = p.midi();
                 assert!(onset[p as usize].is_none(), "step {i}: NOTE_ON {p} while it sounds");
                 onset[p as usize] = Some(now);
                 let down = onset.iter().filter(|o| o.is_some()).count();
                 assert!(down <= guards.max_polyphony, "step {i}: {down} keys down");
             }
             Event::NoteOff(p) => {
+                let p = p.midi();
                 let start = onset[p as usize].take().unwrap_or_else(|| panic!("step {i}: NOTE_OFF {p} of a silent key"));
                 assert!(now - start <= guards.max_note_seconds + 1e-9, "step {i}: key {p} held {} s", now - start);
             }
             Event::TimeShift(s) => {
-                now += s as f64 / 100.0;
+                now += s.steps() as f64 / 100.0;
                 for (p, o) in onset.iter().enumerate() {
                     if let Some(start) = o {
                         assert!(now - start <= guards.max_note_seconds + 1e-9, "step {i}: key {p} held {} s", now - start);
@@ -134,7 +136,7 @@ fn primer_is_kept_at_the_start_and_continued() {
     let g = engine::generate(&mut e, &primer, 10.0).unwrap();
     assert_eq!(&g.events[..primer.len()], &primer[..]);
     assert_eq!(g.primer_events, primer.len());
-    let primer_end: f64 = primer.iter().map(|e| if let Event::TimeShift(s) = e { *s as f64 / 100.0 } else { 0.0 }).sum();
+    let primer_end: f64 = primer.iter().map(|e| if let Event::TimeShift(s) = e { s.steps() as f64 / 100.0 } else { 0.0 }).sum();
     assert!((g.seconds - 10.0).abs() < 1e-9, "{} s generated", g.seconds);
     // With the primer: its notes come first, unchanged (within the codec's 5 ms).
     let with = g.performance(true);
@@ -153,7 +155,7 @@ fn primer_is_kept_at_the_start_and_continued() {
     for &event in &g.events {
         steps.push(engine::Step { event, time, forced: false });
         if let Event::TimeShift(s) = event {
-            time += s as f64 / 100.0;
+            time += s.steps() as f64 / 100.0;
         }
     }
     check_guards(&steps, &Guards::default());
@@ -172,8 +174,7 @@ fn stepping_gives_the_same_logits_as_one_primer_call() {
     let diff = a.logits().iter().zip(b.logits()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
     assert!(diff < 1e-4, "one call of T = {} vs {} steps: max |diff| = {diff}", primer.len() + 1, primer.len());
     assert_eq!(a.now(), b.now());
-    assert_eq!(a.pedal_is_down(), b.pedal_is_down());
-    assert_eq!(a.sounding().collect::<Vec<_>>(), b.sounding().collect::<Vec<_>>());
+    assert_eq!(a.state(), b.state());
 }
 
 #[test]
@@ -202,9 +203,12 @@ fn settings_out_of_range_are_refused() {
 fn engine_can_move_to_another_thread() {
     fn is_send<T: Send>() {}
     is_send::<Engine>();
+    // Primed here, stepped on another thread: the same events as an engine that never moved.
     let mut e = engine(Settings { seed: 1, ..Settings::default() });
-    let steps = std::thread::spawn(move || (0..100).map(|_| e.step().unwrap().event).collect::<Vec<_>>()).join().unwrap();
-    assert_eq!(steps.len(), 100);
+    let moved = std::thread::spawn(move || (0..100).map(|_| e.step().unwrap().event).collect::<Vec<_>>()).join().unwrap();
+    let mut e = engine(Settings { seed: 1, ..Settings::default() });
+    let stayed: Vec<_> = (0..100).map(|_| e.step().unwrap().event).collect();
+    assert_eq!(moved, stayed);
 }
 
 // ----------------------------------------------------------------- bad model files
@@ -406,10 +410,8 @@ fn with_vocab(vocab: u64) -> Vec<u8> {
                     Some(proto::edit(tensor, 2, &mut |shape| {
                         let mut dims = proto::parse(shape);
                         let last = dims.len() - 1;
-                        dims[last].value = proto::Value::Bytes(proto::write(&[proto::Field {
-                            number: 1,
-                            value: proto::Value::Varint(vocab),
-                        }]));
+                        dims[last].value =
+                            proto::Value::Bytes(proto::write(&[proto::Field { number: 1, value: proto::Value::Varint(vocab) }]));
                         Some(proto::write(&dims))
                     }))
                 }))
@@ -508,10 +510,7 @@ fn pianoforte() -> Command {
 #[test]
 fn generate_without_a_library_says_what_to_run_and_does_not_panic() {
     let dir = temp_dir("nolib");
-    for (env, args) in [
-        (None, vec!["--onnxruntime", "/nonexistent/libonnxruntime.so.1.32.0"]),
-        (Some("/nonexistent/lib.so"), vec![]),
-    ] {
+    for (env, args) in [(None, vec!["--onnxruntime", "/nonexistent/libonnxruntime.so.1.32.0"]), (Some("/nonexistent/lib.so"), vec![])] {
         let mut cmd = pianoforte();
         cmd.args(["generate", "--seconds", "1", "-o"]).arg(dir.join("x.mid")).args(&args);
         if let Some(path) = env {
@@ -533,7 +532,7 @@ fn generate_without_a_library_says_what_to_run_and_does_not_panic() {
 fn generate_and_render_commands_work() {
     let dir = temp_dir("commands");
     let primer = dir.join("primer.mid");
-    std::fs::write(&primer, pianoforte::midi_io::write(&primer_performance())).unwrap();
+    std::fs::write(&primer, pianoforte::codec::midi::write(&primer_performance())).unwrap();
     let run = |out: &str, extra: &[&str]| {
         let output = pianoforte()
             .args(["generate", "--seconds", "6", "--seed", "5", "--temperature", "0.9", "--top-p", "0.95", "--density", "4", "-o"])
@@ -552,17 +551,11 @@ fn generate_and_render_commands_work() {
     let text = run("c.mid", &["--count", "2", "--primer", primer.to_str().unwrap()]);
     assert!(text.contains("kept at the start"), "{text}");
     for name in ["c-1.mid", "c-2.mid"] {
-        let read = pianoforte::midi_io::read(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+        let read = pianoforte::codec::midi::read(&std::fs::read(dir.join(name)).unwrap()).unwrap();
         assert_eq!(read.performance.notes[0].pitch, 48, "{name} starts with the primer");
         assert!((read.performance.duration - 9.0).abs() < 0.6, "{name}: {} s", read.performance.duration);
     }
-    let output = pianoforte()
-        .arg("render")
-        .arg(dir.join("c-1.mid"))
-        .arg("-o")
-        .arg(dir.join("c-1.png"))
-        .output()
-        .unwrap();
+    let output = pianoforte().arg("render").arg(dir.join("c-1.mid")).arg("-o").arg(dir.join("c-1.png")).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let png = std::fs::read(dir.join("c-1.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
@@ -572,7 +565,7 @@ fn generate_and_render_commands_work() {
 #[test]
 fn vocabulary_constants_agree_with_the_engine() {
     // The engine masks by id ranges of the codec; make sure the layout it assumes holds.
-    assert_eq!(Event::NoteOn(MIN_PITCH).id(), VOCABULARY.note_on_offset);
-    assert_eq!(Event::NoteOff(MAX_PITCH).id() + 1, VOCABULARY.time_shift_offset);
+    assert_eq!(Event::NoteOn(Pitch::LOWEST).id(), VOCABULARY.note_on_offset);
+    assert_eq!(Event::NoteOff(Pitch::HIGHEST).id() + 1, VOCABULARY.time_shift_offset);
     assert_eq!(Event::PedalUp.id() + 1, VOCABULARY.size);
 }

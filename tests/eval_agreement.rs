@@ -2,15 +2,15 @@
 //!
 //! The same files go both ways: through a CSV (every row in the `validation` split) into
 //! `pianoforte eval`, and through `pianoforte dataset` into token files for
-//! `python -m pianoforte_train evaluate`. The figures must agree within 0.01 nats/event (they
+//! `python -m pianoforte_train evaluate`. The figures must agree within 1e-5 nats/event (they
 //! agree to ~1e-6: the same model, the same controls, float32 logits reduced in float64).
 //!
 //! Python: `PIANOFORTE_PYTHON`, else the trainer's environment from `tests/python-env.sh`
 //! (`~/.cache/pianoforte/venv`), else `~/.cache/pianoforte/venv-probe`. Without one (with numpy,
 //! onnx, onnxruntime and torch) the test says so and passes, unless `PIANOFORTE_REQUIRE_PYTHON=1`.
 
+use pianoforte::engine::model::{LoadOptions, Model, ModelSource};
 use pianoforte::engine::{self, Engine, Settings};
-use pianoforte::model::{LoadOptions, Model, ModelSource};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -20,17 +20,11 @@ fn python() -> Option<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
     let candidates: Vec<PathBuf> = match std::env::var_os("PIANOFORTE_PYTHON") {
         Some(p) => vec![p.into()],
-        None => vec![
-            home.join(".cache/pianoforte/venv/bin/python"),
-            home.join(".cache/pianoforte/venv-probe/bin/python"),
-        ],
+        None => vec![home.join(".cache/pianoforte/venv/bin/python")],
     };
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import numpy, onnx, onnxruntime, torch"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
+    candidates
+        .into_iter()
+        .find(|p| Command::new(p).args(["-c", "import numpy, onnx, onnxruntime, torch"]).output().is_ok_and(|o| o.status.success()))
 }
 
 fn json(output: std::process::Output, what: &str) -> serde_json::Value {
@@ -43,7 +37,9 @@ fn json(output: std::process::Output, what: &str) -> serde_json::Value {
 /// The two shortest MAESTRO validation performances, when the data is there.
 fn maestro_files() -> Vec<PathBuf> {
     let csv = Path::new(ROOT).join("../shared/data/maestro-v2.0.0/maestro-v2.0.0-train-validation.csv");
-    let Ok(mut reader) = csv::Reader::from_path(&csv) else { return Vec::new() };
+    let Ok(mut reader) = csv::Reader::from_path(&csv) else {
+        return Vec::new();
+    };
     let headers = reader.headers().unwrap().clone();
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
     let (split, file, duration) = (col("split"), col("midi_filename"), col("duration"));
@@ -73,8 +69,8 @@ fn rust_and_python_evaluations_agree() {
 
     // Performances: three generated ones (always available) and real ones when present.
     // The model file (PIANOFORTE_TEST_MODEL picks another one).
-    let model_path = std::env::var_os("PIANOFORTE_TEST_MODEL")
-        .map_or_else(|| Path::new(ROOT).join("models/pianoforte-gru.onnx"), PathBuf::from);
+    let model_path =
+        std::env::var_os("PIANOFORTE_TEST_MODEL").map_or_else(|| Path::new(ROOT).join("models/pianoforte-gru.onnx"), PathBuf::from);
     let model = Model::load(&ModelSource::File(model_path.clone()), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let mut engine = Engine::new(model, Settings { seed: 21, ..Settings::default() }).unwrap();
     let mut files = Vec::new();
@@ -100,12 +96,7 @@ fn rust_and_python_evaluations_agree() {
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
 
     let rust = json(
-        Command::new(bin)
-            .args(["eval", "--json", "--split", "validation", "--model"])
-            .arg(&model_path)
-            .arg(&csv_path)
-            .output()
-            .unwrap(),
+        Command::new(bin).args(["eval", "--json", "--split", "validation", "--model"]).arg(&model_path).arg(&csv_path).output().unwrap(),
         "pianoforte eval",
     );
     let py = json(
@@ -123,10 +114,10 @@ fn rust_and_python_evaluations_agree() {
     assert_eq!(rust["events"], py["events"]);
     let num = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"));
     let nll = (num(&rust, "nll_nats_per_event") - num(&py, "nll_nats_per_event")).abs();
-    assert!(nll < 0.01, "NLL differs by {nll} nats/event");
+    assert!(nll < 1e-5, "NLL differs by {nll} nats/event");
     assert!((num(&rust, "duration_s") - num(&py, "duration_s")).abs() < 1e-6);
     let bps = (num(&rust, "bits_per_second") - num(&py, "bits_per_second")).abs();
-    assert!(bps < 0.01 * num(&py, "bits_per_second") / num(&py, "nll_nats_per_event") + 1e-9, "bits/s differ by {bps}");
+    assert!(bps < 1e-5 * num(&py, "bits_per_second") / num(&py, "nll_nats_per_event") + 1e-9, "bits/s differ by {bps}");
     let accuracy = (num(&rust, "accuracy") - num(&py, "accuracy")).abs();
     assert!(accuracy < 1e-3, "accuracy differs by {accuracy}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -3,8 +3,8 @@
 //! pedal change within 5 ms. Notes held longer than the decoder's 5 s stuck-note guard end
 //! exactly there (the documented rule), and are counted.
 
-use pianoforte::codec::{self, MAX_NOTE_SECONDS, Note, velocity_bin};
-use pianoforte::midi_io;
+use pianoforte::codec::midi;
+use pianoforte::codec::{self, MAX_NOTE_SECONDS, Note, VelocityBin};
 use std::path::{Path, PathBuf};
 
 const TOLERANCE: f64 = 0.005 + 1e-9;
@@ -13,12 +13,8 @@ fn maestro_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/maestro-v2.0.0");
     let csv = std::fs::read_to_string(root.join("maestro-v2.0.0-train-validation.csv"))
         .expect("the MAESTRO data must be at ../shared/data/maestro-v2.0.0");
-    let mut files: Vec<PathBuf> = csv
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split(',').find(|f| f.ends_with(".midi")))
-        .map(|f| root.join(f))
-        .collect();
+    let mut files: Vec<PathBuf> =
+        csv.lines().skip(1).filter_map(|line| line.split(',').find(|f| f.ends_with(".midi"))).map(|f| root.join(f)).collect();
     files.sort();
     files.dedup();
     files
@@ -34,12 +30,12 @@ struct Tally {
 
 fn check_file(path: &Path, tally: &mut Tally) -> Result<(), String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let source = midi_io::read(&bytes).map_err(|e| e.to_string())?.performance;
+    let source = midi::read(&bytes).map_err(|e| e.to_string())?.performance;
     let events = codec::encode(&source);
     // Through the token ids and a written MIDI file, as the dataset and the decoder do.
     let events = codec::from_ids(&codec::to_ids(&events))?;
-    let written = midi_io::write(&codec::decode(&events));
-    let back = midi_io::read(&written).map_err(|e| format!("decoded file does not re-read: {e}"))?.performance;
+    let written = midi::write(&codec::decode(&events));
+    let back = midi::read(&written).map_err(|e| format!("decoded file does not re-read: {e}"))?.performance;
 
     if source.notes.len() != back.notes.len() {
         return Err(format!("{} notes in, {} out", source.notes.len(), back.notes.len()));
@@ -67,7 +63,7 @@ fn check_file(path: &Path, tally: &mut Tally) -> Result<(), String> {
         if !one_tick && (expected_end - b.end).abs() > TOLERANCE + 1e-6 {
             return Err(format!("note {a:?} came back as {b:?} (expected end {expected_end})"));
         }
-        if velocity_bin(a.velocity) != velocity_bin(b.velocity) {
+        if VelocityBin::of_midi(a.velocity) != VelocityBin::of_midi(b.velocity) {
             return Err(format!("velocity {} came back as {}, another bin", a.velocity, b.velocity));
         }
     }
@@ -93,10 +89,8 @@ fn every_maestro_performance_round_trips() {
     let files = maestro_files();
     assert_eq!(files.len(), 1104, "expected the 1104 train+validation performances");
     let mut tally = Tally::default();
-    let failures: Vec<String> = files
-        .iter()
-        .filter_map(|path| check_file(path, &mut tally).err().map(|e| format!("{}: {e}", path.display())))
-        .collect();
+    let failures: Vec<String> =
+        files.iter().filter_map(|path| check_file(path, &mut tally).err().map(|e| format!("{}: {e}", path.display()))).collect();
     eprintln!(
         "round trip: {} files, {} notes, {} pedal changes, {} notes longer than {MAX_NOTE_SECONDS} s capped",
         tally.files, tally.notes, tally.pedal_changes, tally.capped

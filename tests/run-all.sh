@@ -6,33 +6,61 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
+# How long each stage took, printed at the end (CI allows 90 minutes on 2 cores).
+timings=()
+stage_started=$SECONDS
+stage_name="python environment"
+stage() {
+    timings+=("$(printf '%5d s  %s' $((SECONDS - stage_started)) "$stage_name")")
+    stage_name="$1" stage_started=$SECONDS
+    echo "== $1"
+}
+report() {
+    timings+=("$(printf '%5d s  %s' $((SECONDS - stage_started)) "$stage_name")")
+    echo "== time per stage (total $SECONDS s)"
+    printf '%s\n' "${timings[@]}"
+}
+trap report EXIT
+
 python="$(bash tests/python-env.sh | tail -n 1)"
 # The Rust tests that compare with the trainer must find it, and must not skip.
 export PIANOFORTE_PYTHON="$python" PIANOFORTE_REQUIRE_PYTHON=1
 export PYTHONPATH="$PWD/models${PYTHONPATH:+:$PYTHONPATH}"
 
+stage "lint: cargo fmt, clippy, ruff"
+cargo fmt --all --check
+cargo clippy --release --workspace --all-targets -- -D warnings
+cargo clippy --release --all-targets --features test-hooks -- -D warnings
+"$python" -m ruff check --config models/pyproject.toml models benches tests/python
+
+stage "Rust tests (codec, engine, command line: no plugin)"
 cargo xtask onnxruntime
 cargo build --release --bins
 cargo test --release --workspace
+stage "plugin unit tests"
+cargo test --release --lib --features plugin plugin::
 
-# The plugin (VST3 + CLAP) in real hosts: CLAP (clack-host), VST3 (Ardour 7), the editor (Xvfb).
+stage "the plugin in real hosts: CLAP (clack-host), VST3 (Ardour 7), the editor (Xvfb)"
 bash tests/host/setup-hosts.sh
-cargo xtask bundle pianoforte --release
+# The host tests use a bundle with the test hooks (src/plugin/worker.rs); `cargo xtask install`
+# builds the shipped one without them.
+cargo xtask bundle pianoforte --release --features test-hooks
 cargo build --release -p pianoforte-clap-host
 ./target/release/pianoforte-clap-host --suite full
 ./target/release/pianoforte-clap-host --suite full --source synthetic --require-density
 ./target/release/pianoforte-clap-host --suite no-runtime
 # Debug build with nice-plug's assert_process_allocs: any allocation in process() aborts the host.
-cargo build -p pianoforte --lib --features assert-process-allocs
+cargo build -p pianoforte --lib --features assert-process-allocs,test-hooks
 ./target/release/pianoforte-clap-host --plugin target/debug/libpianoforte.so --suite quick
 bash tests/host/ardour-vst3.sh
 cargo build --release --features standalone --bin pianoforte-standalone
 mkdir -p target/test-artifacts
 bash tests/host/editor-screenshot.sh "$python" target/test-artifacts/editor.png
 
+stage "trainer (Python) tests"
 # A small real dataset (a few MAESTRO performances of both splits) for the trainer's tests.
 tokens="$(mktemp -d)"
-trap 'rm -rf "$tokens"' EXIT
+trap 'rm -rf "$tokens"; report' EXIT
 maestro="$(cd ../shared/data/maestro-v2.0.0 && pwd)"
 {
     head -n 1 "$maestro/maestro-v2.0.0-train-validation.csv"

@@ -1,7 +1,7 @@
 """Token files, on-the-fly augmentation and the random-crop sampler.
 
 Layout of a token directory DIR (written by ``pianoforte dataset``):
-  DIR/manifest.json        {"vocabulary": {"version": 1, "size": 310, ...}, "splits": {...}}
+  DIR/manifest.json        {"vocabulary": {"version", "size", ...}, "splits": {...}}
   DIR/{split}.npy          1-D uint16, all documents concatenated
   DIR/{split}.docs.json    [{"offset", "length", "source", "piece", "duration_s", "notes"}, ...]
 """
@@ -27,7 +27,7 @@ class TokenSplit:
     docs: list[dict]
 
     @classmethod
-    def load(cls, root: str, name: str) -> "TokenSplit":
+    def load(cls, root: str, name: str) -> TokenSplit:
         tokens = np.load(os.path.join(root, f"{name}.npy"), mmap_mode="r")
         with open(os.path.join(root, f"{name}.docs.json")) as f:
             docs = json.load(f)
@@ -71,7 +71,7 @@ def load_manifest(root: str) -> dict:
 def encode(times: np.ndarray, events: np.ndarray, end_time: int | None = None) -> np.ndarray:
     """Non-shift ``events`` at absolute step ``times`` (non-decreasing) -> token stream.
 
-    Gaps are written longest first: k x SHIFT(100) then one SHIFT(remainder).
+    Gaps are written longest first: k x the longest shift then one SHIFT(remainder).
     ``end_time`` (>= last time) appends trailing shifts.
     """
     times = np.asarray(times, dtype=np.int64)
@@ -81,22 +81,22 @@ def encode(times: np.ndarray, events: np.ndarray, end_time: int | None = None) -
     gaps = np.diff(slots, prepend=0)
     if (gaps < 0).any():
         raise ValueError("times must be non-decreasing")
-    n100 = gaps // V.MAX_SHIFT_STEPS
+    n_max = gaps // V.MAX_SHIFT_STEPS
     rem = gaps % V.MAX_SHIFT_STEPS
     has_rem = (rem > 0).astype(np.int64)
     has_event = np.ones_like(gaps)
     has_event[-1] = 0
-    seg = n100 + has_rem + has_event
+    seg = n_max + has_rem + has_event
     starts = np.cumsum(seg) - seg
-    out = np.full(int(seg.sum()), V.SHIFT_100, dtype=np.int64)
+    out = np.full(int(seg.sum()), V.SHIFT_MAX, dtype=np.int64)
     r = has_rem.astype(bool)
-    out[(starts + n100)[r]] = V.TIME_SHIFT - 1 + rem[r]
-    out[(starts + n100 + has_rem)[:-1]] = events
+    out[(starts + n_max)[r]] = V.TIME_SHIFT - 1 + rem[r]
+    out[(starts + n_max + has_rem)[:-1]] = events
     return out
 
 
 def transpose(tokens: np.ndarray, semitones: int) -> np.ndarray:
-    """Shift NOTE_ON/NOTE_OFF by ``semitones``; notes leaving 21..108 are dropped (ON and OFF)."""
+    """Shift NOTE_ON/NOTE_OFF by ``semitones``; notes leaving MIN_PITCH..MAX_PITCH are dropped (ON and OFF)."""
     if semitones == 0:
         return tokens
     tokens = np.asarray(tokens, dtype=np.int64)
@@ -200,7 +200,7 @@ class CropSampler:
 
     def next_batch(self):
         """Three int64 arrays [T, B]: inputs, control bins, targets."""
-        xs, cs, ys = zip(*(self.sample() for _ in range(self.batch_size)))
+        xs, cs, ys = zip(*(self.sample() for _ in range(self.batch_size)), strict=True)
         self.batches += 1
         return np.stack(xs, 1), np.stack(cs, 1), np.stack(ys, 1)
 
@@ -218,7 +218,7 @@ def validation_crops(split: TokenSplit, seq_len: int, n_crops: int, batch_size: 
         crops.append(crop(tokens, start, seq_len, True))
     batches = []
     for b in range(0, n_crops, batch_size):
-        xs, cs, ys = zip(*crops[b : b + batch_size])
+        xs, cs, ys = zip(*crops[b : b + batch_size], strict=True)
         batches.append((np.stack(xs, 1), np.stack(cs, 1), np.stack(ys, 1)))
     return batches
 
@@ -229,7 +229,7 @@ def synthetic_doc(rng: np.random.Generator, n_notes: int) -> tuple[np.ndarray, f
     onsets = np.cumsum(rng.integers(0, 40, n_notes))
     durs = rng.integers(5, 150, n_notes)
     pitches = rng.integers(0, V.N_PITCHES, n_notes)
-    vels = rng.integers(0, 32, n_notes)
+    vels = rng.integers(0, V.VELOCITY_BINS, n_notes)
     times, events, order = [], [], []
     for k in range(n_notes):
         times += [onsets[k], onsets[k], onsets[k] + durs[k]]
@@ -252,7 +252,7 @@ def write_synthetic_dir(root: str, docs_per_split=(12, 4), notes=(150, 600), see
     os.makedirs(root, exist_ok=True)
     rng = np.random.default_rng(seed)
     splits = {}
-    for name, n_docs in zip(("train", "validation"), docs_per_split):
+    for name, n_docs in zip(("train", "validation"), docs_per_split, strict=True):
         parts, docs, offset = [], [], 0
         for k in range(n_docs):
             tokens, dur = synthetic_doc(rng, int(rng.integers(notes[0], notes[1] + 1)))

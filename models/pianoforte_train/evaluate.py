@@ -40,7 +40,8 @@ def doc_arrays(tokens: np.ndarray):
 
 
 def evaluate_split(step_fn, split: TokenSplit, max_docs=None, batch_docs=32, chunk=2048, layers_hidden=None) -> dict:
-    """step_fn(events [T,B] int64, control [T,B,16] f32, hidden [L,B,H] f32) -> (logits [T,B,310], hidden).
+    """step_fn(events [T,B] int64, control [T,B,CONTROL_SIZE] f32, hidden [L,B,H] f32)
+    -> (logits [T,B,VOCAB_SIZE], hidden).
 
     Documents are packed into ``batch_docs`` parallel streams; each document starts
     at a chunk boundary, where that stream's hidden state is reset to zeros, so

@@ -1,8 +1,8 @@
 """ONNX export (+ model card, parity checks and a one-core latency benchmark).
 
 Contract (docs/model-format.md):
-  inputs  events int64 [T,B], control float32 [T,B,16], hidden float32 [L,B,H]
-  outputs logits float32 [T,B,310], hidden_out float32 [L,B,H]
+  inputs  events int64 [T,B], control float32 [T,B,CONTROL_SIZE], hidden float32 [L,B,H]
+  outputs logits float32 [T,B,VOCAB_SIZE], hidden_out float32 [L,B,H]
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def base_card(cfg: ModelConfig, n_params: int) -> dict:
         "control": {
             "kind": "note_density",
             "window_steps": 2 * V.DENSITY_HALF_WINDOW,
-            "window": "centred, [t-200, t+200) steps",
+            "window": f"centred, [t-{V.DENSITY_HALF_WINDOW}, t+{V.DENSITY_HALF_WINDOW}) steps",
             "steps_per_second": V.STEPS_PER_SECOND,
             "edges": list(V.DENSITY_EDGES),
             "size": V.CONTROL_SIZE,

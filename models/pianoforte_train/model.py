@@ -1,4 +1,4 @@
-"""The performance model: embedding + control -> stacked GRU -> linear over 310 events.
+"""The performance model: embedding + control -> stacked GRU -> linear over the VOCAB_SIZE events.
 
 Time-major tensors throughout ([T, B, ...]) to match the ONNX contract.
 """
@@ -39,16 +39,13 @@ class PerformanceGRU(nn.Module):
         self.head = nn.Linear(cfg.hidden, V.VOCAB_SIZE)
 
     def forward(self, events: torch.Tensor, control: torch.Tensor, hidden: torch.Tensor | None = None):
-        """events int64 [T, B]; control float [T, B, 16]; hidden float [L, B, H] or None (zeros).
+        """events int64 [T, B]; control float [T, B, CONTROL_SIZE]; hidden float [L, B, H] or None (zeros).
 
-        Returns logits [T, B, 310] and the new hidden state [L, B, H].
+        Returns logits [T, B, VOCAB_SIZE] and the new hidden state [L, B, H].
         """
         x = torch.cat([self.embed(events), control.to(self.embed.weight.dtype)], dim=-1)
         out, hidden = self.gru(x, hidden)
         return self.head(self.drop(out)), hidden
-
-    def init_hidden(self, batch: int, device=None) -> torch.Tensor:
-        return torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=device)
 
     @property
     def n_params(self) -> int:
@@ -56,5 +53,5 @@ class PerformanceGRU(nn.Module):
 
 
 def control_from_bins(bins: torch.Tensor) -> torch.Tensor:
-    """int bins [...] (0..15) -> float one-hot [..., 16]."""
+    """int bins [...] (0..NO_CONTROL) -> float one-hot [..., CONTROL_SIZE]."""
     return nn.functional.one_hot(bins, V.CONTROL_SIZE).float()

@@ -30,9 +30,9 @@ def plot_metrics(metrics_path: str, out: str) -> str:
                 val.append((r["step"], r["val_loss"]))
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     if train:
-        ax.plot(*zip(*train), label="train (crops, augmented)", lw=1, alpha=0.8)
+        ax.plot(*zip(*train, strict=True), label="train (crops, augmented)", lw=1, alpha=0.8)
     if val:
-        ax.plot(*zip(*val), "o-", label="validation (fixed crops)", lw=1.5, ms=3)
+        ax.plot(*zip(*val, strict=True), "o-", label="validation (fixed crops)", lw=1.5, ms=3)
         best = min(val, key=lambda v: v[1])
         ax.annotate(f"best {best[1]:.3f}", best, textcoords="offset points", xytext=(0, -14), ha="center")
     ax.set_xlabel("step")

@@ -14,7 +14,6 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -171,7 +170,7 @@ def _filter_metrics(path: str, max_step: int) -> None:
     if not os.path.exists(path):
         return
     with open(path) as f:
-        lines = [l for l in f if l.strip() and json.loads(l).get("step", 0) <= max_step]
+        lines = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= max_step]
     with open(path, "w") as f:
         f.writelines(lines)
 

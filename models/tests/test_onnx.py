@@ -40,18 +40,21 @@ def test_contract(exported):
     assert ins["events"].elem_type == TP.INT64 and ins["control"].elem_type == TP.FLOAT
     assert ins["hidden"].elem_type == TP.FLOAT and outs["logits"].elem_type == TP.FLOAT
     dims = lambda t: [d.dim_param or d.dim_value for d in t.shape.dim]  # noqa: E731
-    assert dims(ins["events"]) == ["T", "B"] and dims(ins["control"]) == ["T", "B", 16]
-    assert dims(ins["hidden"]) == [2, "B", 32] and dims(outs["logits"]) == ["T", "B", 310]
+    assert dims(ins["events"]) == ["T", "B"] and dims(ins["control"]) == ["T", "B", V.CONTROL_SIZE]
+    assert dims(ins["hidden"]) == [2, "B", 32] and dims(outs["logits"]) == ["T", "B", V.VOCAB_SIZE]
     card = model_card(path)
     for key in ["vocabulary_version", "vocab_size", "start_token", "control", "layers", "hidden", "embedding",
                 "parameters", "license", "date"]:
         assert key in card
+    # the card repeats the spec the Rust engine checks the model against
+    density, voc = V.SPEC["density"], V.SPEC["vocabulary"]
+    half = density["half_window_steps"]
     assert card["control"] == {
-        "kind": "note_density", "window_steps": 400, "window": "centred, [t-200, t+200) steps",
-        "steps_per_second": 100, "edges": [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 18, 22, 27, 33], "size": 16,
-        "no_control_index": 15,
+        "kind": "note_density", "window_steps": 2 * half, "window": f"centred, [t-{half}, t+{half}) steps",
+        "steps_per_second": voc["steps_per_second"], "edges": density["edges"], "size": density["control_size"],
+        "no_control_index": density["no_control_index"],
     }
-    assert card["start_token"] == 310 and card["vocab_size"] == 310
+    assert card["start_token"] == voc["start_token"] and card["vocab_size"] == voc["size"]
     json.dumps(card)
 
 
@@ -61,4 +64,4 @@ def test_start_token_and_zero_state(exported):
     logits, h = sess.run(None, {"events": np.array([[V.START]], dtype=np.int64),
                                 "control": V.control_one_hot(np.array([[V.NO_CONTROL]])),
                                 "hidden": np.zeros((2, 1, 32), np.float32)})
-    assert logits.shape == (1, 1, 310) and h.shape == (2, 1, 32) and np.isfinite(logits).all()
+    assert logits.shape == (1, 1, V.VOCAB_SIZE) and h.shape == (2, 1, 32) and np.isfinite(logits).all()

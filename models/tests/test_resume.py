@@ -28,7 +28,7 @@ def test_exact_resume(synthetic_dir, tmp_path):
     assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
     # metrics, the plot and best.pt are there
     with open(os.path.join(split, "metrics.jsonl")) as f:
-        kinds = [json.loads(l)["kind"] for l in f]
+        kinds = [json.loads(line)["kind"] for line in f]
     assert "train" in kinds and "val" in kinds
     assert os.path.exists(os.path.join(split, "loss.png")) and os.path.exists(os.path.join(split, "best.pt"))
 

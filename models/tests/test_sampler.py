@@ -9,7 +9,10 @@ def batches(sampler, n):
 
 
 def same(a, b):
-    return all(np.array_equal(x, y) for p, q in zip(a, b) for x, y in zip(p, q))
+    """Two lists of batches hold the same arrays."""
+    if len(a) != len(b):
+        return False
+    return all(np.array_equal(x, y) for p, q in zip(a, b, strict=True) for x, y in zip(p, q, strict=True))
 
 
 def test_determinism_and_state(synthetic_dir):

@@ -14,7 +14,7 @@ from pianoforte_train.data import TokenSplit, load_manifest
 
 def test_token_dir_is_valid(tokens_dir):
     manifest = load_manifest(tokens_dir)
-    assert manifest["vocabulary"]["size"] == 310
+    assert manifest["vocabulary"]["size"] == V.VOCAB_SIZE
     for name in ("train", "validation"):
         split = TokenSplit.load(tokens_dir, name)
         assert len(split) > 0
@@ -35,7 +35,7 @@ def test_train_export_evaluate(tokens_dir, tmp_path, capsys):
     capsys.readouterr()
     on_onnx = main(["evaluate", res["onnx"], "--data", tokens_dir, "--max-docs", "2", "--json"])
     on_ckpt = main(["evaluate", run, "--data", tokens_dir, "--max-docs", "2", "--json", "--device", "cpu"])
-    out = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
+    out = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert out[0]["events"] == out[1]["events"] > 0
     for k in ("nll_nats_per_event", "bits_per_second", "accuracy"):
         assert on_onnx[k] == pytest.approx(on_ckpt[k], rel=1e-4)

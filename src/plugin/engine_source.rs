@@ -2,11 +2,11 @@
 
 use super::source::{ModelInfo, Source, StepControls};
 use crate::codec::Event;
-use crate::control::Control;
+use crate::engine::control::Control;
+use crate::engine::model::{LoadOptions, Model, ModelSource};
+use crate::engine::runtime::{self, RuntimeOptions};
+use crate::engine::sampling::Sampling;
 use crate::engine::{Engine, Settings};
-use crate::model::{LoadOptions, Model, ModelSource};
-use crate::runtime::{self, RuntimeOptions};
-use crate::sampling::Sampling;
 use std::path::{Path, PathBuf};
 
 /// Nucleus sampling the plugin uses (drops the long tail of unlikely events).
@@ -29,8 +29,7 @@ pub struct EngineSource {
 /// plugin binary, else the engine's usual places (with the plugin's folder among them).
 pub fn runtime_options(plugin_folder: Option<&Path>) -> RuntimeOptions {
     let beside: Option<PathBuf> = plugin_folder.map(|d| d.join(runtime::library_file_name()));
-    let explicit = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()).is_none()
-        && beside.as_ref().is_some_and(|p| p.is_file());
+    let explicit = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()).is_none() && beside.as_ref().is_some_and(|p| p.is_file());
     RuntimeOptions {
         library: if explicit { beside } else { None },
         search_folders: plugin_folder.map(Path::to_path_buf).into_iter().collect(),
@@ -42,10 +41,8 @@ impl EngineSource {
     pub fn load(model: Option<&Path>, plugin_folder: Option<&Path>) -> Result<EngineSource, LoadError> {
         let source = ModelSource::from_option(model.map(Path::to_path_buf));
         let options = LoadOptions { runtime: runtime_options(plugin_folder), threads: 1 };
-        let model = Model::load(&source, &options).map_err(|e| LoadError {
-            runtime: matches!(e, crate::model::Error::Runtime(_)),
-            message: e.to_string(),
-        })?;
+        let model = Model::load(&source, &options)
+            .map_err(|e| LoadError { runtime: matches!(e, crate::engine::model::Error::Runtime(_)), message: e.to_string() })?;
         let mut figures = vec![
             ("network".to_string(), format!("GRU {} x {}", model.card.layers, model.card.hidden)),
             ("file size".to_string(), format!("{:.1} MB", model.bytes as f64 / 1e6)),
@@ -75,8 +72,7 @@ impl EngineSource {
                 ModelSource::File(p) => p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
             },
         };
-        let engine = Engine::new(model, Settings::default())
-            .map_err(|e| LoadError { runtime: false, message: e.to_string() })?;
+        let engine = Engine::new(model, Settings::default()).map_err(|e| LoadError { runtime: false, message: e.to_string() })?;
         Ok(EngineSource { engine, info: ModelInfo { name, figures }, applied: None })
     }
 
@@ -84,7 +80,7 @@ impl EngineSource {
         if self.applied.as_ref() == Some(controls) {
             return Ok(());
         }
-        let temperature = controls.temperature.clamp(crate::sampling::MIN_TEMPERATURE, crate::sampling::MAX_TEMPERATURE);
+        let temperature = controls.temperature.clamp(crate::engine::sampling::MIN_TEMPERATURE, crate::engine::sampling::MAX_TEMPERATURE);
         self.engine.set_sampling(Sampling { temperature, top_p: Some(TOP_P) }).map_err(|e| e.to_string())?;
         self.engine.set_control(match controls.density {
             Some(d) => Control::NotesPerSecond(d),

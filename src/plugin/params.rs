@@ -1,5 +1,6 @@
 //! The plugin's parameters (automatable, with units) and its remembered settings.
 
+use crate::codec::Pitch;
 use nice_plug::prelude::*;
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +19,9 @@ pub enum Mode {
 
 /// Density below this is "Auto" (the model chooses).
 pub const DENSITY_AUTO_BELOW: f32 = 1.0;
+const LOWEST_KEY: i32 = Pitch::LOWEST.midi() as i32;
+const HIGHEST_KEY: i32 = Pitch::HIGHEST.midi() as i32;
+const KEY_RANGE: IntRange = IntRange::Linear { min: LOWEST_KEY, max: HIGHEST_KEY };
 pub const DENSITY_MAX: f32 = 30.0;
 
 /// Note names like "C4" (middle C = 60) for the key range.
@@ -107,9 +111,7 @@ impl Default for PianoforteParams {
                 FloatRange::Skewed { min: 0.0, max: DENSITY_MAX, factor: FloatRange::skew_factor(-0.8) },
             )
             .with_step_size(0.1)
-            .with_value_to_string(Arc::new(|v| {
-                if v < DENSITY_AUTO_BELOW { "Auto".to_string() } else { format!("{v:.1} notes/s") }
-            }))
+            .with_value_to_string(Arc::new(|v| if v < DENSITY_AUTO_BELOW { "Auto".to_string() } else { format!("{v:.1} notes/s") }))
             .with_string_to_value(Arc::new(|s| {
                 let s = s.trim().trim_end_matches("notes/s").trim();
                 if s.eq_ignore_ascii_case("auto") { Some(0.0) } else { s.parse::<f32>().ok() }
@@ -119,12 +121,12 @@ impl Default for PianoforteParams {
             seed: IntParam::new("Seed", 1, IntRange::Linear { min: 1, max: 9999 }),
             velocity_min: IntParam::new("Velocity min", 1, IntRange::Linear { min: 1, max: 127 }),
             velocity_max: IntParam::new("Velocity max", 127, IntRange::Linear { min: 1, max: 127 }),
-            key_low: IntParam::new("Lowest key", 21, IntRange::Linear { min: 21, max: 108 })
-                .with_value_to_string(Arc::new(|k| note_name(k)))
-                .with_string_to_value(Arc::new(|s| parse_note_name(s))),
-            key_high: IntParam::new("Highest key", 108, IntRange::Linear { min: 21, max: 108 })
-                .with_value_to_string(Arc::new(|k| note_name(k)))
-                .with_string_to_value(Arc::new(|s| parse_note_name(s))),
+            key_low: IntParam::new("Lowest key", LOWEST_KEY, KEY_RANGE)
+                .with_value_to_string(Arc::new(note_name))
+                .with_string_to_value(Arc::new(parse_note_name)),
+            key_high: IntParam::new("Highest key", HIGHEST_KEY, KEY_RANGE)
+                .with_value_to_string(Arc::new(note_name))
+                .with_string_to_value(Arc::new(parse_note_name)),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             clips_folder: Arc::new(Mutex::new(String::new())),
             model_path: Arc::new(Mutex::new(String::new())),
@@ -162,7 +164,7 @@ mod tests {
         assert_eq!(note_name(60), "C4");
         assert_eq!(note_name(21), "A0");
         assert_eq!(note_name(108), "C8");
-        for k in 21..=108 {
+        for k in LOWEST_KEY..=HIGHEST_KEY {
             assert_eq!(parse_note_name(&note_name(k)), Some(k));
         }
         assert_eq!(parse_note_name("Bb3"), Some(58));

@@ -17,6 +17,7 @@
 //! and sorted in place.
 
 use super::events::{Midi, Played, Timed};
+use crate::codec::Keys;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use atomic_float::AtomicF64;
@@ -69,8 +70,8 @@ impl Default for Controls {
             play: false,
             bypass: false,
             continue_mode: false,
-            key_low: 21,
-            key_high: 108,
+            key_low: crate::codec::Pitch::LOWEST.midi(),
+            key_high: crate::codec::Pitch::HIGHEST.midi(),
             velocity_min: 1,
             velocity_max: 127,
         }
@@ -134,7 +135,7 @@ pub struct Player<T: Copy> {
     /// Output key -> source pitch of the generated note sounding on it, or NONE.
     owner_of: [u8; 128],
     /// Keys the musician holds down.
-    held: [bool; 128],
+    held: Keys<()>,
     pedal_down: bool,
     was_running: bool,
     expected_pos: Option<i64>,
@@ -154,7 +155,7 @@ impl<T: Copy> Player<T> {
             generation: 0,
             key_of: [NONE; 128],
             owner_of: [NONE; 128],
-            held: [false; 128],
+            held: Keys::new(),
             pedal_down: false,
             was_running: false,
             expected_pos: None,
@@ -178,7 +179,7 @@ impl<T: Copy> Player<T> {
     pub fn reset(&mut self) {
         self.cut_pending = true;
         self.expected_pos = None;
-        self.held = [false; 128];
+        self.held = Keys::new();
     }
 
     /// Performance-clock seconds at the start of the next buffer.
@@ -244,10 +245,12 @@ impl<T: Copy> Player<T> {
         // pedal-up when the pedal is already up, for receivers that missed something.
         let stopped = self.cut_pending || (self.was_running && !running);
         let mut jumped = false;
-        if running && self.was_running && transport.playing {
-            if let (Some(pos), Some(expected)) = (transport.pos_samples, self.expected_pos) {
-                jumped = (pos - expected).abs() > JUMP_TOLERANCE_SAMPLES;
-            }
+        if running
+            && self.was_running
+            && transport.playing
+            && let (Some(pos), Some(expected)) = (transport.pos_samples, self.expected_pos)
+        {
+            jumped = (pos - expected).abs() > JUMP_TOLERANCE_SAMPLES;
         }
         if stopped || jumped {
             self.cut(0, stopped);
@@ -277,14 +280,14 @@ impl<T: Copy> Player<T> {
             let midi = match input.kind {
                 InKind::NoteOn { key, velocity } => {
                     let key = key & 0x7f;
-                    self.held[key as usize] = true;
+                    self.held.press(key, ());
                     if running && controls.continue_mode {
                         generation = shared.generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
                     }
                     Some(Midi::NoteOn { key, velocity })
                 }
                 InKind::NoteOff { key } => {
-                    self.held[(key & 0x7f) as usize] = false;
+                    self.held.release(key);
                     Some(Midi::NoteOff { key: key & 0x7f })
                 }
                 InKind::Pedal { down } => Some(Midi::Pedal { down }),
@@ -300,10 +303,8 @@ impl<T: Copy> Player<T> {
             self.generation = generation;
         }
 
-        if running {
-            if let Some(queue) = queue {
-                self.take_from_queue(queue, frames, controls, shared);
-            }
+        if running && let Some(queue) = queue {
+            self.take_from_queue(queue, frames, controls, shared);
         }
 
         // One ordered list for the host (it wants events in time order).
@@ -340,13 +341,7 @@ impl<T: Copy> Player<T> {
         }
     }
 
-    fn take_from_queue(
-        &mut self,
-        queue: &mut rtrb::Consumer<Timed>,
-        frames: u32,
-        controls: Controls,
-        shared: &RtShared,
-    ) {
+    fn take_from_queue(&mut self, queue: &mut rtrb::Consumer<Timed>, frames: u32, controls: Controls, shared: &RtShared) {
         let end = self.clock + frames as i64;
         let mut skipped = 0u64;
         while let Ok(event) = queue.peek() {
@@ -415,7 +410,7 @@ impl<T: Copy> Player<T> {
         let Some(key) = fold_key(source, controls.key_low, controls.key_high) else {
             return;
         };
-        if self.held[key as usize] {
+        if self.held.is_down(key) {
             // The musician holds this key: leave it to them.
             return;
         }
@@ -616,10 +611,7 @@ mod tests {
         run(&mut player, &mut rx, &shared, &mut capture, 480, playing, Controls::default());
         assert_eq!(
             &capture.events[1..],
-            &[
-                (480, OutKind::Gen(Midi::NoteOff { key: 60 })),
-                (720, OutKind::Gen(Midi::NoteOn { key: 70, velocity: 90 })),
-            ]
+            &[(480, OutKind::Gen(Midi::NoteOff { key: 60 })), (720, OutKind::Gen(Midi::NoteOn { key: 70, velocity: 90 })),]
         );
     }
 
@@ -639,10 +631,7 @@ mod tests {
         let inputs = [InEvent { timing: 10, kind: InKind::NoteOn { key: 48, velocity: 70 }, raw: 7u8 }];
         player.process(480, playing, controls, &inputs, Some(&mut rx), Some(&mut played_tx), &shared, &mut capture);
         assert_eq!(shared.generation.load(Ordering::Relaxed), 1);
-        assert_eq!(
-            &capture.events[1..],
-            &[(480, OutKind::Gen(Midi::NoteOff { key: 60 })), (490, OutKind::Thru(7))]
-        );
+        assert_eq!(&capture.events[1..], &[(480, OutKind::Gen(Midi::NoteOff { key: 60 })), (490, OutKind::Thru(7))]);
         let mut played = Vec::new();
         while let Ok(p) = played_rx.pop() {
             played.push(p);

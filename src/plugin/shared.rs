@@ -6,7 +6,7 @@
 use super::player::RtShared;
 use super::source::ModelInfo;
 use super::worker::Command;
-use crate::clips::{SavedClip, Take};
+use crate::plugin::clips::{SavedClip, Take};
 use std::sync::Mutex;
 use std::sync::mpsc::Sender;
 

@@ -8,7 +8,7 @@
 //! events with times, the way `codec::decode` does (including its 5 s stuck-note guard).
 
 use super::events::Midi;
-use crate::codec::{self, Event, MAX_NOTE_SECONDS, STEPS_PER_SECOND};
+use crate::codec::{Change, Event, MusicState, Pitch, STEPS_PER_SECOND, Shift, VelocityBin};
 
 /// What the engine reads from the parameters at every step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,7 +22,7 @@ pub struct StepControls {
 
 impl Default for StepControls {
     fn default() -> Self {
-        StepControls { temperature: 1.0, density: None, key_low: 21, key_high: 108 }
+        StepControls { temperature: 1.0, density: None, key_low: Pitch::LOWEST.midi(), key_high: Pitch::HIGHEST.midi() }
     }
 }
 
@@ -43,74 +43,34 @@ pub trait Source: Send {
     fn next(&mut self, controls: &StepControls) -> Result<Event, String>;
 }
 
-/// Turns a stream of codec events into MIDI events with model times in seconds.
-#[derive(Debug, Clone)]
+/// Turns a stream of codec events into MIDI events with model times in seconds: the codec's
+/// music state (its stuck-note guard included) says what each event does.
+#[derive(Debug, Clone, Default)]
 pub struct Decoder {
-    /// Model time in 10 ms steps.
-    step: i64,
-    velocity_bin: u8,
-    /// Onset step of each sounding pitch, or -1.
-    onset: [i64; 128],
-    pedal_down: bool,
-}
-
-impl Default for Decoder {
-    fn default() -> Self {
-        Decoder { step: 0, velocity_bin: codec::VELOCITY_BINS / 2 - 1, onset: [-1; 128], pedal_down: false }
-    }
+    state: MusicState,
 }
 
 impl Decoder {
     /// Model time in seconds.
     pub fn seconds(&self) -> f64 {
-        self.step as f64 / STEPS_PER_SECOND
+        self.state.seconds()
     }
 
     /// Feeds one event; `emit(seconds, midi)` gets what it means, in time order.
     pub fn feed(&mut self, event: Event, mut emit: impl FnMut(f64, Midi)) {
-        let guard_steps = (MAX_NOTE_SECONDS * STEPS_PER_SECOND).round() as i64;
-        match event {
-            Event::TimeShift(steps) => {
-                let target = self.step + steps as i64;
-                // The stuck-note guard: a note held 5 s ends there.
-                loop {
-                    let mut first: Option<(i64, usize)> = None;
-                    for (pitch, &onset) in self.onset.iter().enumerate() {
-                        if onset >= 0 && onset + guard_steps <= target && first.is_none_or(|(s, _)| onset + guard_steps < s) {
-                            first = Some((onset + guard_steps, pitch));
-                        }
-                    }
-                    let Some((at, pitch)) = first else { break };
-                    self.onset[pitch] = -1;
-                    emit(at as f64 / STEPS_PER_SECOND, Midi::NoteOff { key: pitch as u8 });
-                }
-                self.step = target;
-            }
-            Event::Velocity(bin) => self.velocity_bin = bin.min(codec::VELOCITY_BINS - 1),
-            Event::NoteOn(pitch) => {
-                let at = self.seconds();
-                if self.onset[pitch as usize] >= 0 {
-                    emit(at, Midi::NoteOff { key: pitch });
-                }
-                self.onset[pitch as usize] = self.step;
-                emit(at, Midi::NoteOn { key: pitch, velocity: codec::bin_velocity(self.velocity_bin) });
-            }
-            Event::NoteOff(pitch) => {
-                if self.onset[pitch as usize] >= 0 {
-                    self.onset[pitch as usize] = -1;
-                    emit(self.seconds(), Midi::NoteOff { key: pitch });
-                }
-            }
-            Event::PedalDown | Event::PedalUp => {
-                let down = event == Event::PedalDown;
-                if down != self.pedal_down {
-                    self.pedal_down = down;
-                    emit(self.seconds(), Midi::Pedal { down });
-                }
-            }
-        }
+        let seconds = |at: i64| at as f64 / STEPS_PER_SECOND;
+        self.state.apply(event, |change| match change {
+            Change::Press { pitch, at, velocity } => emit(seconds(at), Midi::NoteOn { key: pitch.midi(), velocity: velocity.midi() }),
+            Change::Release { pitch, at, .. } => emit(seconds(at), Midi::NoteOff { key: pitch.midi() }),
+            Change::Pedal { down, at } => emit(seconds(at), Midi::Pedal { down }),
+        });
     }
 }
+
+const MIDDLE_C: Pitch = match Pitch::new(60) {
+    Some(p) => p,
+    None => unreachable!(),
+};
 
 /// A deterministic stand-in pianist: broken chords around a slowly wandering centre, at the
 /// requested density (6 notes/s on Auto), pedal changes every two seconds. Only for tests.
@@ -126,15 +86,7 @@ pub struct Synthetic {
 
 impl Synthetic {
     pub fn new() -> Self {
-        Synthetic {
-            rng: 1,
-            pending: Vec::new(),
-            step: 0,
-            queue: Default::default(),
-            centre: 60,
-            next_pedal: 0,
-            pedal: false,
-        }
+        Synthetic { rng: 1, pending: Vec::new(), step: 0, queue: Default::default(), centre: 60, next_pedal: 0, pedal: false }
     }
 
     fn random(&mut self) -> u64 {
@@ -162,17 +114,14 @@ impl Synthetic {
         });
         while self.next_pedal <= onset {
             self.pedal = !self.pedal;
-            due.push((self.next_pedal, if self.pedal { Event::PedalDown } else { Event::PedalUp }));
+            due.push((self.next_pedal, Event::pedal(self.pedal)));
             self.next_pedal += 200;
         }
         due.sort_by_key(|&(at, e)| (at, matches!(e, Event::NoteOn(_))));
         let mut now = self.step;
         let mut emit_at = |queue: &mut std::collections::VecDeque<Event>, at: i64, e: Event| {
-            while at > now {
-                let shift = (at - now).min(100);
-                queue.push_back(Event::TimeShift(shift as u8));
-                now += shift;
-            }
+            queue.extend(Shift::covering(at - now).map(Event::TimeShift));
+            now = now.max(at);
             queue.push_back(e);
         };
         for (at, e) in due {
@@ -181,8 +130,9 @@ impl Synthetic {
         let r = self.random();
         self.centre = (self.centre + (r % 5) as i32 - 2).clamp(40, 84);
         let pitch = (self.centre + [0, 4, 7, 12, 7, 4][(r >> 8) as usize % 6]) as u8;
-        let pitch = super::player::fold_key(pitch, controls.key_low.max(21), controls.key_high.min(108)).unwrap_or(60);
-        let bin = (12 + (r >> 16) % 14) as u8;
+        let (low, high) = (controls.key_low.max(Pitch::LOWEST.midi()), controls.key_high.min(Pitch::HIGHEST.midi()));
+        let pitch = super::player::fold_key(pitch, low, high).and_then(Pitch::new).unwrap_or(MIDDLE_C);
+        let bin = VelocityBin::new((12 + (r >> 16) % 14) as u8).expect("below 32");
         let length = 10 + ((r >> 24) % 50) as i64;
         emit_at(&mut self.queue, onset, Event::Velocity(bin));
         // A sounding pitch is released first (the decoder would do it anyway).
@@ -204,10 +154,7 @@ impl Default for Synthetic {
 
 impl Source for Synthetic {
     fn info(&self) -> ModelInfo {
-        ModelInfo {
-            name: "synthetic test pattern".into(),
-            figures: vec![("kind".into(), "deterministic, for tests".into())],
-        }
+        ModelInfo { name: "synthetic test pattern".into(), figures: vec![("kind".into(), "deterministic, for tests".into())] }
     }
 
     fn restart(&mut self, _primer: &[Event], seed: u64) -> Result<(), String> {
@@ -227,43 +174,60 @@ impl Source for Synthetic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::{self, Note, from_text};
+
+    /// The MIDI stream the decoder emits, read back into notes the way the plugin's clips are.
+    fn decoded(events: &[Event]) -> (Vec<Note>, Vec<(f64, bool)>, f64) {
+        let mut decoder = Decoder::default();
+        let (mut out, mut last) = (Vec::new(), 0.0);
+        for &e in events {
+            decoder.feed(e, |t, m| {
+                assert!(t >= last - 1e-9, "decoder output goes back in time");
+                last = t;
+                out.push((t, m));
+            });
+        }
+        let mut open: codec::Keys<(f64, u8)> = codec::Keys::new();
+        let (mut notes, mut pedal) = (Vec::new(), Vec::new());
+        for (t, m) in out {
+            match m {
+                Midi::NoteOn { key, velocity } => assert!(open.press(key, (t, velocity)).is_none(), "NOTE_ON of a sounding key"),
+                Midi::NoteOff { key } => {
+                    let (start, velocity) = open.release(key).expect("NOTE_OFF of a sounding key");
+                    notes.push(Note { pitch: key, velocity, start, end: t });
+                }
+                Midi::Pedal { down } => pedal.push((t, down)),
+            }
+        }
+        notes.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.pitch.cmp(&b.pitch)));
+        (notes, pedal, decoder.seconds())
+    }
 
     #[test]
     fn decoder_matches_codec_decode() {
         let mut source = Synthetic::new();
         source.restart(&[], 7).unwrap();
         let controls = StepControls { density: Some(12.0), ..Default::default() };
-        let events: Vec<Event> = (0..2000).map(|_| source.next(&controls).unwrap()).collect();
-        assert!(events.iter().all(|e| e.is_valid()));
-        let mut decoder = Decoder::default();
-        let mut ons = Vec::new();
-        let mut last = 0.0;
-        for &e in &events {
-            decoder.feed(e, |t, m| {
-                assert!(t >= last - 1e-9, "decoder output goes back in time");
-                last = t;
-                if let Midi::NoteOn { key, .. } = m {
-                    ons.push((key, (t * 1000.0).round() as i64));
-                }
-            });
-        }
+        let mut events: Vec<Event> = (0..2000).map(|_| source.next(&controls).unwrap()).collect();
+        // Close what still sounds, so both sides end every note the same way.
+        events.extend([Event::PedalUp, Event::TimeShift(Shift::LONGEST)]);
+        events.extend(Pitch::all().map(Event::NoteOff));
+        let (notes, pedal, seconds) = decoded(&events);
         let performance = codec::decode(&events);
-        let expected: Vec<(u8, i64)> =
-            performance.notes.iter().map(|n| (n.pitch, (n.start * 1000.0).round() as i64)).collect();
-        assert_eq!(ons, expected);
+        // Pitch, velocity, onset and release of every note, and every pedal change.
+        assert_eq!(notes, performance.notes);
+        let expected: Vec<(f64, bool)> = performance.pedal.iter().map(|c| (c.time, c.down)).collect();
+        assert_eq!(pedal, expected);
+        assert!(pedal.len() > 10 && notes.iter().map(|n| n.velocity).collect::<std::collections::BTreeSet<_>>().len() > 5);
         // About 12 notes per second.
-        let rate = ons.len() as f64 / decoder.seconds();
+        let rate = notes.len() as f64 / seconds;
         assert!((rate - 12.0).abs() < 1.0, "rate {rate}");
     }
 
     #[test]
     fn decoder_guards_stuck_notes() {
-        let mut decoder = Decoder::default();
-        let mut out = Vec::new();
-        for e in [Event::NoteOn(60), Event::TimeShift(100), Event::TimeShift(100), Event::TimeShift(100),
-                  Event::TimeShift(100), Event::TimeShift(100), Event::TimeShift(100)] {
-            decoder.feed(e, |t, m| out.push((t, m)));
-        }
-        assert_eq!(out[1], (5.0, Midi::NoteOff { key: 60 }));
+        let events = from_text(&format!("ON 60\n{}", "SHIFT 1000ms\n".repeat(6))).unwrap();
+        let (notes, _, _) = decoded(&events);
+        assert_eq!((notes[0].start, notes[0].end), (0.0, 5.0));
     }
 }

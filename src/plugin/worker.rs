@@ -9,11 +9,11 @@
 //! skipped by the audio thread. Parameters are read at every model step.
 
 use super::engine_source::{EngineSource, LoadError};
-use super::events::{Midi, Played, Timed};
+use super::events::{Midi, Played, Timed, played_performance};
 use super::params::{Mode, PianoforteParams};
 use super::shared::Shared;
 use super::source::{Decoder, Source, StepControls, Synthetic};
-use crate::codec::{self, Event, Note, PedalChange, Performance};
+use crate::codec::{self, Event, Keys, Pitch};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
@@ -62,9 +62,10 @@ pub enum Command {
     Shutdown,
 }
 
-/// Which source plays: the ONNX engine, or (`PIANOFORTE_SOURCE=synthetic`) the test pattern.
+/// Which source plays: the ONNX engine, or in a test build (feature `test-hooks`) with
+/// `PIANOFORTE_SOURCE=synthetic`, the test pattern.
 fn load_source(model: Option<&std::path::Path>, plugin_folder: Option<&std::path::Path>) -> Result<Box<dyn Source>, LoadError> {
-    if std::env::var("PIANOFORTE_SOURCE").is_ok_and(|v| v == "synthetic") {
+    if cfg!(feature = "test-hooks") && std::env::var("PIANOFORTE_SOURCE").is_ok_and(|v| v == "synthetic") {
         return Ok(Box::new(Synthetic::new()));
     }
     EngineSource::load(model, plugin_folder).map(|s| Box::new(s) as Box<dyn Source>)
@@ -101,7 +102,7 @@ pub struct Worker {
     scratch: Vec<(f64, Midi)>,
     pending: VecDeque<Timed>,
     heard: VecDeque<Played>,
-    held: [bool; 128],
+    held: Keys<()>,
     last_input: f64,
     trace: Option<std::io::BufWriter<std::fs::File>>,
     busy: Duration,
@@ -110,12 +111,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(
-        shared: Arc<Shared>,
-        params: Arc<PianoforteParams>,
-        commands: Receiver<Command>,
-        plugin_folder: Option<PathBuf>,
-    ) -> Worker {
+    pub fn new(shared: Arc<Shared>, params: Arc<PianoforteParams>, commands: Receiver<Command>, plugin_folder: Option<PathBuf>) -> Worker {
         Worker {
             shared,
             params,
@@ -135,7 +131,7 @@ impl Worker {
             scratch: Vec::with_capacity(16),
             pending: VecDeque::with_capacity(64),
             heard: VecDeque::new(),
-            held: [false; 128],
+            held: Keys::new(),
             last_input: f64::NEG_INFINITY,
             trace: None,
             busy: Duration::ZERO,
@@ -222,7 +218,7 @@ impl Worker {
         self.shared.update_status(|s| s.loading = Some(label.clone()));
         let model = (!path.is_empty()).then(|| PathBuf::from(path));
         let result = load_source(model.as_deref(), self.plugin_folder.as_deref());
-        let runtime = crate::runtime::loaded_library().map(|p| p.display().to_string());
+        let runtime = crate::engine::runtime::loaded_library().map(|p| p.display().to_string());
         let loaded = match result {
             Ok(source) => {
                 let info = source.info();
@@ -264,9 +260,13 @@ impl Worker {
         loaded
     }
 
+    /// In a test build (feature `test-hooks`), every event the worker queues goes to a trace file
+    /// in `PIANOFORTE_TRACE_DIR`, for the host tests to check sample by sample.
     fn open_trace(&mut self) {
         self.trace = None;
-        let Some(dir) = std::env::var_os("PIANOFORTE_TRACE_DIR") else { return };
+        let Some(dir) = std::env::var_os("PIANOFORTE_TRACE_DIR").filter(|_| cfg!(feature = "test-hooks")) else {
+            return;
+        };
         let n = TRACE_COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = PathBuf::from(dir).join(format!("trace-{}-{n}.tsv", std::process::id()));
         if let Ok(file) = std::fs::File::create(&path) {
@@ -283,12 +283,13 @@ impl Worker {
     }
 
     fn controls(&self) -> StepControls {
+        let (lowest, highest) = (Pitch::LOWEST.midi() as i32, Pitch::HIGHEST.midi() as i32);
         let (a, b) = (self.params.key_low.value(), self.params.key_high.value());
         StepControls {
             temperature: self.params.temperature.value(),
             density: self.params.density_setting(),
-            key_low: a.min(b).clamp(21, 108) as u8,
-            key_high: a.max(b).clamp(21, 108) as u8,
+            key_low: a.min(b).clamp(lowest, highest) as u8,
+            key_high: a.max(b).clamp(lowest, highest) as u8,
         }
     }
 
@@ -302,42 +303,8 @@ impl Worker {
             return Vec::new();
         }
         let end = self.heard.back().map_or(0.0, |p| p.time);
-        let from = end - PRIMER_SECONDS;
-        let mut open: [Option<(f64, u8)>; 128] = [None; 128];
-        let mut notes = Vec::new();
-        let mut pedal = Vec::new();
-        let mut pedal_down = false;
-        let first = self.heard.front().map_or(0.0, |p| p.time).max(from);
-        for p in self.heard.iter().filter(|p| p.time >= from) {
-            let t = p.time - first;
-            match p.midi {
-                Midi::NoteOn { key, velocity } => {
-                    if let Some((s, v)) = open[key as usize].take() {
-                        notes.push(Note { pitch: key, velocity: v, start: s, end: t });
-                    }
-                    open[key as usize] = Some((t, velocity));
-                }
-                Midi::NoteOff { key } => {
-                    if let Some((s, v)) = open[key as usize].take() {
-                        notes.push(Note { pitch: key, velocity: v, start: s, end: t });
-                    }
-                }
-                Midi::Pedal { down } => {
-                    if down != pedal_down {
-                        pedal_down = down;
-                        pedal.push(PedalChange { time: t, down });
-                    }
-                }
-            }
-        }
-        let end = end - first;
-        for (key, slot) in open.iter().enumerate() {
-            if let Some((s, v)) = slot {
-                notes.push(Note { pitch: key as u8, velocity: *v, start: *s, end });
-            }
-        }
-        notes.sort_by(|a, b| a.start.total_cmp(&b.start));
-        codec::encode(&Performance { notes, pedal, duration: end })
+        let from = self.heard.front().map_or(0.0, |p| p.time).max(end - PRIMER_SECONDS);
+        codec::encode(&played_performance(&self.heard, from, end))
     }
 
     /// Starts a new performance (a new generation when `bump`) just ahead of the playhead.
@@ -387,7 +354,9 @@ impl Worker {
             } else {
                 self.restart(false);
             }
-        } else if self.source.is_some() && (self.params.seed.value() != self.seed || (mode != self.mode && mode == Mode::Free && self.state == State::Listening)) {
+        } else if self.source.is_some()
+            && (self.params.seed.value() != self.seed || (mode != self.mode && mode == Mode::Free && self.state == State::Listening))
+        {
             self.restart(true);
         }
         self.mode = mode;
@@ -395,7 +364,7 @@ impl Worker {
             State::Idle => {}
             State::Listening => {
                 let quiet = self.now() - self.last_input >= LISTEN_GAP_SECONDS;
-                if quiet && !self.held.iter().any(|&h| h) {
+                if quiet && self.held.is_empty() {
                     self.restart(false);
                 }
             }
@@ -406,19 +375,25 @@ impl Worker {
 
     /// Moves what the audio thread played into the take (and the musician's notes into `heard`).
     fn collect_played(&mut self) {
-        let Some(attachment) = self.attachment.as_mut() else { return };
+        let Some(attachment) = self.attachment.as_mut() else {
+            return;
+        };
         let available = attachment.played.slots();
         if available == 0 {
             return;
         }
-        let Ok(mut take) = self.shared.take.lock() else { return };
+        let Ok(mut take) = self.shared.take.lock() else {
+            return;
+        };
         for _ in 0..available {
-            let Ok(played) = attachment.played.pop() else { break };
+            let Ok(played) = attachment.played.pop() else {
+                break;
+            };
             take.push(played);
             if played.input {
                 match played.midi {
-                    Midi::NoteOn { key, .. } => self.held[key as usize & 0x7f] = true,
-                    Midi::NoteOff { key } => self.held[key as usize & 0x7f] = false,
+                    Midi::NoteOn { key, .. } => _ = self.held.press(key, ()),
+                    Midi::NoteOff { key } => _ = self.held.release(key),
                     Midi::Pedal { .. } => {}
                 }
                 self.last_input = played.time;
@@ -437,7 +412,9 @@ impl Worker {
         loop {
             // What was decoded but did not fit yet goes first.
             while let Some(&event) = self.pending.front() {
-                let Some(attachment) = self.attachment.as_mut() else { return };
+                let Some(attachment) = self.attachment.as_mut() else {
+                    return;
+                };
                 if attachment.events.push(event).is_err() {
                     return;
                 }
@@ -454,16 +431,18 @@ impl Worker {
             }
             if self.decoder.seconds() + self.offset >= horizon || steps >= MAX_STEPS_PER_TICK {
                 // The trace also tells how far the performance is decided (silence included).
-                if steps > 0 {
-                    if let Some(trace) = self.trace.as_mut() {
-                        let until = self.decoder.seconds() + self.offset;
-                        let _ = writeln!(trace, "{}\t{until}\tuntil\t0\t0", self.generation);
-                    }
+                if steps > 0
+                    && let Some(trace) = self.trace.as_mut()
+                {
+                    let until = self.decoder.seconds() + self.offset;
+                    let _ = writeln!(trace, "{}\t{until}\tuntil\t0\t0", self.generation);
                 }
                 return;
             }
             let controls = self.controls();
-            let Some(source) = self.source.as_mut() else { return };
+            let Some(source) = self.source.as_mut() else {
+                return;
+            };
             let event = match source.next(&controls) {
                 Ok(event) => event,
                 Err(e) => return self.fail(format!("the engine stopped: {e}")),

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[path = "../../src/onnxruntime_library.rs"]
+#[path = "../../src/engine/onnxruntime_library.rs"]
 mod library;
 pub use library::{ONNXRUNTIME_VERSION, library_file_name};
 
@@ -23,7 +23,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for arg in args {
         match arg.as_str() {
             "--force" => force = true,
-            other => return Err(format!("`cargo xtask onnxruntime` takes only --force, got `{other}`")),
+            other => {
+                return Err(format!("`cargo xtask onnxruntime` takes only --force, got `{other}`"));
+            }
         }
     }
     let folder = workspace_root().join("target").join("onnxruntime");

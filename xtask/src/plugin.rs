@@ -64,7 +64,13 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
 pub fn bundle(args: &[String]) -> Result<(), String> {
     // The library first: a bundle without it would load but stay silent.
     onnxruntime::run(&[])?;
-    nice_plug_xtask::main_with_args("cargo xtask", args.iter().cloned()).map_err(|e| format!("{e:#}"))?;
+    // The plugin is a cargo feature of the crate (the command line builds without nice-plug);
+    // the bundler passes extra words on to `cargo build`.
+    let mut args = args.to_vec();
+    if !args.iter().any(|a| a.starts_with("--features")) {
+        args.extend(["--features".into(), "plugin".into()]);
+    }
+    nice_plug_xtask::main_with_args("cargo xtask", args).map_err(|e| format!("{e:#}"))?;
     add_runtime()
 }
 
@@ -96,7 +102,9 @@ pub fn install(args: &[String]) -> Result<(), String> {
     for arg in args {
         match arg.as_str() {
             "--no-bundle" => build = false,
-            other => return Err(format!("`cargo xtask install` takes only --no-bundle, got `{other}`")),
+            other => {
+                return Err(format!("`cargo xtask install` takes only --no-bundle, got `{other}`"));
+            }
         }
     }
     if build {

@@ -159,12 +159,10 @@ pub fn check(run: &Run, strict: bool) -> Report {
                         report.cut_events += 1;
                     } else {
                         // A NOTE_ON at the same sample for this key (repeated note) explains it.
-                        let retrigger = block_events.iter().any(|o| o.time == e.time && matches!(o.kind, OutKind::On { key: k, .. } if k == key));
+                        let retrigger =
+                            block_events.iter().any(|o| o.time == e.time && matches!(o.kind, OutKind::On { key: k, .. } if k == key));
                         if !retrigger {
-                            report.error(format!(
-                                "NOTE_OFF {key} at clock sample {} is neither in the trace nor a cut",
-                                e.clock_sample
-                            ));
+                            report.error(format!("NOTE_OFF {key} at clock sample {} is neither in the trace nor a cut", e.clock_sample));
                         }
                     }
                 }
@@ -193,12 +191,8 @@ pub fn check(run: &Run, strict: bool) -> Report {
 
     // Due NOTE_ONs that never came.
     let final_seconds = run.final_clock as f64 / run.sample_rates.last().map_or(48_000.0, |r| r.1);
-    let restarts: Vec<f64> = run
-        .cuts
-        .iter()
-        .filter(|c| matches!(c.reason, Cut::Restart | Cut::Activation))
-        .map(|c| c.clock_seconds)
-        .collect();
+    let restarts: Vec<f64> =
+        run.cuts.iter().filter(|c| matches!(c.reason, Cut::Restart | Cut::Activation)).map(|c| c.clock_seconds).collect();
     let newest_generation = run.trace.iter().map(|t| t.generation).max().unwrap_or(0);
     for ((k, _), list) in &traced {
         if *k != 0 {

@@ -37,10 +37,17 @@ impl HostHandlers for TestHost {
 /// One output event as the host received it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum OutKind {
-    On { key: u8, velocity: u8 },
-    Off { key: u8 },
+    On {
+        key: u8,
+        velocity: u8,
+    },
+    Off {
+        key: u8,
+    },
     /// CC64 value.
-    Pedal { value: u8 },
+    Pedal {
+        value: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -175,9 +182,12 @@ fn host_info() -> HostInfo {
     HostInfo::new("pianoforte test host", "pianoforte", "https://example.invalid", "0.1").expect("valid host info")
 }
 
+/// (parameter name, text) -> (parameter id, CLAP value).
+type ParamValues = HashMap<(String, String), (ClapId, f64)>;
+
 /// Parameter ids by name, and the CLAP values of the texts the scenarios use.
-fn param_values(instance: &mut PluginInstance<TestHost>, scenario: &Scenario) -> Result<HashMap<(String, String), (ClapId, f64)>, String> {
-    let mut handle = instance.plugin_handle();
+fn param_values(instance: &mut PluginInstance<TestHost>, scenario: &Scenario) -> Result<ParamValues, String> {
+    let handle = instance.plugin_handle();
     let params: PluginParams = handle.get_extension().ok_or("the plugin has no params extension")?;
     let mut ids = HashMap::new();
     let mut buffer = ParamInfoBuffer::new();
@@ -192,9 +202,8 @@ fn param_values(instance: &mut PluginInstance<TestHost>, scenario: &Scenario) ->
             if let Action::Param(name, text) = action {
                 let id = *ids.get(*name).ok_or_else(|| format!("no parameter named {name}; have {:?}", ids.keys()))?;
                 let ctext = CString::new(*text).unwrap();
-                let value = params
-                    .text_to_value(&mut handle, id, &ctext)
-                    .ok_or_else(|| format!("the plugin cannot read {text:?} for {name}"))?;
+                let value =
+                    params.text_to_value(&handle, id, &ctext).ok_or_else(|| format!("the plugin cannot read {text:?} for {name}"))?;
                 values.insert((name.to_string(), text.to_string()), (id, value));
             }
         }
@@ -240,7 +249,10 @@ unsafe fn libc_sysconf_clk_tck() -> f64 {
 fn transport_event(playing: bool, pos_samples: i64, sample_rate: f64) -> TransportEvent {
     let seconds = pos_samples as f64 / sample_rate;
     let tempo = 120.0;
-    let mut flags = TransportFlags::HAS_TEMPO | TransportFlags::HAS_SECONDS_TIMELINE | TransportFlags::HAS_BEATS_TIMELINE | TransportFlags::HAS_TIME_SIGNATURE;
+    let mut flags = TransportFlags::HAS_TEMPO
+        | TransportFlags::HAS_SECONDS_TIMELINE
+        | TransportFlags::HAS_BEATS_TIMELINE
+        | TransportFlags::HAS_TIME_SIGNATURE;
     if playing {
         flags |= TransportFlags::IS_PLAYING;
     }
@@ -265,14 +277,9 @@ fn transport_event(playing: bool, pos_samples: i64, sample_rate: f64) -> Transpo
 
 /// Runs a scenario on a fresh plugin instance.
 pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path, model: Option<&Path>) -> Result<Run, String> {
-    let mut instance = PluginInstance::<TestHost>::new(
-        |_| Shared { callback: AtomicBool::new(false) },
-        |_| (),
-        &plugin.entry,
-        &plugin.id,
-        &host_info(),
-    )
-    .map_err(|e| format!("cannot instantiate: {e:?}"))?;
+    let mut instance =
+        PluginInstance::<TestHost>::new(|_| Shared { callback: AtomicBool::new(false) }, |_| (), &plugin.entry, &plugin.id, &host_info())
+            .map_err(|e| format!("cannot instantiate: {e:?}"))?;
     if let Some(model) = model {
         set_fields(&mut instance, &[("model-path", &model.display().to_string())])?;
     }
@@ -345,7 +352,17 @@ pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path, model: Option
         let shared_state = std::thread::scope(|scope| {
             let audio = scope.spawn(|| {
                 let mut processor = processor.start_processing().map_err(|e| format!("cannot start processing: {e:?}"))?;
-                let result = process_segments(&mut processor, scenario, &mut segment_index, &mut state, &mut run, &mut reader, &values, sample_rate, max_frames);
+                let result = process_segments(
+                    &mut processor,
+                    scenario,
+                    &mut segment_index,
+                    &mut state,
+                    &mut run,
+                    &mut reader,
+                    &values,
+                    sample_rate,
+                    max_frames,
+                );
                 done.store(true, Ordering::Release);
                 result.map(|next_rate| (processor.stop_processing(), next_rate))
             });
@@ -364,7 +381,12 @@ pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path, model: Option
         if let Some(rate) = next_rate {
             state.clock = (state.clock as f64 * rate / sample_rate).round() as i64;
             sample_rate = rate;
-            run.cuts.push(CutAt { block: run.blocks, host_sample: state.host_sample, clock_seconds: state.clock as f64 / sample_rate, reason: Cut::Activation });
+            run.cuts.push(CutAt {
+                block: run.blocks,
+                host_sample: state.host_sample,
+                clock_seconds: state.clock as f64 / sample_rate,
+                reason: Cut::Activation,
+            });
         }
         if instance.access_shared_handler(|s| s.callback.swap(false, Ordering::AcqRel)) {
             instance.call_on_main_thread_callback();
@@ -535,7 +557,12 @@ fn process_segments(
                     std::thread::sleep(Duration::from_micros(200));
                 }
                 if restart_pending && !first_block && reader.horizon().is_some_and(|h| h.0 > generation_at_start) {
-                    run.cuts.push(CutAt { block: run.blocks, host_sample: state.host_sample, clock_seconds: state.clock as f64 / sample_rate, reason: Cut::Restart });
+                    run.cuts.push(CutAt {
+                        block: run.blocks,
+                        host_sample: state.host_sample,
+                        clock_seconds: state.clock as f64 / sample_rate,
+                        reason: Cut::Restart,
+                    });
                     restart_pending = false;
                 }
             } else if !scenario.lockstep && scenario.speed > 0.0 {
@@ -567,7 +594,12 @@ fn process_segments(
             in_events.clear();
             if first_block {
                 if let Some(reason) = cut_reason {
-                    run.cuts.push(CutAt { block: run.blocks, host_sample: state.host_sample, clock_seconds: state.clock as f64 / sample_rate, reason });
+                    run.cuts.push(CutAt {
+                        block: run.blocks,
+                        host_sample: state.host_sample,
+                        clock_seconds: state.clock as f64 / sample_rate,
+                        reason,
+                    });
                 }
                 first_block = false;
             }
@@ -581,15 +613,11 @@ fn process_segments(
                 let (channel, kind) = match event.as_core_event() {
                     Some(CoreEventSpace::NoteOn(e)) => (
                         e.channel().into_specific().unwrap_or(0) as u8,
-                        OutKind::On {
-                            key: e.key().into_specific().unwrap_or(0) as u8,
-                            velocity: (e.velocity() * 127.0).round() as u8,
-                        },
+                        OutKind::On { key: e.key().into_specific().unwrap_or(0) as u8, velocity: (e.velocity() * 127.0).round() as u8 },
                     ),
-                    Some(CoreEventSpace::NoteOff(e)) => (
-                        e.channel().into_specific().unwrap_or(0) as u8,
-                        OutKind::Off { key: e.key().into_specific().unwrap_or(0) as u8 },
-                    ),
+                    Some(CoreEventSpace::NoteOff(e)) => {
+                        (e.channel().into_specific().unwrap_or(0) as u8, OutKind::Off { key: e.key().into_specific().unwrap_or(0) as u8 })
+                    }
                     Some(CoreEventSpace::Midi(e)) => {
                         let data = e.data();
                         match data[0] & 0xf0 {

@@ -49,7 +49,9 @@ fn parse_args() -> Result<Options, String> {
             "--require-density" => options.require_density = true,
             "--model" => options.model = Some(args.next().ok_or("--model needs a path")?.into()),
             "-h" | "--help" => {
-                println!("usage: pianoforte-clap-host [--plugin PATH] [--suite full|quick|bench|density|state|no-runtime] [--source model|synthetic] [--require-density] [--model FILE.onnx]");
+                println!(
+                    "usage: pianoforte-clap-host [--plugin PATH] [--suite full|quick|bench|density|state|no-runtime] [--source model|synthetic] [--require-density] [--model FILE.onnx]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -131,12 +133,7 @@ fn full_suite() -> Vec<Scenario> {
             Sizes::Fixed(256),
             vec![seg(10.0, vec![Transport(true)]), seg(10.0, vec![Param("Seed", "7")]), seg(1.0, vec![Transport(false)])],
         ),
-        scenario(
-            "1-sample buffers",
-            48_000.0,
-            Sizes::Fixed(1),
-            vec![seg(4.0, vec![Transport(true)]), seg(0.5, vec![Transport(false)])],
-        ),
+        scenario("1-sample buffers", 48_000.0, Sizes::Fixed(1), vec![seg(4.0, vec![Transport(true)]), seg(0.5, vec![Transport(false)])]),
         density_scenario(),
     ]
 }
@@ -181,10 +178,7 @@ fn bench_suite() -> Vec<Scenario> {
             name: format!("benchmark: 48 kHz, {buffer}-sample buffers, 16 notes/s, real time"),
             sample_rate: 48_000.0,
             sizes: Sizes::Fixed(buffer),
-            segments: vec![
-                measured("16 notes/s", 30.0, vec![Transport(true), Param("Density", "16")]),
-                seg(0.5, vec![Transport(false)]),
-            ],
+            segments: vec![measured("16 notes/s", 30.0, vec![Transport(true), Param("Density", "16")]), seg(0.5, vec![Transport(false)])],
             lockstep: false,
             speed: 1.0,
             expect_silence: false,
@@ -316,7 +310,15 @@ fn main() -> ExitCode {
         println!(
             "  {simulated:.0} s simulated in {:.1} s, {} blocks; {} generated notes, {} events exactly at their traced sample, \
              {} cut events; {} NOTE_ONs superseded by a new performance, {} skipped late; lockstep stalls: {}; up to {} notes at once",
-            run.wall_seconds, run.blocks, report.generated_notes, report.matched, report.cut_events, report.superseded, report.missing, run.stalls, report.max_sounding
+            run.wall_seconds,
+            run.blocks,
+            report.generated_notes,
+            report.matched,
+            report.cut_events,
+            report.superseded,
+            report.missing,
+            run.stalls,
+            report.max_sounding
         );
         let mut errors = report.errors.clone();
         if scenario.expect_silence {
@@ -332,15 +334,18 @@ fn main() -> ExitCode {
         let rate = |label: &str| run.measured.iter().find(|m| m.0 == label).map(|m| m.1 as f64 / m.2);
         if let (Some(low), Some(high)) = (rate("3 notes/s"), rate("16 notes/s")) {
             let responds = high > low * 2.0;
-            println!("  density automation {} the measured notes per second ({low:.2} -> {high:.2})", if responds { "changes" } else { "does NOT change" });
+            println!(
+                "  density automation {} the measured notes per second ({low:.2} -> {high:.2})",
+                if responds { "changes" } else { "does NOT change" }
+            );
             if options.require_density && !(responds && (low - 3.0).abs() < 1.5 && (high - 16.0).abs() < 4.0) {
                 errors.push(format!("density automation: {low:.2} and {high:.2} notes/s measured for 3 and 16"));
             }
         }
-        if let Some(after) = rate("after the musician stopped") {
-            if after <= 0.0 {
-                errors.push("Continue mode: nothing played after the musician stopped".into());
-            }
+        if let Some(after) = rate("after the musician stopped")
+            && after <= 0.0
+        {
+            errors.push("Continue mode: nothing played after the musician stopped".into());
         }
         if scenario.speed == 1.0 {
             let mut times: Vec<f64> = run.process_times.iter().filter(|(_, n)| *n > 0).map(|(t, _)| *t).collect();
@@ -351,7 +356,13 @@ fn main() -> ExitCode {
             let process_total: f64 = times.iter().sum();
             println!(
                 "  process(): median {:.1} us, p99 {:.1} us, max {:.1} us per {frames:.0}-sample buffer ({:.3}% / {:.3}% / {:.2}% of its {:.2} ms)",
-                median * 1e6, p99 * 1e6, max * 1e6, 100.0 * median / budget, 100.0 * p99 / budget, 100.0 * max / budget, budget * 1e3
+                median * 1e6,
+                p99 * 1e6,
+                max * 1e6,
+                100.0 * median / budget,
+                100.0 * p99 / budget,
+                100.0 * max / budget,
+                budget * 1e3
             );
             println!(
                 "  engine thread: {:.2} s CPU in {:.1} s = {:.2}% of one core; process() {:.2}%; whole plugin {:.2}%",
@@ -385,7 +396,8 @@ fn main() -> ExitCode {
     let _ = std::fs::remove_dir_all(&trace_dir);
     // Which ONNX Runtime the plugin found (it looks beside its own binary first).
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let mut runtimes: Vec<&str> = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.contains("libonnxruntime")).collect();
+    let mut runtimes: Vec<&str> =
+        maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.contains("libonnxruntime")).collect();
     runtimes.dedup();
     if !runtimes.is_empty() {
         println!("\nONNX Runtime loaded from {}", runtimes.join(", "));

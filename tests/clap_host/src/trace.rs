@@ -37,7 +37,9 @@ impl TraceReader {
 
     /// Reads what was appended since the last call.
     pub fn poll(&mut self) {
-        let Ok(mut file) = std::fs::File::open(&self.path) else { return };
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return;
+        };
         if file.seek(SeekFrom::Start(self.offset)).is_err() {
             return;
         }
@@ -45,7 +47,9 @@ impl TraceReader {
         let mut line = String::new();
         loop {
             line.clear();
-            let Ok(n) = reader.read_line(&mut line) else { break };
+            let Ok(n) = reader.read_line(&mut line) else {
+                break;
+            };
             if n == 0 {
                 break;
             }
@@ -120,10 +124,7 @@ mod tests {
 
     #[test]
     fn parses_lines() {
-        assert_eq!(
-            parse("3\t1.250000000\ton\t60\t80"),
-            Some(Traced { generation: 3, time: 1.25, kind: Kind::On, key: 60, value: 80 })
-        );
+        assert_eq!(parse("3\t1.250000000\ton\t60\t80"), Some(Traced { generation: 3, time: 1.25, kind: Kind::On, key: 60, value: 80 }));
         assert_eq!(parse("generation\ttime\tkind\tkey\tvalue"), None);
     }
 }

@@ -82,12 +82,8 @@ fn is_black_key(pitch: u8) -> bool {
 /// The colour of a note of MIDI velocity `velocity`: blue (soft) through purple and red to
 /// orange (loud).
 pub fn velocity_colour(velocity: u8) -> [u8; 3] {
-    const STOPS: [(f64, [f64; 3]); 4] = [
-        (0.0, [40.0, 80.0, 200.0]),
-        (0.4, [140.0, 50.0, 170.0]),
-        (0.7, [215.0, 40.0, 60.0]),
-        (1.0, [250.0, 150.0, 0.0]),
-    ];
+    const STOPS: [(f64, [f64; 3]); 4] =
+        [(0.0, [40.0, 80.0, 200.0]), (0.4, [140.0, 50.0, 170.0]), (0.7, [215.0, 40.0, 60.0]), (1.0, [250.0, 150.0, 0.0])];
     let v = (velocity.clamp(1, 127) as f64 - 1.0) / 126.0;
     let k = STOPS.iter().rposition(|&(at, _)| at <= v).unwrap_or(0).min(STOPS.len() - 2);
     let ((a, ca), (b, cb)) = (STOPS[k], STOPS[k + 1]);
@@ -184,10 +180,7 @@ mod tests {
 
     fn example() -> Performance {
         Performance {
-            notes: vec![
-                Note { pitch: 60, velocity: 100, start: 1.0, end: 2.0 },
-                Note { pitch: 21, velocity: 10, start: 0.5, end: 0.52 },
-            ],
+            notes: vec![Note { pitch: 60, velocity: 100, start: 1.0, end: 2.0 }, Note { pitch: 21, velocity: 10, start: 0.5, end: 0.52 }],
             pedal: vec![PedalChange { time: 0.5, down: true }, PedalChange { time: 1.5, down: false }],
             duration: 3.0,
         }

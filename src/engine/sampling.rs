@@ -67,10 +67,7 @@ impl Sampling {
     /// Why the settings are unusable, if they are.
     pub fn check(&self) -> Result<(), String> {
         if !(MIN_TEMPERATURE..=MAX_TEMPERATURE).contains(&self.temperature) {
-            return Err(format!(
-                "temperature must lie in {MIN_TEMPERATURE}..={MAX_TEMPERATURE}, got {}",
-                self.temperature
-            ));
+            return Err(format!("temperature must lie in {MIN_TEMPERATURE}..={MAX_TEMPERATURE}, got {}", self.temperature));
         }
         if let Some(p) = self.top_p
             && !(p > 0.0 && p <= 1.0)
@@ -103,9 +100,7 @@ pub fn sample(logits: &mut [f32], order: &mut [u16], settings: &Sampling, rng: &
                 *slot = i as u16;
             }
             // Most likely first; ties by index, so the order is fully determined.
-            order.sort_unstable_by(|&a, &b| {
-                logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b))
-            });
+            order.sort_unstable_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
             let limit = top_p as f64 * total;
             let (mut kept, mut kept_total) = (0, 0.0f64);
             for &i in order.iter() {

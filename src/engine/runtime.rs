@@ -19,7 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-pub use crate::onnxruntime_library::{ONNXRUNTIME_VERSION, library_file_name};
+pub use crate::engine::onnxruntime_library::{ONNXRUNTIME_VERSION, library_file_name};
 
 /// Where `cargo xtask onnxruntime` unpacks the library, fixed when this crate is built.
 pub const TARGET_FOLDER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/onnxruntime");

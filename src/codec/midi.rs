@@ -4,7 +4,7 @@
 //! Reading merges every track and channel into one piano with absolute times from the tempo
 //! map; writing produces a format-0 file at 480 PPQ and 125 BPM, where one tick is exactly 1 ms.
 
-use crate::codec::{MAX_PITCH, MIN_PITCH, Note, PedalChange, Performance};
+use crate::codec::{Keys, Note, PedalChange, Performance, Pitch};
 use midly::{Format, MetaMessage, MidiMessage, Timing, TrackEvent, TrackEventKind};
 use std::fmt;
 
@@ -32,7 +32,9 @@ impl fmt::Display for MidiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MidiError::Empty => write!(f, "empty file"),
-            MidiError::TooLarge(n) => write!(f, "file too large ({n} bytes, limit {MAX_FILE_BYTES})"),
+            MidiError::TooLarge(n) => {
+                write!(f, "file too large ({n} bytes, limit {MAX_FILE_BYTES})")
+            }
             MidiError::Parse(e) => write!(f, "not a readable MIDI file: {e}"),
             MidiError::Truncated(e) => write!(f, "truncated or corrupt MIDI file: {e}"),
             MidiError::Format2 => write!(f, "format-2 MIDI (independent sequences) is not a performance"),
@@ -119,11 +121,7 @@ enum Kept {
 /// RIFF (RMID) file has it inside, so there any `MThd` counts.
 fn smpte_minus_128(bytes: &[u8]) -> bool {
     let at = |p: usize| bytes.get(p + 12) == Some(&0x80);
-    if bytes.starts_with(b"RIFF") {
-        bytes.windows(4).enumerate().any(|(p, w)| w == b"MThd" && at(p))
-    } else {
-        at(0)
-    }
+    if bytes.starts_with(b"RIFF") { bytes.windows(4).enumerate().any(|(p, w)| w == b"MThd" && at(p)) } else { at(0) }
 }
 
 /// A variable-length number as midly 0.5 reads it: at most 4 bytes of 7 bits, the last one
@@ -177,9 +175,7 @@ fn read_track(track: &[u8], number: usize, kept: &mut Vec<(u64, Kept)>, tempos: 
     // Running status: the last channel status byte; 0 for none (meta and sysex events clear it).
     let (mut at, mut running, mut tick) = (0usize, 0u8, 0u64);
     while at < track.len() {
-        let unreadable = || {
-            MidiError::Truncated(format!("unreadable event in track {number}, {} bytes before its end", track.len() - at))
-        };
+        let unreadable = || MidiError::Truncated(format!("unreadable event in track {number}, {} bytes before its end", track.len() - at));
         let mut next = at;
         tick += vlq(track, &mut next) as u64;
         let status = match track.get(next) {
@@ -209,7 +205,9 @@ fn read_track(track: &[u8], number: usize, kept: &mut Vec<(u64, Kept)>, tempos: 
             }
             0xff => {
                 running = 0;
-                let Some(&kind) = track.get(next) else { return Err(unreadable()) };
+                let Some(&kind) = track.get(next) else {
+                    return Err(unreadable());
+                };
                 next += 1;
                 let data = blob(track, &mut next);
                 match kind {
@@ -218,7 +216,9 @@ fn read_track(track: &[u8], number: usize, kept: &mut Vec<(u64, Kept)>, tempos: 
                     0x51 if data.len() >= 3 => {
                         tempos.push((tick, u32::from_be_bytes([0, data[0], data[1], data[2]])));
                     }
-                    0x54 if data.len() >= 5 && !smpte_offset_readable(data) => return Err(unreadable()),
+                    0x54 if data.len() >= 5 && !smpte_offset_readable(data) => {
+                        return Err(unreadable());
+                    }
                     0x59 if data.len() < 2 => return Err(unreadable()),
                     _ => {}
                 }
@@ -285,31 +285,29 @@ pub fn read(bytes: &[u8]) -> Result<ReadPerformance, MidiError> {
     }
 
     // Notes are pushed at their onset (so in start order) and given their end when it comes;
-    // `open` holds the index of a key's sounding note. Notes outside 21..=108 are only counted.
-    const NONE: u32 = u32::MAX;
-    let mut open = [NONE; 128];
+    // `keys` pairs each key with the index of its sounding note. Notes outside the piano are
+    // only counted.
+    let mut keys: Keys<usize> = Keys::new();
     let mut notes: Vec<Note> = Vec::with_capacity(kept.len() / 2);
     let mut pedal = Vec::new();
     let (mut pedal_down, mut dropped) = (false, 0usize);
     for (tick, event) in kept {
         match event {
             Kept::On(key, velocity) => {
-                if !(MIN_PITCH..=MAX_PITCH).contains(&key) {
+                if Pitch::new(key).is_none() {
                     dropped += 1;
                     continue;
                 }
                 let time = tempo.seconds(tick);
                 // A repeated NOTE_ON of a sounding key ends the earlier note first.
-                if let Some(earlier) = notes.get_mut(open[key as usize] as usize) {
-                    earlier.end = time;
+                if let Some(earlier) = keys.press(key, notes.len()) {
+                    notes[earlier].end = time;
                 }
-                open[key as usize] = notes.len() as u32;
                 notes.push(Note { pitch: key, velocity, start: time, end: f64::NAN });
             }
             Kept::Off(key) => {
-                let index = std::mem::replace(&mut open[key as usize], NONE);
-                if let Some(note) = notes.get_mut(index as usize) {
-                    note.end = tempo.seconds(tick);
+                if let Some(index) = keys.release(key) {
+                    notes[index].end = tempo.seconds(tick);
                 }
             }
             Kept::Sustain(value) => {
@@ -320,11 +318,7 @@ pub fn read(bytes: &[u8]) -> Result<ReadPerformance, MidiError> {
             }
         }
     }
-    for index in open {
-        if let Some(note) = notes.get_mut(index as usize) {
-            note.end = duration;
-        }
-    }
+    keys.release_all(|_, index| notes[index].end = duration);
     // In start order already: order each group of equal starts by pitch (stable).
     let mut group = 0;
     while group < notes.len() {
@@ -378,7 +372,7 @@ pub fn write(performance: &Performance) -> Vec<u8> {
         let message = MidiMessage::Controller { controller: 64.into(), value: value.into() };
         timed.push((ms(change.time), 1, i, 0, message));
     }
-    timed.sort_by(|a, b| (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3)));
+    timed.sort_by_key(|a| (a.0, a.1, a.2, a.3));
 
     let mut track = vec![
         TrackEvent { delta: 0.into(), kind: TrackEventKind::Meta(MetaMessage::TrackName(b"pianoforte")) },
@@ -415,12 +409,17 @@ mod tests {
     /// What the reader took from midly's event iterator before `read_track` replaced it: the
     /// kept events, the tempo changes, and the end tick or the unread bytes of the event that
     /// midly could not read (0: no end-of-track event).
-    fn midly_track(track: &[u8]) -> (Vec<(u64, Kept)>, Vec<(u64, u32)>, Result<u64, usize>) {
+    /// Kept events, tempo changes, and the end tick or the unread length.
+    type Track = (Vec<(u64, Kept)>, Vec<(u64, u32)>, Result<u64, usize>);
+
+    fn midly_track(track: &[u8]) -> Track {
         let (mut kept, mut tempos, mut tick) = (Vec::new(), Vec::new(), 0u64);
         let mut events = midly::EventIter::new(track);
         loop {
             let unread = events.unread().len();
-            let Some(Ok(TrackEvent { delta, kind })) = events.next() else { return (kept, tempos, Err(unread)) };
+            let Some(Ok(TrackEvent { delta, kind })) = events.next() else {
+                return (kept, tempos, Err(unread));
+            };
             tick += delta.as_int() as u64;
             match kind {
                 TrackEventKind::Midi { message: MidiMessage::NoteOn { key, vel }, .. } if vel > 0 => {
@@ -452,10 +451,38 @@ mod tests {
             seed % n
         };
         let pieces: &[&[u8]] = &[
-            &[0x00], &[0x81, 0x00], &[0xff, 0xff, 0xff, 0xff, 0x7f], &[0x90], &[0x80], &[0xb0], &[0xc0], &[0xd0],
-            &[0xe0], &[0xa0], &[0xf0], &[0xf7], &[0xf1], &[0xf8], &[0xff], &[0x2f, 0x00], &[0x51, 0x03], &[0x51, 0x02],
-            &[0x54, 0x05], &[0x58, 0x04], &[0x59, 0x01], &[0x59, 0x02], &[0x00, 0x02], &[0x20, 0x01], &[0x7f, 0x83, 0x00],
-            &[0x40], &[0x3c], &[0x00], &[0x7f], &[0x64], &[0x05], &[0x20],
+            &[0x00],
+            &[0x81, 0x00],
+            &[0xff, 0xff, 0xff, 0xff, 0x7f],
+            &[0x90],
+            &[0x80],
+            &[0xb0],
+            &[0xc0],
+            &[0xd0],
+            &[0xe0],
+            &[0xa0],
+            &[0xf0],
+            &[0xf7],
+            &[0xf1],
+            &[0xf8],
+            &[0xff],
+            &[0x2f, 0x00],
+            &[0x51, 0x03],
+            &[0x51, 0x02],
+            &[0x54, 0x05],
+            &[0x58, 0x04],
+            &[0x59, 0x01],
+            &[0x59, 0x02],
+            &[0x00, 0x02],
+            &[0x20, 0x01],
+            &[0x7f, 0x83, 0x00],
+            &[0x40],
+            &[0x3c],
+            &[0x00],
+            &[0x7f],
+            &[0x64],
+            &[0x05],
+            &[0x20],
         ];
         for _ in 0..3000 {
             let mut track = Vec::new();
@@ -512,7 +539,11 @@ mod tests {
         let tpb = 100u16;
         let meta = |delta: u32, m| TrackEvent { delta: delta.into(), kind: TrackEventKind::Meta(m) };
         let midi = |delta: u32, message| TrackEvent { delta: delta.into(), kind: TrackEventKind::Midi { channel: 3.into(), message } };
-        let t0 = vec![meta(0, MetaMessage::Tempo(500_000.into())), meta(100, MetaMessage::Tempo(1_000_000.into())), meta(0, MetaMessage::EndOfTrack)];
+        let t0 = vec![
+            meta(0, MetaMessage::Tempo(500_000.into())),
+            meta(100, MetaMessage::Tempo(1_000_000.into())),
+            meta(0, MetaMessage::EndOfTrack),
+        ];
         let t1 = vec![
             midi(50, MidiMessage::NoteOn { key: 60.into(), vel: 64.into() }),
             midi(100, MidiMessage::NoteOff { key: 60.into(), vel: 0.into() }),

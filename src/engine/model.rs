@@ -5,7 +5,7 @@
 //! `hidden_out` float32 [L,B,H]; `metadata_props["pianoforte"]` holds the JSON model card.
 
 use crate::codec::{STEPS_PER_SECOND, VOCABULARY};
-use crate::runtime::{self, RuntimeError, RuntimeOptions};
+use crate::engine::runtime::{self, RuntimeError, RuntimeOptions};
 use ort::session::Session;
 use ort::value::{Outlet, Tensor, TensorElementType, ValueType};
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// The model built into the binary (`models/pianoforte-gru.onnx` at build time).
-pub static EMBEDDED_MODEL: &[u8] = include_bytes!("../models/pianoforte-gru.onnx");
+pub static EMBEDDED_MODEL: &[u8] = include_bytes!("../../models/pianoforte-gru.onnx");
 
 /// The metadata key of the model card.
 pub const CARD_KEY: &str = "pianoforte";
@@ -112,10 +112,7 @@ impl ModelCard {
             ));
         }
         if self.vocab_size != v.size as u32 {
-            problems.push(format!(
-                "vocab_size is {} in the model card, but the codec has {} events",
-                self.vocab_size, v.size
-            ));
+            problems.push(format!("vocab_size is {} in the model card, but the codec has {} events", self.vocab_size, v.size));
         }
         if self.start_token != v.size as u32 {
             problems.push(format!(
@@ -140,11 +137,7 @@ impl ModelCard {
             problems.push(format!("control.edges {:?} must be finite and strictly increasing", c.edges));
         }
         if c.edges.len() + 1 > c.size {
-            problems.push(format!(
-                "control.size is {}, too small for {} density bins (edges + 1)",
-                c.size,
-                c.edges.len() + 1
-            ));
+            problems.push(format!("control.size is {}, too small for {} density bins (edges + 1)", c.size, c.edges.len() + 1));
         }
         if c.no_control_index >= c.size || c.no_control_index <= c.edges.len() {
             problems.push(format!(
@@ -224,14 +217,7 @@ fn shape_text(shape: &[i64]) -> String {
 }
 
 /// Checks one input or output against its expected element type and dimensions (`None`: any size).
-fn check_outlet(
-    outlets: &[Outlet],
-    kind: &str,
-    name: &str,
-    ty: TensorElementType,
-    dims: &[Option<i64>],
-    problems: &mut Vec<String>,
-) {
+fn check_outlet(outlets: &[Outlet], kind: &str, name: &str, ty: TensorElementType, dims: &[Option<i64>], problems: &mut Vec<String>) {
     let Some(outlet) = outlets.iter().find(|o| o.name() == name) else {
         let names: Vec<&str> = outlets.iter().map(|o| o.name()).collect();
         problems.push(format!("the model has no {kind} `{name}` (its {kind}s: {})", names.join(", ")));
@@ -251,11 +237,7 @@ fn check_outlet(
             None => true,
         });
     if !fits {
-        problems.push(format!(
-            "{kind} `{name}` has shape {}, expected {}",
-            shape_text(shape),
-            shape_text(&expected)
-        ));
+        problems.push(format!("{kind} `{name}` has shape {}, expected {}", shape_text(shape), shape_text(&expected)));
     }
 }
 
@@ -289,8 +271,7 @@ impl Model {
                 .with_intra_op_spinning(false)?;
             builder.commit_from_memory(bytes)
         };
-        let session =
-            build().map_err(|e| model_error(format!("ONNX Runtime cannot load it as a model: {}", e.message())))?;
+        let session = build().map_err(|e| model_error(format!("ONNX Runtime cannot load it as a model: {}", e.message())))?;
         let metadata = session.metadata().map_err(|e| model_error(e.message().to_string()))?;
         let json = metadata.custom(CARD_KEY).ok_or_else(|| {
             model_error(format!(
@@ -303,23 +284,9 @@ impl Model {
         let (l, h) = (Some(card.layers as i64), Some(card.hidden as i64));
         let (inputs, outputs) = (session.inputs(), session.outputs());
         check_outlet(inputs, "input", "events", TensorElementType::Int64, &[None, None], &mut problems);
-        check_outlet(
-            inputs,
-            "input",
-            "control",
-            TensorElementType::Float32,
-            &[None, None, Some(card.control.size as i64)],
-            &mut problems,
-        );
+        check_outlet(inputs, "input", "control", TensorElementType::Float32, &[None, None, Some(card.control.size as i64)], &mut problems);
         check_outlet(inputs, "input", "hidden", TensorElementType::Float32, &[l, None, h], &mut problems);
-        check_outlet(
-            outputs,
-            "output",
-            "logits",
-            TensorElementType::Float32,
-            &[None, None, Some(VOCABULARY.size as i64)],
-            &mut problems,
-        );
+        check_outlet(outputs, "output", "logits", TensorElementType::Float32, &[None, None, Some(VOCABULARY.size as i64)], &mut problems);
         check_outlet(outputs, "output", "hidden_out", TensorElementType::Float32, &[l, None, h], &mut problems);
         for extra in inputs.iter().filter(|o| !["events", "control", "hidden"].contains(&o.name())) {
             problems.push(format!("the model has an unexpected input `{}` (the contract has events, control, hidden)", extra.name()));
@@ -395,12 +362,6 @@ impl Model {
             Some(steps) => format!(", {steps} training steps"),
             None => String::new(),
         };
-        format!(
-            "{} (GRU {} x {}, {:.1} MB{trained})",
-            self.name,
-            self.card.layers,
-            self.card.hidden,
-            self.bytes as f64 / 1e6
-        )
+        format!("{} (GRU {} x {}, {:.1} MB{trained})", self.name, self.card.layers, self.card.hidden, self.bytes as f64 / 1e6)
     }
 }

@@ -7,8 +7,10 @@
 //!   blocks;
 //! - the engine thread ([`worker`]) owns the model, samples ahead of the playhead, reads the
 //!   parameters (atomics) at every step, and keeps the take;
-//! - the editor ([`crate::editor`]) shows it all and saves clips.
+//! - the editor ([`crate::plugin::editor`]) shows it all and saves clips.
 
+pub mod clips;
+pub mod editor;
 pub mod engine_source;
 pub mod events;
 pub mod locate;
@@ -18,7 +20,7 @@ pub mod shared;
 pub mod source;
 pub mod worker;
 
-use crate::editor::{self, EditorApp};
+use editor::EditorApp;
 use events::{Midi, Played, Timed};
 use nice_plug::context::process::SendEventError;
 use nice_plug::midi::{Channel, Key, VoiceID};
@@ -127,12 +129,9 @@ impl<C: ProcessContext<Pianoforte>> Sink<HostEvent> for HostSink<'_, C> {
                 key: Key::Number(key),
                 velocity: 0.0,
             },
-            OutKind::Gen(Midi::Pedal { down }) => NoteEvent::MidiCC {
-                timing,
-                channel: 0,
-                cc: control_change::DAMPER_PEDAL,
-                value: if down { 1.0 } else { 0.0 },
-            },
+            OutKind::Gen(Midi::Pedal { down }) => {
+                NoteEvent::MidiCC { timing, channel: 0, cc: control_change::DAMPER_PEDAL, value: if down { 1.0 } else { 0.0 } }
+            }
         };
         self.0.try_send_event(event).is_ok()
     }
@@ -144,9 +143,7 @@ fn input_kind(event: &HostEvent) -> InKind {
         NoteEvent::NoteOn { key: Key::Number(key), velocity, .. } if velocity > 0.0 => {
             InKind::NoteOn { key, velocity: ((velocity * 127.0).round() as u8).clamp(1, 127) }
         }
-        NoteEvent::NoteOn { key: Key::Number(key), .. } | NoteEvent::NoteOff { key: Key::Number(key), .. } => {
-            InKind::NoteOff { key }
-        }
+        NoteEvent::NoteOn { key: Key::Number(key), .. } | NoteEvent::NoteOff { key: Key::Number(key), .. } => InKind::NoteOff { key },
         NoteEvent::MidiCC { cc, value, .. } if cc == control_change::DAMPER_PEDAL => InKind::Pedal { down: value >= 0.5 },
         _ => InKind::Other,
     }
@@ -185,12 +182,7 @@ impl Plugin for Pianoforte {
         )
     }
 
-    fn activate(
-        &mut self,
-        _layout: &AudioIOLayout,
-        config: &BufferConfig,
-        _context: &mut impl ActivateContext<Self>,
-    ) -> bool {
+    fn activate(&mut self, _layout: &AudioIOLayout, config: &BufferConfig, _context: &mut impl ActivateContext<Self>) -> bool {
         self.ensure_worker();
         let (events_in, events_out) = rtrb::RingBuffer::<Timed>::new(QUEUE_CAPACITY);
         let (played_in, played_out) = rtrb::RingBuffer::<Played>::new(QUEUE_CAPACITY);
@@ -218,12 +210,7 @@ impl Plugin for Pianoforte {
         self.shared.send(Command::Detach);
     }
 
-    fn process(
-        &mut self,
-        buffer: &mut Buffer,
-        _aux: &mut AuxiliaryBuffers,
-        context: &mut impl ProcessContext<Self>,
-    ) -> ProcessStatus {
+    fn process(&mut self, buffer: &mut Buffer, _aux: &mut AuxiliaryBuffers, context: &mut impl ProcessContext<Self>) -> ProcessStatus {
         for channel in buffer.as_slice() {
             channel.fill(0.0);
         }

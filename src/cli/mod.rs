@@ -1,13 +1,17 @@
 //! The `pianoforte` command line.
 
+use crate::codec::{self, midi};
+use crate::engine::control::Control;
+use crate::engine::model::{LoadOptions, Model, ModelSource};
+use crate::engine::runtime::{self, RuntimeOptions};
+use crate::engine::sampling::Sampling;
+use crate::engine::{self, Engine, Guards, Settings};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use pianoforte::control::Control;
-use pianoforte::engine::{self, Engine, Guards, Settings};
-use pianoforte::model::{LoadOptions, Model, ModelSource};
-use pianoforte::runtime::{self, RuntimeOptions};
-use pianoforte::sampling::Sampling;
-use pianoforte::{codec, dataset, eval, midi_io, render};
+
+pub mod dataset;
+pub mod eval;
+pub mod render;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -159,17 +163,13 @@ pub fn run() -> Result<(), String> {
         Command::Dataset { inputs, out } => build_dataset(&inputs, &out),
         Command::Encode { file, ids } => {
             let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let read = midi_io::read(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+            let read = midi::read(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
             let events = codec::encode(&read.performance);
-            let text = if ids {
-                codec::to_ids(&events).iter().map(|id| format!("{id}\n")).collect()
-            } else {
-                codec::to_text(&events)
-            };
+            let text = if ids { codec::to_ids(&events).iter().map(|id| format!("{id}\n")).collect() } else { codec::to_text(&events) };
             // A closed pipe (`| head`) is not an error worth a panic.
             let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
             if read.dropped_out_of_range > 0 {
-                eprintln!("note: {} notes outside the piano range 21..=108 were dropped", read.dropped_out_of_range);
+                eprintln!("note: {} notes outside the piano range (A0..=C8) were dropped", read.dropped_out_of_range);
             }
             Ok(())
         }
@@ -183,13 +183,8 @@ pub fn run() -> Result<(), String> {
             result.map_err(|e| format!("{}: {e}", events.display()))?;
             let parsed = codec::from_text(&text).map_err(|e| format!("{}: {e}", events.display()))?;
             let performance = codec::decode(&parsed);
-            std::fs::write(&output, midi_io::write(&performance)).map_err(|e| format!("{}: {e}", output.display()))?;
-            eprintln!(
-                "wrote {} ({} notes, {:.1} s)",
-                output.display(),
-                performance.notes.len(),
-                performance.duration
-            );
+            std::fs::write(&output, midi::write(&performance)).map_err(|e| format!("{}: {e}", output.display()))?;
+            eprintln!("wrote {} ({} notes, {:.1} s)", output.display(), performance.notes.len(), performance.duration);
             Ok(())
         }
         Command::Generate(args) => generate(&args),
@@ -212,9 +207,9 @@ pub fn run() -> Result<(), String> {
     }
 }
 
-fn read_midi(file: &Path) -> Result<midi_io::ReadPerformance, String> {
+fn read_midi(file: &Path) -> Result<midi::ReadPerformance, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    midi_io::read(&bytes).map_err(|e| format!("{}: {e}", file.display()))
+    midi::read(&bytes).map_err(|e| format!("{}: {e}", file.display()))
 }
 
 /// `performance.mid` -> `performance-3.mid` when several are written.
@@ -305,7 +300,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         let with_primer = !args.no_primer_in_output;
         let performance = generated.performance(with_primer);
         let output = numbered(&args.output, i + 1, args.count);
-        std::fs::write(&output, midi_io::write(&performance)).map_err(|e| format!("{}: {e}", output.display()))?;
+        std::fs::write(&output, midi::write(&performance)).map_err(|e| format!("{}: {e}", output.display()))?;
         let continuation = generated.continuation();
         let notes = continuation.iter().filter(|e| matches!(e, codec::Event::NoteOn(_))).count();
         let pedal = continuation.iter().filter(|e| matches!(e, codec::Event::PedalDown)).count();
@@ -328,8 +323,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
 
 fn evaluate(args: &EvalArgs) -> Result<(), String> {
     let mut model = args.model.load()?;
-    let options =
-        eval::EvalOptions { split: args.split.clone(), max_files: args.max_files, batch: args.batch, ..Default::default() };
+    let options = eval::EvalOptions { split: args.split.clone(), max_files: args.max_files, batch: args.batch, ..Default::default() };
     let bar = ProgressBar::new(0);
     if args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -372,7 +366,7 @@ fn evaluate(args: &EvalArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn build_dataset(inputs: &[PathBuf], out: &PathBuf) -> Result<(), String> {
+fn build_dataset(inputs: &[PathBuf], out: &Path) -> Result<(), String> {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{spinner} encoding {pos}/{len} files [{bar:30}] {elapsed} (eta {eta})")
@@ -398,7 +392,7 @@ fn build_dataset(inputs: &[PathBuf], out: &PathBuf) -> Result<(), String> {
         hours * 3600.0 / report.seconds.max(1e-9),
     );
     if m.notes_dropped_out_of_range > 0 {
-        println!("dropped {} notes outside the piano range 21..=108", m.notes_dropped_out_of_range);
+        println!("dropped {} notes outside the piano range (A0..=C8)", m.notes_dropped_out_of_range);
     }
     if !m.skipped.is_empty() {
         println!("skipped {} file(s):", m.skipped.len());

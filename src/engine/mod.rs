@@ -18,14 +18,20 @@
 //! TIME_SHIFT that would hold a key longer than `max_note_seconds` (or pass the horizon). When a
 //! key reaches its limit, its NOTE_OFF is forced (and fed to the model like any event).
 
-use crate::codec::{self, Event, MAX_PITCH, MIN_PITCH, PITCHES, Performance, STEPS_PER_SECOND, VOCABULARY};
-use crate::control::{Control, DensityControl};
-pub use crate::model::Error;
-use crate::model::{Model, START_TOKEN};
-use crate::sampling::{self, Pcg32, Sampling};
+pub mod control;
+pub mod model;
+pub mod onnxruntime_library;
+pub mod runtime;
+pub mod sampling;
+
+use crate::codec::{self, Change, Event, MusicState, PITCHES, Performance, Pitch, STEPS_PER_SECOND, VOCABULARY};
+use control::{Control, DensityControl};
+pub use model::Error;
+use model::{Model, START_TOKEN};
 use ort::memory::Allocator;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, SessionInputValue};
 use ort::value::{DynValue, Tensor};
+use sampling::{Pcg32, Sampling};
 
 const VOCAB: usize = VOCABULARY.size as usize;
 const NOTES: usize = PITCHES as usize;
@@ -91,17 +97,11 @@ pub struct Engine {
     logits: Vec<f32>,
     work: Vec<f32>,
     order: Vec<u16>,
-    /// Music state: time in steps, onset step of each sounding key (-1 when up), pedal.
-    now: i64,
-    onsets: [i64; NOTES],
-    sounding: usize,
-    pedal_down: bool,
+    /// What the events so far mean (its stuck-note guard is `guards.max_note_seconds`).
+    state: MusicState,
+    /// Keys the guard released whose NOTE_OFF the model has not been fed yet (bit = key index).
+    due_offs: u128,
     horizon: Option<i64>,
-    max_note_steps: i64,
-}
-
-fn note_index(pitch: u8) -> usize {
-    (pitch - MIN_PITCH) as usize
 }
 
 impl Engine {
@@ -130,9 +130,8 @@ impl Engine {
         // `preallocate` takes a tensor by value; the handle we keep comes back from the first run's
         // outputs (it shares the tensor). Run 0 reads hidden_0 and writes hidden_1; run 1 the reverse.
         let hidden_0 = new_hidden()?;
-        let run_0 = RunOptions::new()?.with_outputs(
-            OutputSelector::default().preallocate("logits", new_logits()?).preallocate("hidden_out", new_hidden()?),
-        );
+        let run_0 = RunOptions::new()?
+            .with_outputs(OutputSelector::default().preallocate("logits", new_logits()?).preallocate("hidden_out", new_hidden()?));
         let (logits_0, hidden_1) = {
             let inputs = ordered_inputs(input_order, [(&events_in).into(), (&control_in).into(), (&hidden_0).into()]);
             let mut outputs = model.session.run_with_options(inputs, &run_0)?;
@@ -160,12 +159,9 @@ impl Engine {
             logits: vec![0.0; VOCAB],
             work: vec![0.0; VOCAB],
             order: vec![0; VOCAB],
-            now: 0,
-            onsets: [-1; NOTES],
-            sounding: 0,
-            pedal_down: false,
+            state: MusicState::with_max_note_steps(note_steps(settings.guards.max_note_seconds)),
+            due_offs: 0,
             horizon: None,
-            max_note_steps: note_steps(settings.guards.max_note_seconds),
         };
         engine.prime(&[])?;
         Ok(engine)
@@ -189,7 +185,7 @@ impl Engine {
         let t = primer.len() + 1;
         let mut events = Vec::with_capacity(t);
         events.push(START_TOKEN);
-        events.extend(primer.iter().filter(|e| e.is_valid()).map(|e| e.id() as i64));
+        events.extend(primer.iter().map(|e| e.id() as i64));
         let t = events.len();
         let row: Vec<f32> = self.control_in.extract_tensor().1.to_vec();
         let control: Vec<f32> = row.iter().copied().cycle().take(t * row.len()).collect();
@@ -197,11 +193,9 @@ impl Engine {
         let (logits, hidden) = self.model.run(&events, &control, &zero, t, 1)?;
         self.logits.copy_from_slice(&logits[(t - 1) * VOCAB..]);
         self.hidden[self.current].try_extract_tensor_mut::<f32>()?.1.copy_from_slice(&hidden);
-        self.now = 0;
-        self.onsets = [-1; NOTES];
-        self.sounding = 0;
-        self.pedal_down = false;
-        for &event in primer.iter().filter(|e| e.is_valid()) {
+        self.state = MusicState::with_max_note_steps(self.state.max_note_steps());
+        self.due_offs = 0;
+        for &event in primer {
             self.apply(event);
         }
         Ok(())
@@ -210,7 +204,7 @@ impl Engine {
     /// Draws the next event (or forces a due NOTE_OFF), feeds it to the model and returns it.
     /// Allocation-free after warm-up.
     pub fn step(&mut self) -> Result<Step, Error> {
-        let (event, forced) = match self.due_note_off() {
+        let (event, forced) = match Pitch::from_index(self.due_offs.trailing_zeros() as usize) {
             Some(pitch) => (Event::NoteOff(pitch), true),
             None => {
                 self.work.copy_from_slice(&self.logits);
@@ -223,16 +217,13 @@ impl Engine {
     }
 
     /// Feeds an event that was not drawn (a note the user played, a closing NOTE_OFF): the guards'
-    /// state and the model follow it. Invalid events (a pitch outside the piano) are refused.
+    /// state and the model follow it.
     pub fn feed(&mut self, event: Event) -> Result<Step, Error> {
-        if !event.is_valid() {
-            return Err(Error::Settings(format!("{event:?} is outside the vocabulary")));
-        }
         self.advance(event, true)
     }
 
     fn advance(&mut self, event: Event, forced: bool) -> Result<Step, Error> {
-        let time = self.now as f64 / STEPS_PER_SECOND;
+        let time = self.state.seconds();
         self.apply(event);
         self.run_one(event.id() as i64)?;
         Ok(Step { event, time, forced })
@@ -251,71 +242,47 @@ impl Engine {
         Ok(())
     }
 
-    /// Updates time, keys and pedal for an event.
+    /// Updates the music state; keys the guard releases owe the model their NOTE_OFF.
     fn apply(&mut self, event: Event) {
-        match event {
-            Event::TimeShift(s) => self.now += s as i64,
-            Event::NoteOn(p) => {
-                let slot = &mut self.onsets[note_index(p)];
-                if *slot < 0 {
-                    self.sounding += 1;
-                }
-                *slot = self.now;
+        let due = &mut self.due_offs;
+        self.state.apply(event, |change| {
+            if let Change::Release { pitch, why: codec::state::Release::Guard, .. } = change {
+                *due |= 1 << pitch.index();
             }
-            Event::NoteOff(p) => {
-                let slot = &mut self.onsets[note_index(p)];
-                if *slot >= 0 {
-                    self.sounding -= 1;
-                }
-                *slot = -1;
-            }
-            Event::PedalDown => self.pedal_down = true,
-            Event::PedalUp => self.pedal_down = false,
-            Event::Velocity(_) => {}
+        });
+        // A key struck again (fed from outside) is a new note, not the one the guard ended.
+        if let Event::NoteOff(pitch) | Event::NoteOn(pitch) = event {
+            self.due_offs &= !(1 << pitch.index());
         }
-    }
-
-    /// The lowest key held for `max_note_seconds` or longer, if any.
-    fn due_note_off(&self) -> Option<u8> {
-        if self.sounding == 0 {
-            return None;
-        }
-        self.onsets
-            .iter()
-            .position(|&onset| onset >= 0 && self.now - onset >= self.max_note_steps)
-            .map(|i| MIN_PITCH + i as u8)
     }
 
     /// Masks (sets to -inf) every event the guards forbid now.
     fn mask(&mut self) {
         let v = &VOCABULARY;
         let work = &mut self.work;
-        let full = self.sounding >= self.settings.guards.max_polyphony;
-        for (i, &onset) in self.onsets.iter().enumerate() {
-            if onset >= 0 || full {
-                work[v.note_on_offset as usize + i] = f32::NEG_INFINITY;
+        let full = self.state.keys().count() >= self.settings.guards.max_polyphony;
+        for pitch in Pitch::all() {
+            let down = self.state.is_down(pitch);
+            if down || full {
+                work[v.note_on_offset as usize + pitch.index()] = f32::NEG_INFINITY;
             }
-            if onset < 0 {
-                work[v.note_off_offset as usize + i] = f32::NEG_INFINITY;
+            if !down {
+                work[v.note_off_offset as usize + pitch.index()] = f32::NEG_INFINITY;
             }
         }
         // The longest shift allowed: no key may pass its limit, time may not pass the horizon.
         let mut max_shift = VOCABULARY.max_shift_steps as i64;
-        if self.sounding > 0 {
-            for &onset in &self.onsets {
-                if onset >= 0 {
-                    max_shift = max_shift.min(self.max_note_steps - (self.now - onset));
-                }
-            }
+        if let Some(room) = self.state.steps_to_guard() {
+            max_shift = max_shift.min(room);
         }
         if let Some(horizon) = self.horizon {
-            max_shift = max_shift.min(horizon - self.now);
+            max_shift = max_shift.min(horizon - self.state.step());
         }
         let first_shift = v.time_shift_offset as usize;
         for s in max_shift.max(0) as usize..VOCABULARY.max_shift_steps as usize {
             work[first_shift + s] = f32::NEG_INFINITY;
         }
-        let pedal = if self.pedal_down { v.pedal_down } else { v.pedal_up };
+        let pedal = if self.state.pedal_down() { v.pedal_down } else { v.pedal_up };
         work[pedal as usize] = f32::NEG_INFINITY;
     }
 
@@ -335,7 +302,13 @@ impl Engine {
     pub fn set_guards(&mut self, guards: Guards) -> Result<(), Error> {
         check_guards(&guards)?;
         self.settings.guards = guards;
-        self.max_note_steps = note_steps(guards.max_note_seconds);
+        self.state.set_max_note_steps(note_steps(guards.max_note_seconds));
+        // Keys already past a lowered limit get their NOTE_OFF before anything else.
+        for (pitch, key) in self.state.keys_down() {
+            if self.state.step() - key.onset >= self.state.max_note_steps() {
+                self.due_offs |= 1 << pitch.index();
+            }
+        }
         Ok(())
     }
 
@@ -352,16 +325,12 @@ impl Engine {
 
     /// The engine's clock: seconds from the start of the primer.
     pub fn now(&self) -> f64 {
-        self.now as f64 / STEPS_PER_SECOND
+        self.state.seconds()
     }
 
-    /// Keys now down.
-    pub fn sounding(&self) -> impl Iterator<Item = u8> + '_ {
-        self.onsets.iter().enumerate().filter(|(_, o)| **o >= 0).map(|(i, _)| MIN_PITCH + i as u8)
-    }
-
-    pub fn pedal_is_down(&self) -> bool {
-        self.pedal_down
+    /// What the events so far mean: keys down, pedal, velocity, clock.
+    pub fn state(&self) -> &MusicState {
+        &self.state
     }
 
     /// The raw logits for the next event (before guards and temperature).
@@ -372,12 +341,11 @@ impl Engine {
     /// Lifts every key and the pedal (fed to the model, so the engine can go on afterwards).
     pub fn release_all(&mut self) -> Result<Vec<Step>, Error> {
         let mut steps = Vec::new();
-        for pitch in MIN_PITCH..=MAX_PITCH {
-            if self.onsets[note_index(pitch)] >= 0 {
-                steps.push(self.feed(Event::NoteOff(pitch))?);
-            }
+        let down: Vec<Pitch> = self.state.keys_down().map(|(pitch, _)| pitch).collect();
+        for pitch in down {
+            steps.push(self.feed(Event::NoteOff(pitch))?);
         }
-        if self.pedal_down {
+        if self.state.pedal_down() {
             steps.push(self.feed(Event::PedalUp)?);
         }
         Ok(steps)
@@ -393,10 +361,7 @@ fn check_guards(guards: &Guards) -> Result<(), Error> {
         return Err(Error::Settings(format!("max polyphony must lie in 1..={NOTES}, got {}", guards.max_polyphony)));
     }
     if !guards.max_note_seconds.is_finite() || guards.max_note_seconds < 0.01 {
-        return Err(Error::Settings(format!(
-            "the longest note must be at least 0.01 s, got {}",
-            guards.max_note_seconds
-        )));
+        return Err(Error::Settings(format!("the longest note must be at least 0.01 s, got {}", guards.max_note_seconds)));
     }
     Ok(())
 }
@@ -444,7 +409,7 @@ impl Generated {
 
     /// A standard MIDI file of the performance.
     pub fn midi(&self, with_primer: bool) -> Vec<u8> {
-        crate::midi_io::write(&self.performance(with_primer))
+        crate::codec::midi::write(&self.performance(with_primer))
     }
 }
 
@@ -458,14 +423,13 @@ pub fn generate(engine: &mut Engine, primer: &[Event], seconds: f64) -> Result<G
     engine.prime(primer)?;
     let prime_seconds = started.elapsed().as_secs_f64();
     let started = std::time::Instant::now();
-    let primer: Vec<Event> = primer.iter().copied().filter(|e| e.is_valid()).collect();
     let start = engine.now();
     let end = start + seconds;
     let end_steps = (end * STEPS_PER_SECOND).round() as i64;
     engine.set_horizon(Some(end));
-    let mut events = primer.clone();
+    let mut events = primer.to_vec();
     let mut forced = 0;
-    while engine.now < end_steps {
+    while engine.state.step() < end_steps {
         let step = engine.step()?;
         forced += step.forced as usize;
         events.push(step.event);

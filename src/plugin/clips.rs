@@ -1,8 +1,8 @@
 //! The take (what the plugin played, kept in memory, bounded) and clips: standard MIDI files
 //! written from the last N seconds or the whole take, with readable names, into a clips folder.
 
-use crate::codec::{Note, PedalChange, Performance};
-use crate::plugin::events::{Midi, Played};
+use crate::codec::Performance;
+use crate::plugin::events::{Played, played_performance};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
@@ -26,9 +26,7 @@ impl Take {
 
     pub fn push(&mut self, event: Played) {
         self.events.push_back(event);
-        while self.events.len() > TAKE_MAX_EVENTS
-            || self.events.front().is_some_and(|f| event.time - f.time > TAKE_MAX_SECONDS)
-        {
+        while self.events.len() > TAKE_MAX_EVENTS || self.events.front().is_some_and(|f| event.time - f.time > TAKE_MAX_SECONDS) {
             self.events.pop_front();
             self.trimmed += 1;
         }
@@ -58,59 +56,9 @@ impl Take {
         self.events.range(start..)
     }
 
-    /// The performance between `from` and `to` (clock seconds), times relative to `from`. Notes
-    /// sounding at `from` start there; notes still sounding at `to` end there; a pedal held at
-    /// `from` goes down at 0.
+    /// The performance between `from` and `to` (clock seconds), times relative to `from`.
     pub fn performance(&self, from: f64, to: f64) -> Performance {
-        let mut open: [Option<(f64, u8)>; 128] = [None; 128];
-        let mut pedal_state = false;
-        let mut pedal_at_from: Option<bool> = None;
-        let mut notes = Vec::new();
-        let mut pedal = Vec::new();
-        let clip = |t: f64| (t.clamp(from, to) - from).max(0.0);
-        for e in self.events.iter() {
-            if e.time > to {
-                break;
-            }
-            if e.time >= from && pedal_at_from.is_none() {
-                pedal_at_from = Some(pedal_state);
-            }
-            match e.midi {
-                Midi::NoteOn { key, .. } | Midi::NoteOff { key } => {
-                    let k = (key & 0x7f) as usize;
-                    // A NOTE_ON of a sounding key ends the earlier note first.
-                    if let Some((start, vel)) = open[k].take() {
-                        if e.time >= from {
-                            notes.push(Note { pitch: key, velocity: vel, start: clip(start), end: clip(e.time) });
-                        }
-                    }
-                    if let Midi::NoteOn { velocity, .. } = e.midi {
-                        open[k] = Some((e.time, velocity));
-                    }
-                }
-                Midi::Pedal { down } => {
-                    if down != pedal_state {
-                        pedal_state = down;
-                        if e.time >= from {
-                            pedal.push(PedalChange { time: clip(e.time), down });
-                        }
-                    }
-                }
-            }
-        }
-        // A pedal already down at `from` goes down at 0.
-        if pedal_at_from.unwrap_or(pedal_state) {
-            pedal.insert(0, PedalChange { time: 0.0, down: true });
-        }
-        for (k, slot) in open.iter().enumerate() {
-            if let Some((start, velocity)) = slot {
-                notes.push(Note { pitch: k as u8, velocity: *velocity, start: clip(*start), end: clip(to) });
-            }
-        }
-        notes.retain(|n| (crate::codec::MIN_PITCH..=crate::codec::MAX_PITCH).contains(&n.pitch));
-        notes.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.pitch.cmp(&b.pitch)));
-        let duration = (to - from).max(0.0);
-        Performance { notes, pedal, duration }
+        played_performance(&self.events, from, to)
     }
 }
 
@@ -144,20 +92,17 @@ pub fn clips_folder(configured: &str) -> PathBuf {
     if configured.is_empty() {
         return default_clips_folder();
     }
-    if let Some(rest) = configured.strip_prefix("~/") {
-        if let Some(home) = dirs::home_dir() {
-            return home.join(rest);
-        }
+    if let Some(rest) = configured.strip_prefix("~/")
+        && let Some(home) = dirs::home_dir()
+    {
+        return home.join(rest);
     }
     PathBuf::from(configured)
 }
 
 /// Local date and time as "2026-11-24 21.50.03" (file-name safe on every system).
 fn local_timestamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     #[cfg(unix)]
     {
         let t = now as libc::time_t;
@@ -206,7 +151,7 @@ pub fn save_clip(take: &Take, end: f64, length: ClipLength, folder: &Path) -> Re
     }
     std::fs::create_dir_all(folder).map_err(|e| format!("cannot create the clips folder {}: {e}", folder.display()))?;
     let path = clip_file_name(folder, to - from);
-    let bytes = crate::midi_io::write(&performance);
+    let bytes = crate::codec::midi::write(&performance);
     let partial = path.with_extension("mid.partial");
     std::fs::write(&partial, &bytes).map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
     std::fs::rename(&partial, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -216,6 +161,8 @@ pub fn save_clip(take: &Take, end: f64, length: ClipLength, folder: &Path) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::PedalChange;
+    use crate::plugin::events::Midi;
 
     fn played(time: f64, midi: Midi) -> Played {
         Played { time, midi, input: false }
@@ -255,7 +202,7 @@ mod tests {
         assert!(clip.path.file_name().unwrap().to_string_lossy().starts_with("pianoforte "));
         let second = save_clip(&take, 4.0, ClipLength::LastSeconds(2.0), &dir).unwrap();
         assert_ne!(clip.path, second.path);
-        let read = crate::midi_io::read(&std::fs::read(&clip.path).unwrap()).unwrap().performance;
+        let read = crate::codec::midi::read(&std::fs::read(&clip.path).unwrap()).unwrap().performance;
         assert_eq!(read.notes.len(), 3);
         assert!((read.notes[1].start - 1.0).abs() < 0.002);
         assert_eq!(read.notes[1].velocity, 90);

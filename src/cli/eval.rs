@@ -6,10 +6,10 @@
 //! the note density of the music at the time of target t (never "off"). This is exactly what
 //! `python -m pianoforte_train evaluate` computes on the token files of the same performances.
 
-use crate::control::DensityControl;
-use crate::dataset::{self, Skipped, Source};
-use crate::model::{Error, Model, START_TOKEN};
+use crate::cli::dataset::{self, Skipped, Source};
 use crate::codec::VOCABULARY;
+use crate::engine::control::DensityControl;
+use crate::engine::model::{Error, Model, START_TOKEN};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -158,7 +158,7 @@ pub fn evaluate(
             Err(reason) => skipped.push(Skipped { source: source.path.display().to_string(), reason }),
         }
     }
-    encoded.sort_by(|a, b| b.tokens.len().cmp(&a.tokens.len()));
+    encoded.sort_by_key(|d| std::cmp::Reverse(d.tokens.len()));
     let (mut total, mut duration, mut done) = (Scores::default(), 0.0, sources.len() - encoded.len());
     progress(done, sources.len());
     for group in encoded.chunks(options.batch.max(1)) {

@@ -1,8 +1,9 @@
 //! The plugin's window (egui): every parameter, a live piano roll, the model and its card, the
 //! engine's status in words, and clips.
 
-use crate::clips::{self, ClipLength, SavedClip};
-use crate::plugin::events::Midi;
+use crate::codec::Pitch;
+use crate::plugin::clips::{self, ClipLength, SavedClip};
+use crate::plugin::events::pair_played;
 use crate::plugin::params::{Mode, PianoforteParams, note_name};
 use crate::plugin::shared::Shared;
 use crate::plugin::worker::Command;
@@ -206,63 +207,62 @@ impl NiceEguiApp for EditorApp {
             let layout = egui::Layout::top_down(egui::Align::Min);
             ui.horizontal_top(|ui| {
                 ui.allocate_ui_with_layout(Vec2::new(half, height), layout, |ui| {
-                ui.set_width(half);
-                section(ui, "Status");
-                let line = |ui: &mut egui::Ui, ok: bool, text: String| {
-                    let colour = if ok { Color32::from_rgb(120, 200, 120) } else { Color32::from_rgb(235, 110, 90) };
-                    ui.label(RichText::new(text).color(colour));
-                };
-                match &status.runtime {
-                    Some(Ok(path)) => {
-                        line(ui, true, "ONNX Runtime loaded".into());
-                        ui.label(RichText::new(short_path(path)).small().weak());
-                    }
-                    Some(Err(why)) => {
-                        line(ui, false, format!("ONNX Runtime not loaded, so the plugin is silent: {why}"));
-                        if let Some(folder) = &self.plugin_folder {
-                            ui.label(
-                                RichText::new(format!(
-                                    "The plugin looks for {} beside its own file, in {}; `cargo xtask install` puts it there.",
-                                    crate::runtime::library_file_name(),
-                                    folder.display()
-                                ))
-                                .small(),
-                            );
+                    ui.set_width(half);
+                    section(ui, "Status");
+                    let line = |ui: &mut egui::Ui, ok: bool, text: String| {
+                        let colour = if ok { Color32::from_rgb(120, 200, 120) } else { Color32::from_rgb(235, 110, 90) };
+                        ui.label(RichText::new(text).color(colour));
+                    };
+                    match &status.runtime {
+                        Some(Ok(path)) => {
+                            line(ui, true, "ONNX Runtime loaded".into());
+                            ui.label(RichText::new(short_path(path)).small().weak());
                         }
+                        Some(Err(why)) => {
+                            line(ui, false, format!("ONNX Runtime not loaded, so the plugin is silent: {why}"));
+                            if let Some(folder) = &self.plugin_folder {
+                                ui.label(
+                                    RichText::new(format!(
+                                        "The plugin looks for {} beside its own file, in {}; `cargo xtask install` puts it there.",
+                                        crate::engine::runtime::library_file_name(),
+                                        folder.display()
+                                    ))
+                                    .small(),
+                                );
+                            }
+                        }
+                        None if status.started => line(ui, true, "ONNX Runtime: loading…".into()),
+                        None => line(ui, false, "The engine starts when the host starts the plugin.".into()),
                     }
-                    None if status.started => line(ui, true, "ONNX Runtime: loading…".into()),
-                    None => line(ui, false, "The engine starts when the host starts the plugin.".into()),
-                }
-                if let Some(loading) = &status.loading {
-                    line(ui, true, format!("loading {loading}…"));
-                } else if status.model.is_some() {
-                    line(ui, true, "Model loaded and checked".into());
-                } else if status.started {
-                    line(ui, false, "No model loaded".into());
-                }
-                if let Some(e) = &status.model_error {
-                    let keeps = if status.model.is_some() { " (the model above keeps playing)" } else { "" };
-                    line(ui, false, format!("Model not loaded: {e}{keeps}"));
-                }
-                if let Some(e) = &status.engine_error {
-                    line(ui, false, e.clone());
-                }
-                let skipped = self.shared.rt.skipped_late.load(Ordering::Relaxed);
-                let dropped = self.shared.rt.dropped_output.load(Ordering::Relaxed);
-                if skipped + dropped > 0 {
-                    line(ui, false, format!("{skipped} late events skipped, {dropped} dropped by the host"));
-                }
-                if status.alive_seconds > 0.0 {
-                    ui.label(
-                        RichText::new(format!(
-                            "{} notes played · engine thread {:.1}% CPU",
-                            self.shared.rt.notes_played.load(Ordering::Relaxed),
-                            100.0 * status.busy_seconds / status.alive_seconds
-                        ))
-                        .weak(),
-                    );
-                }
-
+                    if let Some(loading) = &status.loading {
+                        line(ui, true, format!("loading {loading}…"));
+                    } else if status.model.is_some() {
+                        line(ui, true, "Model loaded and checked".into());
+                    } else if status.started {
+                        line(ui, false, "No model loaded".into());
+                    }
+                    if let Some(e) = &status.model_error {
+                        let keeps = if status.model.is_some() { " (the model above keeps playing)" } else { "" };
+                        line(ui, false, format!("Model not loaded: {e}{keeps}"));
+                    }
+                    if let Some(e) = &status.engine_error {
+                        line(ui, false, e.clone());
+                    }
+                    let skipped = self.shared.rt.skipped_late.load(Ordering::Relaxed);
+                    let dropped = self.shared.rt.dropped_output.load(Ordering::Relaxed);
+                    if skipped + dropped > 0 {
+                        line(ui, false, format!("{skipped} late events skipped, {dropped} dropped by the host"));
+                    }
+                    if status.alive_seconds > 0.0 {
+                        ui.label(
+                            RichText::new(format!(
+                                "{} notes played · engine thread {:.1}% CPU",
+                                self.shared.rt.notes_played.load(Ordering::Relaxed),
+                                100.0 * status.busy_seconds / status.alive_seconds
+                            ))
+                            .weak(),
+                        );
+                    }
                 });
                 ui.allocate_ui_with_layout(Vec2::new(half, height), layout, |ui| {
                     ui.set_width(half);
@@ -290,94 +290,85 @@ impl EditorApp {
         painter.rect_filled(rect, 4.0, Color32::from_rgb(22, 24, 30));
         let pedal_band = 12.0;
         let keys = Rect::from_min_max(rect.min, Pos2::new(rect.max.x, rect.max.y - pedal_band - 2.0));
-        let (low, high) = (21.0f32, 108.0f32);
+        let (low, high) = (Pitch::LOWEST.midi() as f32, Pitch::HIGHEST.midi() as f32);
         let key_h = keys.height() / (high - low + 1.0);
         let x_of = |t: f64| rect.max.x - ((now - t) / ROLL_SECONDS) as f32 * rect.width();
         let y_of = |k: u8| keys.max.y - (k as f32 - low + 1.0) * key_h;
         // C lines and labels.
-        for c in (24..=108).step_by(12) {
+        for c in (24..=Pitch::HIGHEST.midi()).step_by(12) {
             let y = y_of(c) + key_h;
             painter.line_segment([Pos2::new(rect.min.x, y), Pos2::new(rect.max.x, y)], Stroke::new(1.0, Color32::from_rgb(40, 44, 54)));
-            painter.text(Pos2::new(rect.min.x + 3.0, y - 1.0), Align2::LEFT_BOTTOM, note_name(c as i32), FontId::proportional(9.0), Color32::from_rgb(90, 96, 110));
+            painter.text(
+                Pos2::new(rect.min.x + 3.0, y - 1.0),
+                Align2::LEFT_BOTTOM,
+                note_name(c as i32),
+                FontId::proportional(9.0),
+                Color32::from_rgb(90, 96, 110),
+            );
         }
         // Key range.
         let (a, b) = (self.params.key_low.value(), self.params.key_high.value());
         let (kl, kh) = (a.min(b) as u8, a.max(b) as u8);
-        if kl > 21 || kh < 108 {
+        if kl > Pitch::LOWEST.midi() || kh < Pitch::HIGHEST.midi() {
             let band = Rect::from_min_max(Pos2::new(rect.max.x - 4.0, y_of(kh)), Pos2::new(rect.max.x, y_of(kl) + key_h));
             painter.rect_filled(band, 0.0, Color32::from_rgb(230, 200, 140));
         }
-        let Ok(take) = self.shared.take.lock() else { return };
-        let from = now - ROLL_SECONDS;
-        let mut open: [Option<(f64, u8, bool)>; 128] = [None; 128];
-        let mut pedal_since: Option<f64> = None;
-        let pedal_rect = |t0: f64, t1: f64| {
-            Rect::from_min_max(Pos2::new(x_of(t0).max(rect.min.x), rect.max.y - pedal_band), Pos2::new(x_of(t1).min(rect.max.x), rect.max.y))
+        let Ok(take) = self.shared.take.lock() else {
+            return;
         };
-        let draw_note = |start: f64, end: f64, key: u8, velocity: u8, input: bool| {
-            if end < from || !(21..=108).contains(&key) {
-                return;
-            }
-            let r = Rect::from_min_max(
-                Pos2::new(x_of(start).max(rect.min.x), y_of(key)),
-                Pos2::new(x_of(end).max(x_of(start) + 2.0).min(rect.max.x), y_of(key) + key_h.max(2.0)),
-            );
-            painter.rect_filled(r, 1.0, velocity_colour(velocity, input));
+        let from = now - ROLL_SECONDS;
+        let pedal_rect = |t0: f64, t1: f64| {
+            Rect::from_min_max(
+                Pos2::new(x_of(t0).max(rect.min.x), rect.max.y - pedal_band),
+                Pos2::new(x_of(t1).min(rect.max.x), rect.max.y),
+            )
         };
         // Start a little earlier so notes and pedal already sounding at the left edge show.
-        for e in take.since(from - 6.0) {
-            match e.midi {
-                Midi::NoteOn { key, velocity } => {
-                    if let Some((s, v, i)) = open[key as usize & 0x7f].take() {
-                        draw_note(s, e.time, key, v, i);
-                    }
-                    open[key as usize & 0x7f] = Some((e.time, velocity, e.input));
+        pair_played(
+            take.since(from - 6.0),
+            now,
+            |n| {
+                if n.end >= from && Pitch::new(n.key).is_some() {
+                    let r = Rect::from_min_max(
+                        Pos2::new(x_of(n.start).max(rect.min.x), y_of(n.key)),
+                        Pos2::new(x_of(n.end).max(x_of(n.start) + 2.0).min(rect.max.x), y_of(n.key) + key_h.max(2.0)),
+                    );
+                    painter.rect_filled(r, 1.0, velocity_colour(n.velocity, n.input));
                 }
-                Midi::NoteOff { key } => {
-                    if let Some((s, v, i)) = open[key as usize & 0x7f].take() {
-                        draw_note(s, e.time, key, v, i);
-                    }
+            },
+            |down, up| {
+                if up.is_none_or(|up| up >= from) {
+                    painter.rect_filled(pedal_rect(down, up.unwrap_or(now)), 2.0, Color32::from_rgb(120, 100, 200));
                 }
-                Midi::Pedal { down } => {
-                    if down && pedal_since.is_none() {
-                        pedal_since = Some(e.time);
-                    } else if !down {
-                        if let Some(s) = pedal_since.take() {
-                            if e.time >= from {
-                                painter.rect_filled(pedal_rect(s, e.time), 2.0, Color32::from_rgb(120, 100, 200));
-                            }
-                        }
-                    }
-                }
-            }
-        }
+            },
+        );
         drop(take);
-        for (key, slot) in open.iter().enumerate() {
-            if let Some((s, v, i)) = slot {
-                draw_note(*s, now, key as u8, *v, *i);
-            }
-        }
-        if let Some(s) = pedal_since {
-            painter.rect_filled(pedal_rect(s, now), 2.0, Color32::from_rgb(120, 100, 200));
-        }
-        painter.text(Pos2::new(rect.max.x - 4.0, rect.max.y - pedal_band - 3.0), Align2::RIGHT_BOTTOM, "pedal", FontId::proportional(9.0), Color32::from_rgb(120, 110, 170));
+        painter.text(
+            Pos2::new(rect.max.x - 4.0, rect.max.y - pedal_band - 3.0),
+            Align2::RIGHT_BOTTOM,
+            "pedal",
+            FontId::proportional(9.0),
+            Color32::from_rgb(120, 110, 170),
+        );
         painter.rect_stroke(rect, 4.0, Stroke::new(1.0, Color32::from_rgb(60, 64, 76)), StrokeKind::Inside);
     }
 
     fn clips_ui(&mut self, ui: &mut egui::Ui, now: f64) {
         let seconds = self.params.clip_seconds();
         ui.horizontal(|ui| {
-            let label = |s: u32| if s == 0 { "the whole take".to_string() } else { format!("the last {s} s") };
+            let label = |s: u32| {
+                if s == 0 { "the whole take".to_string() } else { format!("the last {s} s") }
+            };
             let mut chosen = seconds;
             egui::ComboBox::from_id_salt("clip-length").selected_text(label(seconds)).show_ui(ui, |ui| {
                 for s in CLIP_LENGTHS {
                     ui.selectable_value(&mut chosen, s, label(s));
                 }
             });
-            if chosen != seconds {
-                if let Ok(mut stored) = self.params.clip_seconds.lock() {
-                    *stored = chosen;
-                }
+            if chosen != seconds
+                && let Ok(mut stored) = self.params.clip_seconds.lock()
+            {
+                *stored = chosen;
             }
             if ui.add(egui::Button::new(RichText::new("Save clip").strong()).min_size(Vec2::new(90.0, 24.0))).clicked() {
                 let length = if chosen == 0 { ClipLength::WholeTake } else { ClipLength::LastSeconds(chosen as f64) };
@@ -408,10 +399,10 @@ impl EditorApp {
                     .hint_text(clips::default_clips_folder().display().to_string())
                     .desired_width(ui.available_width()),
             );
-            if response.changed() {
-                if let Ok(mut stored) = self.params.clips_folder.lock() {
-                    *stored = self.clips_folder.clone();
-                }
+            if response.changed()
+                && let Ok(mut stored) = self.params.clips_folder.lock()
+            {
+                *stored = self.clips_folder.clone();
             }
         });
         if let Ok(message) = self.shared.clip_message.lock() {
@@ -423,7 +414,11 @@ impl EditorApp {
                     ui.label(RichText::new(format!("not saved: {e}")).small().color(Color32::from_rgb(235, 110, 90)));
                 }
                 None => {
-                    ui.label(RichText::new("Drag a saved clip from your file browser into the arrangement, or record this track's MIDI.").small().weak());
+                    ui.label(
+                        RichText::new("Drag a saved clip from your file browser into the arrangement, or record this track's MIDI.")
+                            .small()
+                            .weak(),
+                    );
                 }
             }
         }
