@@ -8,7 +8,14 @@ Run from the repository root, after `cargo build --release` and `cargo xtask onn
     ~/.cache/pianoforte/venv/bin/python benches/density_control.py --model models/pianoforte-gru.onnx
 
 Prints a markdown table (and `--json` a JSON object). Deterministic: piece k of every target uses
-seed `--seed + k`.
+seed `--seed + k`. Temperature and top-p default to the model card's.
+
+Calibration (`--calibrate OUT.json`, on a model whose card has no calibration yet): every density
+bin's control is played (`--density` = the bin's lower edge, 0.5 for bin 0) and the notes per
+second the model actually plays are measured; OUT.json holds `{"density_calibration":
+{"measured_notes_per_second": [one per bin], ...}}`, to merge into the card with
+`python -m pianoforte_train card MODEL.onnx --merge OUT.json`. The engine then sends a request to
+the bin whose measured output is nearest (in log notes/s).
 
 Stuck-note check (per file, from the raw MIDI messages): every NOTE_ON is released by a NOTE_OFF
 (or NOTE_ON velocity 0) of its key, no key is held longer than `--max-note` seconds (default: the
@@ -66,10 +73,11 @@ def stuck_notes(path: str, max_note: float) -> list[str]:
 
 
 def generate(binary: str, model: str, density: str, count: int, seconds: float, seed: int, out: str,
-             temperature: float, top_p: float | None) -> list[str]:
+             temperature: float | None, top_p: str | None) -> list[str]:
     cmd = [binary, "generate", "--model", model, "--density", density, "--count", str(count),
-           "--seconds", str(seconds), "--seed", str(seed), "--temperature", str(temperature),
-           "--threads", "1", "-o", out]
+           "--seconds", str(seconds), "--seed", str(seed), "--threads", "1", "-o", out]
+    if temperature is not None:
+        cmd += ["--temperature", str(temperature)]
     if top_p is not None:
         cmd += ["--top-p", str(top_p)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -85,12 +93,16 @@ def main() -> None:
     p.add_argument("--count", type=int, default=10)
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=100)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--temperature", type=float, default=None, help="default: the model card's")
+    p.add_argument("--top-p", default=None, help="a probability or 'off' (default: the model card's)")
+    p.add_argument("--calibrate", default=None, metavar="OUT.json",
+                   help="measure every bin's output instead (targets = the bins' lower edges)")
     p.add_argument("--max-note", type=float, default=GUARD_S, help="longest allowed note in the stuck-note check")
     p.add_argument("--keep", default=None, help="keep the generated files in this folder")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
+    if a.calibrate:
+        a.targets = ",".join(["0.5"] + [f"{e:g}" for e in EDGES])
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,6 +120,7 @@ def main() -> None:
                 problems += [f"{os.path.basename(f)}: {x}" for x in stuck_notes(f, a.max_note)]
             rows.append({
                 "target": target,
+                "error": abs(statistics.mean(rates) / float(target) - 1) if target != "off" else None,
                 "bin": bin_range(float(target)) if target != "off" else "no control",
                 "mean": statistics.mean(rates),
                 "sd": statistics.stdev(rates) if len(rates) > 1 else 0.0,
@@ -116,17 +129,28 @@ def main() -> None:
                 "pieces": len(rates),
                 "stuck": problems,
             })
+    if a.calibrate:
+        calibration = {"density_calibration": {
+            "measured_notes_per_second": [round(r["mean"], 3) for r in rows],
+            "method": f"benches/density_control.py --calibrate: {a.count} pieces x {a.seconds:g} s per bin, "
+                      f"seeds {a.seed}.., temperature {a.temperature or 'card'}, top-p {a.top_p or 'card'}; "
+                      "a request goes to the bin whose measured output is nearest in log notes/s",
+        }}
+        with open(a.calibrate, "w") as f:
+            json.dump(calibration, f, indent=1)
     if a.json:
         print(json.dumps({"model": a.model, "seconds": a.seconds, "temperature": a.temperature,
                           "top_p": a.top_p, "rows": rows}))
         return
-    print(f"model {a.model}; {a.count} pieces x {a.seconds:g} s per target, temperature {a.temperature}, "
-          f"top-p {a.top_p or 'off'}, seeds {a.seed}..{a.seed + a.count - 1}\n")
-    print("| target notes/s | model bin | measured notes/s (mean ± sd) | min-max | stuck-note problems |")
-    print("| --- | --- | --- | --- | --- |")
+    print(f"model {a.model}; {a.count} pieces x {a.seconds:g} s per target, temperature {a.temperature or 'card'}, "
+          f"top-p {a.top_p or 'card'}, seeds {a.seed}..{a.seed + a.count - 1}\n")
+    print("| target notes/s | uncalibrated bin of the target | measured notes/s (mean ± sd) | min-max | error "
+          "| stuck-note problems |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
+        err = f"{r['error'] * 100:.0f} %" if r["error"] is not None else "-"
         print(f"| {r['target']} | {r['bin']} | {r['mean']:.2f} ± {r['sd']:.2f} | {r['min']:.2f}-{r['max']:.2f} "
-              f"| {len(r['stuck'])} |")
+              f"| {err} | {len(r['stuck'])} |")
     for r in rows:
         for prob in r["stuck"][:10]:
             print(f"  {r['target']}: {prob}", file=sys.stderr)

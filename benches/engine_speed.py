@@ -61,7 +61,10 @@ def rust(binary: str, model: str, seconds: float, seed: int, cpu: int) -> dict:
     if not m:
         raise SystemExit(f"unexpected output of {' '.join(cmd)}:\n{out}")
     events, events_per_s, rtf = int(m.group(1)), float(m.group(3)), float(m.group(4))
-    return {"events": events, "events_per_s": events_per_s, "rtf": rtf}
+    steps = re.search(r"one step: median (\d+) us, p99 (\d+) us", out)
+    return {"events": events, "events_per_s": events_per_s, "rtf": rtf,
+            "step_median_us": float(steps.group(1)) if steps else None,
+            "step_p99_us": float(steps.group(2)) if steps else None}
 
 
 def torch_eager(model, seconds: float, seed: int, temperature: float = 1.0) -> dict:
@@ -75,11 +78,12 @@ def torch_eager(model, seconds: float, seed: int, temperature: float = 1.0) -> d
     control = torch.zeros(1, 1, V.CONTROL_SIZE)
     control[0, 0, V.NO_CONTROL] = 1.0
     x = torch.full((1, 1), V.START, dtype=torch.int64)
+    key, state = torch.zeros(1, 1, model.cfg.key_size), torch.zeros(1, 1, model.cfg.state_size)
     steps_needed, now, events = int(seconds * V.STEPS_PER_SECOND), 0, 0
     t0 = time.perf_counter()
     with torch.no_grad():
         while now < steps_needed:
-            logits, h = model(x, control, h)
+            logits, h = model(x, control, h, key, state)
             probs = torch.softmax(logits[0, 0] / temperature, -1)
             e = int(torch.multinomial(probs, 1))
             if V.TIME_SHIFT <= e < V.VELOCITY:
@@ -104,10 +108,12 @@ def ort_python(path: str, card: dict, seconds: float, seed: int) -> dict:
     h = np.zeros((card["layers"], 1, card["hidden"]), dtype=np.float32)
     c = V.control_one_hot(np.array([[V.NO_CONTROL]]))
     x = np.array([[V.START]], dtype=np.int64)
+    extra = {i.name: np.zeros((1, 1, i.shape[2]), dtype=np.float32) for i in sess.get_inputs()
+             if i.name in ("key", "state")}  # format 2 (speed does not depend on their values)
     steps_needed, now, events = int(seconds * V.STEPS_PER_SECOND), 0, 0
     t0 = time.perf_counter()
     while now < steps_needed:
-        logits, h = sess.run(["logits", "hidden_out"], {"events": x, "control": c, "hidden": h})
+        logits, h = sess.run(["logits", "hidden_out"], {"events": x, "control": c, "hidden": h} | extra)
         z = logits[0, 0].astype(np.float64)
         p = np.exp(z - z.max())
         e = int(rng.choice(len(p), p=p / p.sum()))
@@ -122,7 +128,11 @@ def ort_python(path: str, card: dict, seconds: float, seed: int) -> dict:
 def summary(runs: list[dict]) -> dict:
     eps = [r["events_per_s"] for r in runs]
     rtf = [r["rtf"] for r in runs]
-    return {
+    steps = {}
+    if runs and runs[0].get("step_p99_us") is not None:
+        steps = {"step_median_us": statistics.median(r["step_median_us"] for r in runs),
+                 "step_p99_us": max(r["step_p99_us"] for r in runs)}
+    return steps | {
         "events_per_s": statistics.median(eps),
         "events_per_s_min": min(eps),
         "events_per_s_max": max(eps),
@@ -168,7 +178,9 @@ def main() -> None:
             model, _ = load_checkpoint(a.checkpoint, "cpu")
             weights = f"checkpoint {a.checkpoint}"
         else:
-            cfg = ModelConfig(card["layers"], card["hidden"], card.get("embedding", 256), 0.0)
+            sizes = (card["key_control"]["size"], card["state_features"]["size"]) if card.get(
+                "format_version", 1) == 2 else (0, 0)
+            cfg = ModelConfig(card["layers"], card["hidden"], card.get("embedding", 256), 0.0, *sizes)
             torch.manual_seed(0)
             model = PerformanceGRU(cfg)
             weights = "random weights of the card's architecture (no --checkpoint)"
@@ -196,6 +208,10 @@ def main() -> None:
     for name, r in results.items():
         print(f"| {name} | {r['events_per_s']:.0f} ({r['events_per_s_min']:.0f}-{r['events_per_s_max']:.0f}) "
               f"| {r['us_per_event']:.0f} | {r['rtf']:.0f}x | {r['rtf_at_maestro_rate']:.0f}x |")
+    if results["rust (pianoforte generate)"].get("step_p99_us") is not None:
+        r = results["rust (pianoforte generate)"]
+        print(f"\nrust engine, one T = 1 step (model call, masks, sampling): median {r['step_median_us']:.0f} µs, "
+              f"p99 {r['step_p99_us']:.0f} µs (worst run of {a.repeats})")
 
 
 if __name__ == "__main__":

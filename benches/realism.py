@@ -22,6 +22,13 @@ discriminates: the generated onsets snapped to their own best grid (must be 0), 
 random onsets of the same count and span (chance level). `--png` draws the pooled distributions
 and the per-piece off-grid shares. Generated files are also checked for stuck notes
 (benches/density_control.py's check).
+
+The MAESTRO reference goes through the codec first (`pianoforte encode` then `pianoforte decode`,
+`--raw-reference` to skip): raw MIDI is not quantised to 10 ms and 32 velocity bins, which would
+distort the overlaps. Also reported (the goals of issue 10): the share of notes held >= 4.9 s, key
+clarity (per piece, the mean over its 8 s windows holding >= 8 notes of the best correlation of the
+window's onset pitch-class counts with the 24 rotated Krumhansl-Kessler key profiles) and, with
+`--key`, the share of onsets in that key's scale (natural or harmonic minor, or major).
 """
 
 from __future__ import annotations
@@ -61,7 +68,52 @@ STATS = [
     ("chord_share", "onsets in chords (30 ms)", "{:.2f}"),
     ("pedal_fraction", "time with pedal down", "{:.2f}"),
     ("pedal_per_min", "pedal presses per minute", "{:.1f}"),
+    ("long_notes", "notes held >= 4.9 s (share)", "{:.4f}"),
+    ("key_clarity", "key clarity (8 s windows)", "{:.3f}"),
 ]
+
+# Krumhansl-Kessler key profiles, tonic first.
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+PITCH_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+
+
+def key_clarity(starts: np.ndarray, pitch: np.ndarray, window: float = 8.0, min_notes: int = 8) -> float:
+    """Mean over the piece's 8 s windows (>= min_notes onsets) of the best key-profile correlation."""
+    if len(starts) == 0:
+        return math.nan
+    profiles = np.stack([np.roll(p, t) for p in (KK_MAJOR, KK_MINOR) for t in range(12)])
+    profiles = profiles - profiles.mean(1, keepdims=True)
+    values = []
+    for w0 in np.arange(0.0, float(starts.max()) + 1e-9, window):
+        sel = (starts >= w0) & (starts < w0 + window)
+        if sel.sum() < min_notes:
+            continue
+        h = np.bincount(pitch[sel].astype(int) % 12, minlength=12).astype(np.float64)
+        h -= h.mean()
+        denom = np.sqrt((h**2).sum() * (profiles**2).sum(1))
+        if h.any():
+            values.append(float(((profiles @ h) / denom).max()))
+    return float(np.mean(values)) if values else math.nan
+
+
+def scale_of(key: str) -> set[int]:
+    """Pitch classes of a key's scale: major, or natural + harmonic minor ('D minor' -> D E F G A Bb C C#)."""
+    note, mode = key.split()
+    names = [n.upper() for n in PITCH_NAMES]
+    alias = {"DB": "C#", "D#": "EB", "GB": "F#", "G#": "AB", "A#": "BB"}
+    tonic = names.index(alias.get(note.upper(), note.upper()))
+    steps = [0, 2, 4, 5, 7, 9, 11] if mode.lower() == "major" else [0, 2, 3, 5, 7, 8, 10, 11]
+    return {(tonic + s) % 12 for s in steps}
+
+
+def codec_round_trip(binary: str, path: str, out: str) -> str:
+    """The file as the codec hands it to the model: encode, then decode."""
+    text = subprocess.run([binary, "encode", path], check=True, capture_output=True, text=True).stdout
+    with open(out + ".txt", "w") as f:
+        f.write(text)
+    subprocess.run([binary, "decode", out + ".txt", "-o", out], check=True, capture_output=True)
+    return out
 
 
 def piece_stats(path: str) -> tuple[dict, dict]:
@@ -112,6 +164,8 @@ def piece_stats(path: str) -> tuple[dict, dict]:
         "chord_share": float(in_chord.mean()) if len(in_chord) else math.nan,
         "pedal_fraction": down_time / end,
         "pedal_per_min": presses / end * 60,
+        "long_notes": float((dur >= 4.9).mean()) if len(dur) else math.nan,
+        "key_clarity": key_clarity(starts, pitch),
     }
     # Polyphony at onsets: keys down at each distinct onset (start <= t < end), its own notes included.
     t = onsets + 0.0015
@@ -119,6 +173,56 @@ def piece_stats(path: str) -> tuple[dict, dict]:
     poly = np.searchsorted(np.sort(starts), t, "right") - np.searchsorted(ends, t, "right")
     return stats, {"velocity": vel, "pitch": pitch, "ioi": ioi, "duration": dur,
                    "polyphony": poly.astype(np.float64), "onsets": onsets}
+
+
+def reference_pieces(csv_path: str, max_files: int, binary: str, raw: bool = False) -> tuple[list, list]:
+    """Statistics of the MAESTRO validation performances (every k-th file when `max_files`),
+    after the codec's round trip unless `raw`."""
+    with open(csv_path) as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "validation"]
+    rows.sort(key=lambda r: r["midi_filename"])
+    if max_files:
+        # Every k-th file, so a subset still spans the years.
+        step = max(1, len(rows) // max_files)
+        rows = rows[::step][:max_files]
+    base = os.path.dirname(csv_path)
+    ref, ref_raw = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, r in enumerate(rows):
+            path = os.path.join(base, r["midi_filename"])
+            if not raw:
+                path = codec_round_trip(binary, path, os.path.join(tmp, f"ref-{k}.mid"))
+            s, raw_values = piece_stats(path)
+            ref.append(s)
+            ref_raw.append(raw_values)
+    return ref, ref_raw
+
+
+def generate_pieces(binary: str, model: str, count: int, seconds: float, seed: int, temperature, top_p,
+                    density: str = "off", key: str | None = None, keep: str | None = None) -> tuple[list, list, list]:
+    """Generate `count` pieces with `pianoforte generate`; their statistics, raw values, stuck-note problems.
+    `temperature` / `top_p` None: the model card's defaults."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = keep or tmp
+        os.makedirs(folder, exist_ok=True)
+        out = os.path.join(folder, "realism.mid")
+        cmd = [binary, "generate", "--model", model, "--count", str(count), "--seconds", str(seconds),
+               "--seed", str(seed), "--density", density, "--threads", "1", "-o", out]
+        if temperature is not None:
+            cmd += ["--temperature", str(temperature)]
+        if top_p is not None:
+            cmd += ["--top-p", str(top_p)]
+        if key:
+            cmd += ["--key", key]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        files = [out] if count == 1 else [os.path.join(folder, f"realism-{k}.mid") for k in range(1, count + 1)]
+        gen, gen_raw, stuck = [], [], []
+        for f in files:
+            s, raw = piece_stats(f)
+            gen.append(s)
+            gen_raw.append(raw)
+            stuck += stuck_notes(f, GUARD_S)
+    return gen, gen_raw, stuck
 
 
 def _grid_counts(t: np.ndarray, periods: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -228,9 +332,11 @@ def main() -> None:
     p.add_argument("--count", type=int, default=10)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--seed", type=int, default=500)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--temperature", type=float, default=None, help="default: the model card's")
+    p.add_argument("--top-p", default=None, help="a probability or 'off' (default: the model card's)")
     p.add_argument("--density", default="off")
+    p.add_argument("--key", default=None, help='e.g. "D minor": also report the share of onsets in its scale')
+    p.add_argument("--raw-reference", action="store_true", help="MAESTRO files as they are, not after the codec")
     p.add_argument("--csv", default=MAESTRO_CSV, help="MAESTRO CSV (its validation rows are the reference)")
     p.add_argument("--max-files", type=int, default=40, help="reference files (0: all 137)")
     p.add_argument("--keep", default=None, help="keep the generated files in this folder")
@@ -241,37 +347,14 @@ def main() -> None:
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
 
-    with open(a.csv) as f:
-        rows = [r for r in csv.DictReader(f) if r["split"] == "validation"]
-    rows.sort(key=lambda r: r["midi_filename"])
-    if a.max_files:
-        # Every k-th file, so a subset still spans the years.
-        step = max(1, len(rows) // a.max_files)
-        rows = rows[::step][: a.max_files]
-    base = os.path.dirname(a.csv)
-    ref, ref_raw = [], []
-    for r in rows:
-        s, raw = piece_stats(os.path.join(base, r["midi_filename"]))
-        ref.append(s)
-        ref_raw.append(raw)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = a.keep or tmp
-        os.makedirs(folder, exist_ok=True)
-        out = os.path.join(folder, "realism.mid")
-        cmd = [a.binary, "generate", "--model", a.model, "--count", str(a.count), "--seconds", str(a.seconds),
-               "--seed", str(a.seed), "--temperature", str(a.temperature), "--density", a.density,
-               "--threads", "1", "-o", out]
-        if a.top_p is not None:
-            cmd += ["--top-p", str(a.top_p)]
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
-        files = [out] if a.count == 1 else [os.path.join(folder, f"realism-{k}.mid") for k in range(1, a.count + 1)]
-        gen, gen_raw, stuck = [], [], []
-        for f in files:
-            s, raw = piece_stats(f)
-            gen.append(s)
-            gen_raw.append(raw)
-            stuck += stuck_notes(f, GUARD_S)
+    ref, ref_raw = reference_pieces(a.csv, a.max_files, a.binary, a.raw_reference)
+    gen, gen_raw, stuck = generate_pieces(a.binary, a.model, a.count, a.seconds, a.seed, a.temperature, a.top_p,
+                                          a.density, a.key, a.keep)
+    in_key = None
+    if a.key:
+        scale = scale_of(a.key)
+        pitches = np.concatenate([r["pitch"] for r in gen_raw]).astype(int)
+        in_key = float(np.isin(pitches % 12, list(scale)).mean()) if len(pitches) else math.nan
 
     r_sum, g_sum = summarise(ref), summarise(gen)
     pooled = lambda raws, k: np.concatenate([x[k] for x in raws]) if raws else np.array([])  # noqa: E731
@@ -309,11 +392,18 @@ def main() -> None:
     if a.json:
         print(json.dumps({"model": a.model, "reference_files": len(ref), "generated": len(gen),
                           "maestro": r_sum, "generated_stats": g_sum, "overlap": overlaps,
-                          "off_grid": grid_sum, "off_grid_tolerance_s": GRID_TOL, "stuck": stuck}))
+                          "off_grid": grid_sum, "off_grid_tolerance_s": GRID_TOL, "stuck": stuck,
+                          "key": a.key, "in_key_share": in_key, "round_trip_reference": not a.raw_reference}))
         return
-    print(f"model {a.model}: {a.count} x {a.seconds:g} s, temperature {a.temperature}, top-p {a.top_p or 'off'}, "
-          f"density {a.density}, seeds {a.seed}..{a.seed + a.count - 1}; reference: {len(ref)} MAESTRO validation "
-          f"performances; stuck-note problems in the generated files: {len(stuck)}\n")
+    print(f"model {a.model}: {a.count} x {a.seconds:g} s, temperature {a.temperature or 'card'}, "
+          f"top-p {a.top_p or 'card'}, density {a.density}, key {a.key or 'any'}, "
+          f"seeds {a.seed}..{a.seed + a.count - 1}; "
+          f"reference: {len(ref)} MAESTRO validation performances"
+          f"{' (raw MIDI)' if a.raw_reference else ' after the codec round trip'}; "
+          f"stuck-note problems in the generated files: {len(stuck)}\n")
+    if in_key is not None:
+        print(f"share of generated onsets in {a.key} ({'natural or harmonic' if 'minor' in a.key else 'its scale'}): "
+              f"{in_key:.3f}\n")
     print("| statistic | MAESTRO validation (mean ± sd over pieces) | generated | distance (MAESTRO sds) |")
     print("| --- | --- | --- | --- |")
     for key, label, fmt in STATS:

@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod codec;
 pub mod engine;
+pub mod piano;
 #[cfg(feature = "plugin")]
 pub mod plugin;
 

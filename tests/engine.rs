@@ -2,7 +2,7 @@
 //! `generate` / `render` commands. Needs the ONNX Runtime library (`cargo xtask onnxruntime`).
 
 use pianoforte::codec::{self, Event, Note, PedalChange, Performance, Pitch, VOCABULARY};
-use pianoforte::engine::control::Control;
+use pianoforte::engine::control::{Control, KeyControl};
 use pianoforte::engine::model::{EMBEDDED_MODEL, Error, LoadOptions, Model, ModelSource};
 use pianoforte::engine::runtime::{self, RuntimeOptions};
 use pianoforte::engine::sampling::Sampling;
@@ -185,7 +185,67 @@ fn density_control_is_fed_to_the_model() {
     e.prime(&[]).unwrap();
     let dense = e.logits().to_vec();
     assert_ne!(off, dense, "the control one-hot must reach the model");
-    assert_eq!(e.density().index_of(Control::NotesPerSecond(20.0)), 11);
+    assert_eq!(e.density().bin_of(20.0), 11);
+    // With a calibration in the card a request goes to the bin that measurably plays nearest it.
+    let index = e.density().index_of(Control::NotesPerSecond(20.0));
+    assert!(index < e.density().no_control(), "a density bin, not `off`: {index}");
+}
+
+#[test]
+fn the_key_control_and_the_state_reach_a_format_2_model() {
+    let mut e = engine(Settings::default());
+    if !e.model().has_features() {
+        println!("SKIPPED: the model is format {}", e.model().format());
+        return;
+    }
+    let any = e.logits().to_vec();
+    let d_minor = e.model().card.key_index("D minor").expect("the card names D minor");
+    assert_eq!(e.model().card.key_index("d minor"), Some(d_minor));
+    e.set_key(KeyControl::Key(d_minor as u8));
+    e.prime(&[]).unwrap();
+    assert_ne!(any, e.logits().to_vec(), "the key vector must reach the model");
+    // A histogram of D, F, A is another control again; all zeros is Any.
+    let mut h = [0.0f32; 12];
+    (h[2], h[5], h[9]) = (3.0, 2.0, 2.0);
+    e.set_key(KeyControl::PitchClasses(h));
+    e.prime(&[]).unwrap();
+    let played = e.logits().to_vec();
+    e.set_key(KeyControl::PitchClasses([0.0; 12]));
+    e.prime(&[]).unwrap();
+    assert_ne!(played, e.logits().to_vec());
+    assert_eq!(any, e.logits().to_vec(), "zeros = Any");
+    // The state features reach it: the same event after different histories gives different logits.
+    let c4 = codec::Pitch::new(60).unwrap();
+    e.prime(&[codec::Event::NoteOn(c4)]).unwrap();
+    let held = e.logits().to_vec();
+    e.prime(&[codec::Event::PedalDown]).unwrap();
+    assert_ne!(held, e.logits().to_vec());
+}
+
+#[test]
+fn the_grammar_holds_over_many_steps() {
+    // What a codec stream can never hold: only a NOTE_ON after a VELOCITY, no repeated velocity bin,
+    // no shift after a short shift.
+    let mut e = engine(hot(17));
+    let mut prev: Option<codec::Event> = None;
+    let mut velocity = None;
+    for _ in 0..4000 {
+        let step = e.step().unwrap();
+        if !step.forced {
+            match (prev, step.event) {
+                (Some(codec::Event::Velocity(_)), next) => assert!(matches!(next, codec::Event::NoteOn(_)), "{next:?} after a VELOCITY"),
+                (Some(codec::Event::TimeShift(s)), codec::Event::TimeShift(_)) => assert_eq!(s.steps(), 100, "a shift after a short shift"),
+                _ => {}
+            }
+            if let codec::Event::Velocity(b) = step.event {
+                assert!(velocity != Some(b) || e.state().last_onset().is_none(), "a repeated velocity bin");
+            }
+        }
+        if let codec::Event::Velocity(b) = step.event {
+            velocity = Some(b);
+        }
+        prev = Some(step.event);
+    }
 }
 
 #[test]
@@ -459,6 +519,26 @@ fn a_wrong_control_is_reported_precisely() {
     assert!(text.contains("control.kind is `tempo`"), "{text}");
     assert!(text.contains("control.size is 12, too small for 15 density bins"), "{text}");
     assert!(text.contains("input `control` has shape [?,?,16], expected [?,?,12]"), "{text}");
+}
+
+#[test]
+fn an_unknown_format_is_refused_in_words() {
+    let text = load_bytes(&with_card(|card| {
+        card["format_version"] = 3.into();
+        true
+    }))
+    .unwrap_err()
+    .to_string();
+    assert!(text.contains("format_version is 3, but this build of pianoforte runs model formats 1 and 2"), "{text}");
+    if load().has_features() {
+        let text = load_bytes(&with_card(|card| {
+            card["state_features"]["size"] = 130.into();
+            true
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(text.contains("state_features in the model card differ from this build's codec"), "{text}");
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! glibc, every C-level `malloc`/`calloc`/`realloc` in the process (ONNX Runtime's C++ side
 //! included): this binary interposes those symbols and forwards them to glibc's own entry points.
 
-use pianoforte::engine::control::Control;
+use pianoforte::engine::control::{Control, KeyControl};
 use pianoforte::engine::model::{LoadOptions, Model, ModelSource};
 use pianoforte::engine::sampling::Sampling;
 use pianoforte::engine::{Engine, Settings};
@@ -103,7 +103,9 @@ fn counted(f: impl FnOnce()) -> (usize, usize) {
 
 #[test]
 fn step_does_not_allocate_after_warm_up() {
-    let model = Model::load(&ModelSource::Embedded, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    // PIANOFORTE_TEST_MODEL runs it on another model file (e.g. a format-1 one).
+    let source = std::env::var_os("PIANOFORTE_TEST_MODEL").map_or(ModelSource::Embedded, |p| ModelSource::File(p.into()));
+    let model = Model::load(&source, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let settings = Settings {
         sampling: Sampling { temperature: 1.5, top_p: Some(0.95) },
         control: Control::NotesPerSecond(8.0),
@@ -122,6 +124,8 @@ fn step_does_not_allocate_after_warm_up() {
                     // Changing the control and the sampling on the fly is allocation-free too.
                     engine.set_control(if i % 1000 == 250 { Control::Off } else { Control::NotesPerSecond(4.0) });
                     engine.set_sampling(Sampling { temperature: 1.0 + (i % 3) as f32 * 0.25, top_p: None }).unwrap();
+                    // So is changing the key (format 2 feeds it, with the state features, every step).
+                    engine.set_key(if i % 1000 == 250 { KeyControl::Key(14) } else { KeyControl::PitchClasses([1.0; 12]) });
                 }
                 let step = engine.step().unwrap();
                 events += step.event.id() as usize; // keep the loop honest

@@ -95,30 +95,41 @@ fn rust_and_python_evaluations_agree() {
     let built = Command::new(bin).arg("dataset").arg(&csv_path).arg("--out").arg(&tokens).output().unwrap();
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
 
-    let rust = json(
-        Command::new(bin).args(["eval", "--json", "--split", "validation", "--model"]).arg(&model_path).arg(&csv_path).output().unwrap(),
-        "pianoforte eval",
-    );
-    let py = json(
-        Command::new(&python)
-            .args(["-m", "pianoforte_train", "evaluate", "--json", "--split", "validation", "--threads", "1", "--data"])
-            .arg(&tokens)
-            .arg(&model_path)
-            .env("PYTHONPATH", Path::new(ROOT).join("models"))
-            .output()
-            .unwrap(),
-        "python -m pianoforte_train evaluate",
-    );
-    println!("rust:   {rust}\npython: {py}");
-    assert_eq!(rust["docs"], py["docs"]);
-    assert_eq!(rust["events"], py["events"]);
-    let num = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"));
-    let nll = (num(&rust, "nll_nats_per_event") - num(&py, "nll_nats_per_event")).abs();
-    assert!(nll < 1e-5, "NLL differs by {nll} nats/event");
-    assert!((num(&rust, "duration_s") - num(&py, "duration_s")).abs() < 1e-6);
-    let bps = (num(&rust, "bits_per_second") - num(&py, "bits_per_second")).abs();
-    assert!(bps < 1e-5 * num(&py, "bits_per_second") / num(&py, "nll_nats_per_event") + 1e-9, "bits/s differ by {bps}");
-    let accuracy = (num(&rust, "accuracy") - num(&py, "accuracy")).abs();
-    assert!(accuracy < 1e-3, "accuracy differs by {accuracy}");
+    // With the controls of the music, and with every control off (the unconditioned figure).
+    for extra in [&[][..], &["--no-control"][..]] {
+        let rust = json(
+            Command::new(bin)
+                .args(["eval", "--json", "--split", "validation", "--model"])
+                .arg(&model_path)
+                .args(extra)
+                .arg(&csv_path)
+                .output()
+                .unwrap(),
+            "pianoforte eval",
+        );
+        let py = json(
+            Command::new(&python)
+                .args(["-m", "pianoforte_train", "evaluate", "--json", "--split", "validation", "--threads", "1", "--data"])
+                .arg(&tokens)
+                .arg(&model_path)
+                .args(extra)
+                .env("PYTHONPATH", Path::new(ROOT).join("models"))
+                .output()
+                .unwrap(),
+            "python -m pianoforte_train evaluate",
+        );
+        println!("{extra:?}\nrust:   {rust}\npython: {py}");
+        assert_eq!(rust["docs"], py["docs"]);
+        assert_eq!(rust["events"], py["events"]);
+        assert_eq!((&rust["control"], &rust["grammar"]), (&py["control"], &py["grammar"]));
+        let num = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"));
+        let nll = (num(&rust, "nll_nats_per_event") - num(&py, "nll_nats_per_event")).abs();
+        assert!(nll < 1e-5, "NLL differs by {nll} nats/event");
+        assert!((num(&rust, "duration_s") - num(&py, "duration_s")).abs() < 1e-6);
+        let bps = (num(&rust, "bits_per_second") - num(&py, "bits_per_second")).abs();
+        assert!(bps < 1e-5 * num(&py, "bits_per_second") / num(&py, "nll_nats_per_event") + 1e-9, "bits/s differ by {bps}");
+        let accuracy = (num(&rust, "accuracy") - num(&py, "accuracy")).abs();
+        assert!(accuracy < 1e-3, "accuracy differs by {accuracy}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

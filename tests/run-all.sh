@@ -33,8 +33,9 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 cargo clippy --release --all-targets --features test-hooks -- -D warnings
 "$python" -m ruff check --config models/pyproject.toml models benches tests/python
 
-stage "Rust tests (codec, engine, command line: no plugin)"
+stage "Rust tests (codec, engine, piano, command line: no plugin)"
 cargo xtask onnxruntime
+cargo xtask samples
 cargo build --release --bins
 cargo test --release --workspace
 stage "plugin unit tests"
@@ -49,13 +50,17 @@ cargo build --release -p pianoforte-clap-host
 ./target/release/pianoforte-clap-host --suite full
 ./target/release/pianoforte-clap-host --suite full --source synthetic --require-density
 ./target/release/pianoforte-clap-host --suite no-runtime
+# A panic injected into the engine thread (test builds only): notes end, the host runs on.
+./target/release/pianoforte-clap-host --suite panic
 # Debug build with nice-plug's assert_process_allocs: any allocation in process() aborts the host.
 cargo build -p pianoforte --lib --features assert-process-allocs,test-hooks
 ./target/release/pianoforte-clap-host --plugin target/debug/libpianoforte.so --suite quick
 bash tests/host/ardour-vst3.sh
-cargo build --release --features standalone --bin pianoforte-standalone
+cargo build --release --features standalone,test-hooks --bin pianoforte-standalone
 mkdir -p target/test-artifacts
 bash tests/host/editor-screenshot.sh "$python" target/test-artifacts/editor.png
+# Dragging a clip out of the editor into a GTK drop target (XDND), under Xvfb.
+bash tests/host/drag-drop.sh "$python" target/test-artifacts/drag.png
 
 stage "trainer (Python) tests"
 # A small real dataset (a few MAESTRO performances of both splits) for the trainer's tests.

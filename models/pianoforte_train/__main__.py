@@ -1,4 +1,4 @@
-"""python -m pianoforte_train train|evaluate|export|plot|bench"""
+"""python -m pianoforte_train train|evaluate|export|plot|bench|card"""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_args(sub.add_parser("export", help="ONNX export + model card + parity + latency"))
     plot.add_args(sub.add_parser("plot", help="loss curves of a run as PNG"))
     export.add_bench_args(sub.add_parser("bench", help="ONNX step latency (1 core) and training tokens/s"))
+    export.add_card_args(sub.add_parser("card", help="merge a JSON object into an ONNX model's card"))
     return p
 
 
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None):
         from .export import run
     elif cmd == "plot":
         from .plot import run
+    elif cmd == "card":
+        from .export import card_command as run
     else:
         from .export import bench as run
     return run(args)

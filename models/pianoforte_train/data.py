@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import vocab as V
+from .features import KEY_SIZE, STATE_SIZE, crop_inputs
 
 IGNORE = -100  # target value of padding (ignored by the loss)
 
@@ -123,27 +124,67 @@ def time_stretch(tokens: np.ndarray, factor: float) -> np.ndarray:
     return encode(new_times, tokens[ev], new_end)
 
 
+def canonical_velocities(tokens: np.ndarray) -> np.ndarray:
+    """Drops the VELOCITY events that the codec would not write: one not followed by a NOTE_ON
+    (its note was transposed out of range) and one repeating the bin already in effect."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    is_vel = (tokens >= V.VELOCITY) & (tokens < V.PEDAL_DOWN)
+    nxt = np.append(tokens[1:], V.START)
+    keep = ~is_vel | (nxt < V.NOTE_OFF)
+    tokens = tokens[keep]
+    vel_pos = np.flatnonzero((tokens >= V.VELOCITY) & (tokens < V.PEDAL_DOWN))
+    repeat = np.zeros(len(tokens), dtype=bool)
+    repeat[vel_pos[1:]] = tokens[vel_pos[1:]] == tokens[vel_pos[:-1]]
+    return tokens[~repeat]
+
+
 def augment(tokens: np.ndarray, semitones: int = 0, factor: float = 1.0) -> np.ndarray:
-    return time_stretch(transpose(tokens, semitones), factor)
+    """Transposition then time-stretch; the result is a stream the codec could have written
+    (the grammar of features.py holds), so the shifts are re-derived even for factor 1."""
+    if semitones == 0 and factor == 1.0:
+        return tokens
+    moved = transpose(tokens, semitones)
+    if len(moved) != len(tokens):
+        moved = canonical_velocities(moved)
+        if factor == 1.0:
+            shift = V.is_shift(moved)
+            cum = np.cumsum(V.shift_steps(moved))
+            ev = np.flatnonzero(~shift)
+            return encode(cum[ev], moved[ev], cum[-1] if len(cum) else 0)
+    return time_stretch(moved, factor)
 
 
 # ---------------------------------------------------------------- sampler
-def crop(tokens: np.ndarray, start: int, seq_len: int, use_control: bool = True):
-    """(x, c, y) of length ``seq_len`` (padded) for the crop starting at event ``start``.
+def crop(tokens: np.ndarray, start: int, seq_len: int, use_control: bool = True, use_key: bool | None = None):
+    """(x, c, k, s, a, y) of length ``seq_len`` (padded) for the crop starting at event ``start``.
 
-    x = [START, e_s .. e_{s+L-2}], y = e_s .. e_{s+L-1}, c[t] = density bin of y[t].
+    x = [START, e_s .. e_{s+L-2}], y = e_s .. e_{s+L-1}, c[t] = density bin of y[t] (or no control),
+    k[t] = key control (pitch-class histogram around y[t], zeros when dropped), s[t] = music-state
+    features before y[t] (from the whole document's history), a[t] = the grammar's allowed events.
     """
+    use_key = use_control if use_key is None else use_key
     y_real = tokens[start : start + seq_len]
     n = len(y_real)
     x = np.zeros(seq_len, dtype=np.int64)
     y = np.full(seq_len, IGNORE, dtype=np.int64)
     c = np.full(seq_len, V.NO_CONTROL, dtype=np.int64)
+    k = np.zeros((seq_len, KEY_SIZE), dtype=np.float32)
+    st = np.zeros((seq_len, STATE_SIZE), dtype=np.float32)
+    a = np.ones((seq_len, V.VOCAB_SIZE), dtype=bool)
     x[0] = V.START
     x[1:n] = y_real[: n - 1]
     y[:n] = y_real
     if use_control:
         c[:n] = V.density_bins(tokens, slice(start, start + n))
-    return x, c, y
+    st[:n], key, a[:n] = crop_inputs(tokens, start, n)
+    if use_key:
+        k[:n] = key
+    return x, c, k, st, a, y
+
+
+def stack_crops(crops) -> tuple:
+    """List of crop tuples -> time-major batch arrays (x, c, k, s, a, y), [T, B, ...]."""
+    return tuple(np.stack(parts, 1) for parts in zip(*crops, strict=True))
 
 
 class CropSampler:
@@ -164,6 +205,8 @@ class CropSampler:
         max_transpose: int = 4,
         max_stretch: float = 0.05,
         control_dropout: float = 0.2,
+        key_dropout: float = 0.0,
+        all_off: float = 0.0,
     ):
         if len(split) == 0:
             raise ValueError(f"split {split.name} has no documents")
@@ -174,6 +217,8 @@ class CropSampler:
         self.max_transpose = max_transpose
         self.max_stretch = max_stretch
         self.control_dropout = control_dropout
+        self.key_dropout = key_dropout
+        self.all_off = all_off
         lengths = np.array([d["length"] for d in split.docs], dtype=np.float64)
         self.cdf = np.cumsum(lengths) / lengths.sum()
         self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, rank])))
@@ -192,21 +237,29 @@ class CropSampler:
         semitones = int(rng.integers(-self.max_transpose, self.max_transpose + 1))
         factor = float(rng.uniform(1 - self.max_stretch, 1 + self.max_stretch))
         use_control = bool(rng.random() >= self.control_dropout)
+        if self.key_dropout or self.all_off:
+            use_key = bool(rng.random() >= self.key_dropout)
+            if rng.random() < self.all_off:
+                use_control = use_key = False
+        else:
+            use_key = use_control
         tokens = self.split.doc(i)
         if self.augment:
             tokens = augment(tokens, semitones, factor)
         start = int(rng.integers(0, max(len(tokens) - self.seq_len, 0) + 1))
-        return crop(tokens, start, self.seq_len, use_control)
+        return crop(tokens, start, self.seq_len, use_control, use_key)
 
     def next_batch(self):
-        """Three int64 arrays [T, B]: inputs, control bins, targets."""
-        xs, cs, ys = zip(*(self.sample() for _ in range(self.batch_size)), strict=True)
+        """Arrays [T, B, ...]: inputs, control bins, key control, state features, allowed events, targets."""
+        batch = stack_crops([self.sample() for _ in range(self.batch_size)])
         self.batches += 1
-        return np.stack(xs, 1), np.stack(cs, 1), np.stack(ys, 1)
+        return batch
 
 
-def validation_crops(split: TokenSplit, seq_len: int, n_crops: int, batch_size: int, seed: int = 1234):
-    """A fixed list of batches of un-augmented, controlled crops (same for every run)."""
+def validation_crops(split: TokenSplit, seq_len: int, n_crops: int, batch_size: int, seed: int = 1234,
+                     use_control: bool = False):
+    """A fixed list of batches of un-augmented crops (same for every run); controls off by
+    default (the unconditioned loss is the headline figure)."""
     rng = np.random.Generator(np.random.PCG64(seed))
     lengths = np.array([d["length"] for d in split.docs], dtype=np.float64)
     cdf = np.cumsum(lengths) / lengths.sum()
@@ -215,36 +268,49 @@ def validation_crops(split: TokenSplit, seq_len: int, n_crops: int, batch_size: 
         i = min(int(np.searchsorted(cdf, rng.random(), side="right")), len(cdf) - 1)
         tokens = split.doc(i)
         start = int(rng.integers(0, max(len(tokens) - seq_len, 0) + 1))
-        crops.append(crop(tokens, start, seq_len, True))
-    batches = []
-    for b in range(0, n_crops, batch_size):
-        xs, cs, ys = zip(*crops[b : b + batch_size], strict=True)
-        batches.append((np.stack(xs, 1), np.stack(cs, 1), np.stack(ys, 1)))
-    return batches
+        crops.append(crop(tokens, start, seq_len, use_control))
+    return [stack_crops(crops[b : b + batch_size]) for b in range(0, n_crops, batch_size)]
 
 
 # ---------------------------------------------------------- synthetic data
 def synthetic_doc(rng: np.random.Generator, n_notes: int) -> tuple[np.ndarray, float]:
-    """A random but well-formed performance (notes, velocities, pedal); returns (tokens, duration_s)."""
+    """A random but well-formed performance (notes, velocities, pedal) in the codec's canonical
+    order, so the grammar of features.py holds; returns (tokens, duration_s)."""
     onsets = np.cumsum(rng.integers(0, 40, n_notes))
     durs = rng.integers(5, 150, n_notes)
     pitches = rng.integers(0, V.N_PITCHES, n_notes)
     vels = rng.integers(0, V.VELOCITY_BINS, n_notes)
-    times, events, order = [], [], []
+    slots, last_end = [], {}
     for k in range(n_notes):
-        times += [onsets[k], onsets[k], onsets[k] + durs[k]]
-        events += [V.VELOCITY + vels[k], V.NOTE_ON + pitches[k], V.NOTE_OFF + pitches[k]]
-        order += [0, 1, 2]
+        p, on, off = int(pitches[k]), int(onsets[k]), int(onsets[k] + durs[k])
+        if on <= last_end.get(p, -1):
+            continue  # one note per key at a time
+        last_end[p] = off
+        slots += [(on, 2, p, int(vels[k])), (off, 0, p, 0)]
     n_ped = max(1, n_notes // 8)
-    for t in np.sort(rng.integers(0, onsets[-1] + 1, 2 * n_ped)).reshape(-1, 2):
-        times += [t[0], t[1] + 1]
-        events += [V.PEDAL_DOWN, V.PEDAL_UP]
-        order += [3, 3]
-    idx = np.lexsort((np.arange(len(times)), order, times))
-    times = np.asarray(times)[idx]
-    events = np.asarray(events)[idx]
+    span = int(onsets[-1]) + 1
+    ped = np.sort(rng.choice(span + 2 * n_ped, 2 * n_ped, replace=False)).reshape(-1, 2)
+    for a, b in ped:
+        slots += [(int(a), 1, 0, 1), (int(b) + 1, 1, 0, 0)]  # at a tie, up (0) sorts before down (1)
+    slots.sort()
+    times, events, vel, pedal = [], [], None, False
+    for t, rank, p, value in slots:
+        if rank == 2:
+            if value != vel:
+                times.append(t)
+                events.append(V.VELOCITY + value)
+                vel = value
+            times.append(t)
+            events.append(V.NOTE_ON + p)
+        elif rank == 0:
+            times.append(t)
+            events.append(V.NOTE_OFF + p)
+        elif bool(value) != pedal:
+            pedal = bool(value)
+            times.append(t)
+            events.append(V.PEDAL_DOWN if pedal else V.PEDAL_UP)
     end = int(times[-1] + rng.integers(0, 250))
-    return encode(times, events, end), end / V.STEPS_PER_SECOND
+    return encode(np.asarray(times), np.asarray(events), end), end / V.STEPS_PER_SECOND
 
 
 def write_synthetic_dir(root: str, docs_per_split=(12, 4), notes=(150, 600), seed: int = 0) -> str:

@@ -1,8 +1,9 @@
 """Whole-document evaluation of a checkpoint (.pt / run dir) or an exported .onnx.
 
 Every document of the split is run whole (in chunks that carry the hidden
-state), input [START] + doc[:-1], targets doc, controls = density bins of the
-document (never dropped).
+state), input [START] + doc[:-1], targets doc, controls = density bins and key
+histograms of the document, or all off with --no-control (the unconditioned,
+headline figure); format-2 models are scored over the events the grammar allows.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", type=int, default=2048, help="time steps per forward call")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-control", action="store_true", help="every control off (density and key): unconditioned")
+    p.add_argument("--grammar", choices=("auto", "on", "off"), default="auto",
+                   help="mask the events the grammar forbids (auto: for format-2 models, which are trained so)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -39,13 +43,16 @@ def doc_arrays(tokens: np.ndarray):
     return x, V.density_bins(tokens), tokens.astype(np.int64)
 
 
-def evaluate_split(step_fn, split: TokenSplit, max_docs=None, batch_docs=32, chunk=2048, layers_hidden=None) -> dict:
-    """step_fn(events [T,B] int64, control [T,B,CONTROL_SIZE] f32, hidden [L,B,H] f32)
-    -> (logits [T,B,VOCAB_SIZE], hidden).
+def evaluate_split(step_fn, split: TokenSplit, max_docs=None, batch_docs=32, chunk=2048, layers_hidden=None,
+                   control: bool = True, grammar: bool = False, key_size: int = 0, state_size: int = 0) -> dict:
+    """step_fn(events [T,B] int64, control [T,B,CONTROL_SIZE] f32, key [T,B,key_size] f32,
+    state [T,B,state_size] f32, hidden [L,B,H] f32) -> (logits [T,B,VOCAB_SIZE], hidden).
 
     Documents are packed into ``batch_docs`` parallel streams; each document starts
     at a chunk boundary, where that stream's hidden state is reset to zeros, so
     every document is run whole from START + zero state (padding < one chunk per document).
+    ``control``: density bins and key histograms of the document (else every control off);
+    ``grammar``: the NLL is over the events the grammar allows (features.py).
     """
     L, H = layers_hidden
     n_docs = len(split) if max_docs is None else min(max_docs, len(split))
@@ -57,36 +64,63 @@ def evaluate_split(step_fn, split: TokenSplit, max_docs=None, batch_docs=32, chu
         streams[b].append(i)
         loads[b] += padded(split.docs[i]["length"])
     total = max(loads)
-    X = np.zeros((total, B), dtype=np.int64)
-    C = np.full((total, B), V.NO_CONTROL, dtype=np.int8)
-    Y = np.full((total, B), IGNORE, dtype=np.int64)
-    resets = np.zeros((total // chunk, B), dtype=bool)
+    # placement[k][b] = (document, offset of chunk k in it) or None
+    placement = [[None] * B for _ in range(total // chunk)]
     for b, docs in enumerate(streams):
         pos = 0
         for i in docs:
-            x, c, y = doc_arrays(split.doc(i))
-            X[pos : pos + len(x), b], C[pos : pos + len(x), b], Y[pos : pos + len(x), b] = x, c, y
-            resets[pos // chunk, b] = True
-            pos += padded(len(x))
+            for off in range(0, split.docs[i]["length"], chunk):
+                placement[(pos + off) // chunk][b] = (i, off)
+            pos += padded(split.docs[i]["length"])
     eye = np.eye(V.CONTROL_SIZE, dtype=np.float32)
+    cache: dict[int, tuple] = {}
     nll, correct, events = 0.0, 0, 0
     t0 = time.perf_counter()
     hidden = np.zeros((L, B, H), dtype=np.float32)
     for k in range(total // chunk):
-        hidden[:, resets[k]] = 0.0
-        sl = slice(k * chunk, (k + 1) * chunk)
-        y = Y[sl]
-        mask = y != IGNORE
+        X = np.zeros((chunk, B), dtype=np.int64)
+        C = np.full((chunk, B), V.NO_CONTROL, dtype=np.int64)
+        K = np.zeros((chunk, B, key_size), dtype=np.float32)
+        S = np.zeros((chunk, B, state_size), dtype=np.float32)
+        A = np.ones((chunk, B, V.VOCAB_SIZE), dtype=bool)
+        Y = np.full((chunk, B), IGNORE, dtype=np.int64)
+        for b in range(B):
+            where = placement[k][b]
+            if where is None:
+                continue
+            i, off = where
+            if off == 0:
+                hidden[:, b] = 0.0
+                tokens = split.doc(i)
+                cache[b] = (tokens, *doc_arrays(tokens))
+            tokens, x, c, y = cache[b]
+            n = min(chunk, len(tokens) - off)
+            X[:n, b], Y[:n, b] = x[off : off + n], y[off : off + n]
+            if control:
+                C[:n, b] = c[off : off + n]
+            if key_size or state_size or grammar:
+                from .features import crop_inputs
+
+                st, key, allowed = crop_inputs(tokens, off, n, mask=grammar)
+                if state_size:
+                    S[:n, b] = st
+                if key_size and control:
+                    K[:n, b] = key
+                if grammar:
+                    A[:n, b] = allowed
+        mask = Y != IGNORE
         if not mask.any():
             continue
-        logits, hidden = step_fn(X[sl], eye[C[sl]], hidden)
+        logits, hidden = step_fn(X, eye[C], K, S, hidden)
         logits = np.asarray(logits, dtype=np.float32)
         hidden = np.array(hidden, dtype=np.float32)
+        if grammar:
+            logits = np.where(A, logits, -np.inf).astype(np.float32)
         m = logits.max(-1)
         lse = m + np.log(np.exp(logits - m[..., None]).sum(-1))
-        target = np.take_along_axis(logits, np.where(mask, y, 0)[..., None], -1)[..., 0]
+        target = np.take_along_axis(logits, np.where(mask, Y, 0)[..., None], -1)[..., 0]
         nll += float(((lse - target).astype(np.float64) * mask).sum())
-        correct += int(((logits.argmax(-1) == y) & mask).sum())
+        correct += int(((logits.argmax(-1) == Y) & mask).sum())
         events += int(mask.sum())
     duration = float(sum(split.docs[i].get("duration_s", 0.0) for i in range(n_docs)))
     return {
@@ -97,6 +131,8 @@ def evaluate_split(step_fn, split: TokenSplit, max_docs=None, batch_docs=32, chu
         "docs": n_docs,
         "duration_s": duration,
         "split": split.name,
+        "control": control,
+        "grammar": grammar,
         "seconds": time.perf_counter() - t0,
     }
 
@@ -105,10 +141,9 @@ def torch_step_fn(model, device):
     import torch
 
     @torch.no_grad()
-    def step(x, c, h):
-        logits, h2 = model(
-            torch.from_numpy(x).to(device), torch.from_numpy(c).to(device), torch.from_numpy(h).to(device)
-        )
+    def step(x, c, k, s, h):
+        t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+        logits, h2 = model(t(x), t(c), t(h), t(k), t(s))
         return logits.float().cpu().numpy(), h2.float().cpu().numpy()
 
     return step
@@ -126,8 +161,13 @@ def onnx_session(path: str, threads: int | None = None):
 
 
 def onnx_step_fn(sess):
-    def step(x, c, h):
-        logits, h2 = sess.run(["logits", "hidden_out"], {"events": x, "control": c, "hidden": h})
+    names = {i.name for i in sess.get_inputs()}
+
+    def step(x, c, k, s, h):
+        feed = {"events": x, "control": c, "hidden": h}
+        if "key" in names:
+            feed |= {"key": k, "state": s}
+        logits, h2 = sess.run(["logits", "hidden_out"], feed)
         return logits, h2
 
     return step
@@ -151,6 +191,8 @@ def run(args: argparse.Namespace) -> dict:
             data = card.get("training", {}).get("data")
         step = onnx_step_fn(onnx_session(args.model, args.threads))
         lh = (card["layers"], card["hidden"])
+        fmt = card.get("format_version", 1)
+        sizes = (card.get("key_control", {}).get("size", 0), card.get("state_features", {}).get("size", 0))
     else:
         import torch
 
@@ -164,16 +206,21 @@ def run(args: argparse.Namespace) -> dict:
             data = ckpt["args"]["data"]
         step = torch_step_fn(model, device)
         lh = (model.cfg.layers, model.cfg.hidden)
+        fmt = model.cfg.format_version
+        sizes = (model.cfg.key_size, model.cfg.state_size)
     if data is None or not os.path.isdir(data):
         raise SystemExit(f"token directory not found ({data}); pass --data")
     split = TokenSplit.load(data, args.split)
-    res = evaluate_split(step, split, args.max_docs, args.batch_docs, args.chunk, lh)
+    grammar = fmt == 2 if args.grammar == "auto" else args.grammar == "on"
+    res = evaluate_split(step, split, args.max_docs, args.batch_docs, args.chunk, lh, control=not args.no_control,
+                         grammar=grammar, key_size=sizes[0], state_size=sizes[1])
     res["model"] = args.model
     if args.json:
         print(json.dumps(res))
     else:
         print(
-            f"{res['split']}: {res['docs']} docs, {res['events']} events, {res['duration_s'] / 3600:.2f} h\n"
+            f"{res['split']}: {res['docs']} docs, {res['events']} events, {res['duration_s'] / 3600:.2f} h "
+            f"(controls {'on' if res['control'] else 'off'}, grammar mask {'on' if res['grammar'] else 'off'})\n"
             f"  NLL      {res['nll_nats_per_event']:.4f} nats/event\n"
             f"  bits/s   {res['bits_per_second']:.2f}\n"
             f"  accuracy {res['accuracy']:.4f}\n"

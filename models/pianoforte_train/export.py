@@ -1,7 +1,9 @@
 """ONNX export (+ model card, parity checks and a one-core latency benchmark).
 
 Contract (docs/model-format.md):
-  inputs  events int64 [T,B], control float32 [T,B,CONTROL_SIZE], hidden float32 [L,B,H]
+  inputs  events int64 [T,B], control float32 [T,B,CONTROL_SIZE],
+          (format 2) key float32 [T,B,12], state float32 [T,B,STATE_SIZE],
+          hidden float32 [L,B,H]
   outputs logits float32 [T,B,VOCAB_SIZE], hidden_out float32 [L,B,H]
 """
 
@@ -20,10 +22,10 @@ import numpy as np
 import torch
 
 from . import vocab as V
-from .model import ModelConfig, PerformanceGRU
+from .model import ModelConfig, OnnxInterface, PerformanceGRU
 
 LICENSE = "CC BY-NC-SA 4.0 (trained on MAESTRO v2.0.0)"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # what this exporter writes for models with key and state inputs (1 without)
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -35,29 +37,71 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-max-docs", type=int, default=None)
     p.add_argument("--validation-json", default=None, help="take the metrics from an `evaluate --json` output file")
     p.add_argument("--bench-steps", type=int, default=2000, help="T=1 steps timed on one core (0: skip)")
+    p.add_argument("--key-vectors", default=None,
+                   help="JSON from features.measure_key_vectors (default: measured on the training split)")
+    p.add_argument("--card-extra", default=None, help="JSON object merged into the model card (e.g. calibration)")
+
+
+def add_card_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("onnx", help="model file whose card to change (in place)")
+    p.add_argument("--merge", required=True, help="JSON file: an object merged into the card (top-level keys)")
+
+
+def card_command(args: argparse.Namespace) -> dict:
+    from .evaluate import model_card
+
+    card = model_card(args.onnx)
+    with open(args.merge) as f:
+        card |= json.load(f)
+    set_card(args.onnx, card)
+    print(json.dumps(card, indent=1))
+    return card
+
+
+def input_names(cfg: ModelConfig) -> list[str]:
+    if cfg.format_version == 1:
+        return ["events", "control", "hidden"]
+    return ["events", "control", "key", "state", "hidden"]
+
+
+def example_inputs(cfg: ModelConfig, T: int, B: int, rng: np.random.Generator | None = None) -> dict:
+    """Inputs by name (random when ``rng`` is given, else zeros / START)."""
+    L, H = cfg.layers, cfg.hidden
+    if rng is None:
+        feed = {"events": np.full((T, B), V.START, dtype=np.int64),
+                "control": V.control_one_hot(np.full((T, B), V.NO_CONTROL)),
+                "hidden": np.zeros((L, B, H), dtype=np.float32)}
+        if cfg.format_version == 2:
+            feed |= {"key": np.zeros((T, B, cfg.key_size), dtype=np.float32),
+                     "state": np.zeros((T, B, cfg.state_size), dtype=np.float32)}
+        return feed
+    feed = {"events": rng.integers(0, V.EMBED_SIZE, (T, B)).astype(np.int64),
+            "control": V.control_one_hot(rng.integers(0, V.CONTROL_SIZE, (T, B))),
+            "hidden": (rng.standard_normal((L, B, H)) * 0.5).astype(np.float32)}
+    if cfg.format_version == 2:
+        key = rng.random((T, B, cfg.key_size))
+        feed |= {"key": (key / key.sum(-1, keepdims=True)).astype(np.float32),
+                 "state": (rng.random((T, B, cfg.state_size)) < 0.1).astype(np.float32)}
+    return feed
 
 
 def export_onnx(model: PerformanceGRU, path: str, opset: int = 17) -> None:
     model = model.cpu().float().eval()
-    L, H = model.cfg.layers, model.cfg.hidden
-    args = (torch.zeros(3, 2, dtype=torch.int64), torch.zeros(3, 2, V.CONTROL_SIZE), torch.zeros(L, 2, H))
+    names = input_names(model.cfg)
+    feed = example_inputs(model.cfg, 3, 2)
+    args = tuple(torch.from_numpy(feed[n]) for n in names)
+    dynamic = {n: ({1: "B"} if n == "hidden" else {0: "T", 1: "B"}) for n in names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model,
+            OnnxInterface(model),
             args,
             path,
             dynamo=False,
             opset_version=opset,
-            input_names=["events", "control", "hidden"],
+            input_names=names,
             output_names=["logits", "hidden_out"],
-            dynamic_axes={
-                "events": {0: "T", 1: "B"},
-                "control": {0: "T", 1: "B"},
-                "hidden": {1: "B"},
-                "logits": {0: "T", 1: "B"},
-                "hidden_out": {1: "B"},
-            },
+            dynamic_axes=dynamic | {"logits": {0: "T", 1: "B"}, "hidden_out": {1: "B"}},
         )
 
 
@@ -74,9 +118,9 @@ def set_card(path: str, card: dict) -> None:
     onnx.save(m, path)
 
 
-def base_card(cfg: ModelConfig, n_params: int) -> dict:
-    return {
-        "format_version": MODEL_FORMAT_VERSION,
+def base_card(cfg: ModelConfig, n_params: int, key_vectors: dict | None = None) -> dict:
+    card = {
+        "format_version": cfg.format_version,
         "vocabulary_version": V.VOCABULARY_VERSION,
         "vocab_size": V.VOCAB_SIZE,
         "start_token": V.START,
@@ -96,6 +140,22 @@ def base_card(cfg: ModelConfig, n_params: int) -> dict:
         "license": LICENSE,
         "date": datetime.date.today().isoformat(),
     }
+    if cfg.format_version == 2:
+        from .features import KEY_HALF_WINDOW, key_names
+
+        kv = key_vectors or {"names": key_names(), "vectors": [[0.0] * 12 for _ in range(24)], "windows": None}
+        card["key_control"] = {
+            "kind": "pitch_class_histogram",
+            "size": cfg.key_size,
+            "half_window_steps": KEY_HALF_WINDOW,
+            "window": f"centred, [t-{KEY_HALF_WINDOW}, t+{KEY_HALF_WINDOW}) steps; "
+                      "NOTE_ON pitch classes (C = 0) / count",
+            "off": "all zeros",
+            "keys": {"names": kv["names"], "vectors": kv["vectors"], "windows_measured": kv.get("windows")},
+        }
+        card["state_features"] = V.SPEC["state_features"]
+        card["grammar"] = {"masked": True, "rules": "docs/model-format.md, section Grammar (src/codec/features.rs)"}
+    return card
 
 
 def parity(model: PerformanceGRU, path: str, T: int = 16, B: int = 3, seed: int = 0) -> dict:
@@ -104,19 +164,17 @@ def parity(model: PerformanceGRU, path: str, T: int = 16, B: int = 3, seed: int 
 
     model = model.cpu().float().eval()
     rng = np.random.default_rng(seed)
-    L, H = model.cfg.layers, model.cfg.hidden
-    ev = rng.integers(0, V.EMBED_SIZE, (T, B)).astype(np.int64)
-    ctrl = V.control_one_hot(rng.integers(0, V.CONTROL_SIZE, (T, B)))
-    h0 = (rng.standard_normal((L, B, H)) * 0.5).astype(np.float32)
+    feed = example_inputs(model.cfg, T, B, rng)
+    h0 = feed["hidden"]
     sess = onnx_session(path, threads=1)
-    feed = {"events": ev, "control": ctrl, "hidden": h0}
     logits, h1 = sess.run(["logits", "hidden_out"], feed)
     with torch.no_grad():
-        tl, th = model(torch.from_numpy(ev), torch.from_numpy(ctrl), torch.from_numpy(h0))
+        tl, th = OnnxInterface(model)(*(torch.from_numpy(feed[n]) for n in input_names(model.cfg)))
     d_torch = max(float(np.abs(logits - tl.numpy()).max()), float(np.abs(h1 - th.numpy()).max()))
     h, steps = h0, []
     for t in range(T):
-        lt, h = sess.run(["logits", "hidden_out"], {"events": ev[t : t + 1], "control": ctrl[t : t + 1], "hidden": h})
+        one = {n: (v if n == "hidden" else v[t : t + 1]) for n, v in feed.items()} | {"hidden": h}
+        lt, h = sess.run(["logits", "hidden_out"], one)
         steps.append(lt)
     d_steps = max(float(np.abs(np.concatenate(steps) - logits).max()), float(np.abs(h - h1).max()))
     res = {"max_abs_diff_torch": d_torch, "max_abs_diff_steps": d_steps, "T": T, "B": B}
@@ -139,17 +197,19 @@ def bench_step(path: str, steps: int = 2000, warmup: int = 200) -> dict:
         L, H = card["layers"], card["hidden"]
     except Exception:
         L, H = inp["hidden"].shape[0], inp["hidden"].shape[2]
-    ev = np.array([[V.START]], dtype=np.int64)
-    c = V.control_one_hot(np.array([[V.NO_CONTROL]]))
-    h = np.zeros((L, 1, H), dtype=np.float32)
+    feed = {"events": np.array([[V.START]], dtype=np.int64), "control": V.control_one_hot(np.array([[V.NO_CONTROL]])),
+            "hidden": np.zeros((L, 1, H), dtype=np.float32)}
+    for name in ("key", "state"):
+        if name in inp:
+            feed[name] = np.zeros((1, 1, inp[name].shape[2]), dtype=np.float32)
     times = []
     for k in range(warmup + steps):
         t0 = time.perf_counter()
-        logits, h = sess.run(["logits", "hidden_out"], {"events": ev, "control": c, "hidden": h})
+        logits, feed["hidden"] = sess.run(["logits", "hidden_out"], feed)
         dt = time.perf_counter() - t0
         if k >= warmup:
             times.append(dt)
-        ev = np.array([[int(np.argmax(logits[0, 0]))]], dtype=np.int64)
+        feed["events"] = np.array([[int(np.argmax(logits[0, 0]))]], dtype=np.int64)
     us = np.array(times) * 1e6
     return {
         "threads": 1,
@@ -159,6 +219,7 @@ def bench_step(path: str, steps: int = 2000, warmup: int = 200) -> dict:
         "p90_us": float(np.percentile(us, 90)),
         "p99_us": float(np.percentile(us, 99)),
         "within_1ms": bool(np.median(us) <= 1000.0),
+        "p99_within_0_5ms": bool(np.percentile(us, 99) <= 500.0),
     }
 
 
@@ -171,7 +232,19 @@ def run(args: argparse.Namespace) -> dict:
     export_onnx(model, out, args.opset)
 
     info = ckpt.get("data_info", {})
-    card = base_card(model.cfg, model.n_params)
+    key_vectors = None
+    if model.cfg.format_version == 2:
+        if args.key_vectors:
+            with open(args.key_vectors) as f:
+                key_vectors = json.load(f)
+        elif info.get("data") and os.path.isdir(info["data"]):
+            from .data import TokenSplit
+            from .features import measure_key_vectors
+
+            key_vectors = measure_key_vectors(TokenSplit.load(info["data"], "train"))
+        else:
+            print("no training data to measure the key vectors: the card's keys are zeros", file=sys.stderr)
+    card = base_card(model.cfg, model.n_params, key_vectors)
     card["training"] = {
         "data": info.get("data"),
         "hours": info.get("hours"),
@@ -183,6 +256,9 @@ def run(args: argparse.Namespace) -> dict:
         "batch_size": ckpt["args"].get("batch_size"),
         "world_size": ckpt.get("world_size"),
         "control_dropout": ckpt["args"].get("control_dropout"),
+        "key_dropout": ckpt["args"].get("key_dropout") if model.cfg.format_version == 2 else None,
+        "all_controls_off": ckpt["args"].get("all_off") if model.cfg.format_version == 2 else None,
+        "init": ckpt["args"].get("init_onnx"),
         "crop_val_loss": ckpt.get("best_val"),
     }
     val = {"nll_nats_per_event": None, "bits_per_second": None, "accuracy": None}
@@ -199,15 +275,26 @@ def run(args: argparse.Namespace) -> dict:
             from .data import TokenSplit
             from .evaluate import evaluate_split, onnx_session, onnx_step_fn
 
-            res = evaluate_split(
-                onnx_step_fn(onnx_session(out)), TokenSplit.load(data, "validation"),
-                args.eval_max_docs, layers_hidden=(model.cfg.layers, model.cfg.hidden),
-            )
-            val = {k: res[k] for k in val} | {"docs": res["docs"], "events": res["events"]}
+            split = TokenSplit.load(data, "validation")
+            cfg = model.cfg
+            runs = {}
+            for name, control in (("unconditioned", False), ("controlled", True)):
+                runs[name] = evaluate_split(
+                    onnx_step_fn(onnx_session(out)), split, args.eval_max_docs, layers_hidden=(cfg.layers, cfg.hidden),
+                    control=control, grammar=cfg.format_version == 2, key_size=cfg.key_size, state_size=cfg.state_size,
+                )
+            res = runs["unconditioned"]
+            val = {k: res[k] for k in val} | {"docs": res["docs"], "events": res["events"], "controls": "off",
+                                                "grammar_mask": cfg.format_version == 2}
+            val["controlled"] = {k: runs["controlled"][k]
+                                 for k in ("nll_nats_per_event", "bits_per_second", "accuracy")}
             print(f"validation: {json.dumps(val)}")
         else:
             print(f"token directory {data} not found: validation metrics left null", file=sys.stderr)
     card["validation"] = val
+    if args.card_extra:
+        with open(args.card_extra) as f:
+            card |= json.load(f)
     set_card(out, card)
     result = {"onnx": out, "card": card, "parity": par}
     if args.bench_steps:
@@ -223,6 +310,7 @@ def run(args: argparse.Namespace) -> dict:
 def add_bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", default="2x384,2x512", help="LAYERSxHIDDEN,...")
     p.add_argument("--embedding", type=int, default=256)
+    p.add_argument("--format", type=int, default=2, choices=(1, 2), help="model format (2: key and state inputs)")
     p.add_argument("--steps", type=int, default=2000, help="ONNX T=1 steps timed")
     p.add_argument("--train-steps", type=int, default=0, help="also time this many training steps (tokens/s)")
     p.add_argument("--data", default=None, help="token directory for the training timing (default: synthetic)")
@@ -238,7 +326,10 @@ def bench(args: argparse.Namespace) -> list[dict]:
         torch.set_num_threads(args.threads)
     for size in args.sizes.split(","):
         layers, hidden = (int(v) for v in size.lower().split("x"))
-        cfg = ModelConfig(layers, hidden, args.embedding, 0.1)
+        from .features import KEY_SIZE, STATE_SIZE
+
+        sizes = (KEY_SIZE, STATE_SIZE) if args.format == 2 else (0, 0)
+        cfg = ModelConfig(layers, hidden, args.embedding, 0.1, *sizes)
         torch.manual_seed(0)
         model = PerformanceGRU(cfg)
         row = {"size": size, "embedding": args.embedding, "parameters": model.n_params}
@@ -263,8 +354,7 @@ def bench(args: argparse.Namespace) -> list[dict]:
 
 def _bench_train(model: PerformanceGRU, args) -> dict:
     from .data import CropSampler, TokenSplit, write_synthetic_dir
-    from .model import control_from_bins
-    from .train import loss_fn
+    from .train import forward_batch, loss_fn
 
     tmp = None
     data = args.data
@@ -279,10 +369,10 @@ def _bench_train(model: PerformanceGRU, args) -> dict:
         if k == 1:  # one warm-up step
             t0, t_data = time.perf_counter(), 0.0
         td = time.perf_counter()
-        x, c, y = (torch.from_numpy(a) for a in sampler.next_batch())
+        batch = sampler.next_batch()
         t_data += time.perf_counter() - td
-        logits, _ = model(x, control_from_bins(c))
-        loss = loss_fn(logits, y)
+        logits, y, allowed = forward_batch(model, batch, "cpu")
+        loss = loss_fn(logits, y, allowed=allowed)
         opt.zero_grad()
         loss.backward()
         opt.step()

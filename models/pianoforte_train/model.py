@@ -1,5 +1,8 @@
-"""The performance model: embedding + control -> stacked GRU -> linear over the VOCAB_SIZE events.
+"""The performance model: embedding + controls (+ key + music state) -> stacked GRU -> linear over
+the VOCAB_SIZE events.
 
+Model format 1: inputs events, control.  Model format 2 adds the key control [.., 12] and the
+music-state features [.., STATE_SIZE] (features.py) as further GRU input columns.
 Time-major tensors throughout ([T, B, ...]) to match the ONNX contract.
 """
 
@@ -7,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -19,9 +23,15 @@ class ModelConfig:
     hidden: int = 512
     embedding: int = 256
     dropout: float = 0.1
+    key_size: int = 0  # 12 in format 2
+    state_size: int = 0  # features.STATE_SIZE in format 2
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def format_version(self) -> int:
+        return 2 if (self.key_size or self.state_size) else 1
 
 
 class PerformanceGRU(nn.Module):
@@ -30,7 +40,7 @@ class PerformanceGRU(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(V.EMBED_SIZE, cfg.embedding)
         self.gru = nn.GRU(
-            cfg.embedding + V.CONTROL_SIZE,
+            cfg.embedding + V.CONTROL_SIZE + cfg.key_size + cfg.state_size,
             cfg.hidden,
             num_layers=cfg.layers,
             dropout=cfg.dropout if cfg.layers > 1 else 0.0,
@@ -38,13 +48,28 @@ class PerformanceGRU(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden, V.VOCAB_SIZE)
 
-    def forward(self, events: torch.Tensor, control: torch.Tensor, hidden: torch.Tensor | None = None):
-        """events int64 [T, B]; control float [T, B, CONTROL_SIZE]; hidden float [L, B, H] or None (zeros).
+    def forward(
+        self,
+        events: torch.Tensor,
+        control: torch.Tensor,
+        hidden: torch.Tensor | None = None,
+        key: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
+    ):
+        """events int64 [T, B]; control float [T, B, CONTROL_SIZE]; hidden float [L, B, H] or None (zeros);
+        format 2: key float [T, B, key_size], state float [T, B, state_size] (zeros when None).
 
         Returns logits [T, B, VOCAB_SIZE] and the new hidden state [L, B, H].
         """
-        x = torch.cat([self.embed(events), control.to(self.embed.weight.dtype)], dim=-1)
-        out, hidden = self.gru(x, hidden)
+        dtype = self.embed.weight.dtype
+        parts = [self.embed(events), control.to(dtype)]
+        T, B = events.shape
+        for size, x in ((self.cfg.key_size, key), (self.cfg.state_size, state)):
+            if size:
+                if x is None:
+                    x = torch.zeros(T, B, size, dtype=dtype, device=events.device)
+                parts.append(x.to(dtype))
+        out, hidden = self.gru(torch.cat(parts, dim=-1), hidden)
         return self.head(self.drop(out)), hidden
 
     @property
@@ -52,6 +77,63 @@ class PerformanceGRU(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+class OnnxInterface(nn.Module):
+    """The ONNX input order: events, control, [key, state,] hidden."""
+
+    def __init__(self, model: PerformanceGRU):
+        super().__init__()
+        self.model = model
+
+    def forward(self, events, control, *rest):
+        if self.model.cfg.format_version == 1:
+            return self.model(events, control, rest[0])
+        key, state, hidden = rest
+        return self.model(events, control, hidden, key, state)
+
+
 def control_from_bins(bins: torch.Tensor) -> torch.Tensor:
     """int bins [...] (0..NO_CONTROL) -> float one-hot [..., CONTROL_SIZE]."""
     return nn.functional.one_hot(bins, V.CONTROL_SIZE).float()
+
+
+def load_onnx_weights(model: PerformanceGRU, path: str) -> dict:
+    """Warm start: copies a format-1 (or 2) ONNX model's weights into ``model``. Columns of the
+    first GRU layer's input matrix that the ONNX model lacks (key, state) are set to zero, so the
+    new model computes exactly what the ONNX one does until training changes them.
+
+    ONNX GRU weights are [1, 3H, in] in gate order z, r, h; PyTorch's are [3H, in] in r, z, n.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(path)
+    init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    grus = [n for n in m.graph.node if n.op_type == "GRU"]
+    H, L = model.cfg.hidden, model.cfg.layers
+    if len(grus) != L:
+        raise ValueError(f"{path}: {len(grus)} GRU layers, the model has {L}")
+
+    def reorder(w):  # [3H, ...] z, r, h -> r, z, n
+        z, r, h = w[:H], w[H : 2 * H], w[2 * H :]
+        return np.concatenate([r, z, h])
+
+    def initializer_input(op: str) -> np.ndarray:  # the weight feeding the last node of this type
+        node = [n for n in m.graph.node if n.op_type == op][-1]
+        return next(init[name] for name in node.input if name in init)
+
+    sd = model.state_dict()
+    sd["embed.weight"] = torch.from_numpy(initializer_input("Gather").copy())
+    sd["head.bias"] = torch.from_numpy(initializer_input("Add").copy())
+    sd["head.weight"] = torch.from_numpy(initializer_input("MatMul").T.copy())
+    for layer, node in enumerate(grus):
+        W, R, Bias = (init[name][0] for name in node.input[1:4])
+        w_ih = torch.zeros_like(sd[f"gru.weight_ih_l{layer}"])
+        if W.shape[1] > w_ih.shape[1] or W.shape[0] != 3 * H:
+            raise ValueError(f"{path}: layer {layer} input {W.shape} does not fit {tuple(w_ih.shape)}")
+        w_ih[:, : W.shape[1]] = torch.from_numpy(reorder(W))
+        sd[f"gru.weight_ih_l{layer}"] = w_ih
+        sd[f"gru.weight_hh_l{layer}"] = torch.from_numpy(reorder(R).copy())
+        sd[f"gru.bias_ih_l{layer}"] = torch.from_numpy(reorder(Bias[: 3 * H]).copy())
+        sd[f"gru.bias_hh_l{layer}"] = torch.from_numpy(reorder(Bias[3 * H :]).copy())
+    model.load_state_dict(sd)
+    return {"source": path, "columns_copied": int(init[grus[0].input[1]].shape[2])}

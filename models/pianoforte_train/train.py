@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from . import vocab as V
 from .data import IGNORE, CropSampler, TokenSplit, load_manifest, validation_crops
-from .model import ModelConfig, PerformanceGRU, control_from_bins
+from .features import KEY_SIZE, STATE_SIZE
+from .model import ModelConfig, PerformanceGRU, control_from_bins, load_onnx_weights
 
 # Options that may be changed when resuming (everything else comes from the checkpoint).
 RESUME_OVERRIDABLE = {
@@ -45,10 +46,17 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hidden", type=int, default=512)
     g.add_argument("--embedding", type=int, default=256)
     g.add_argument("--dropout", type=float, default=0.1)
+    g.add_argument("--format", type=int, default=2, choices=(1, 2),
+                   help="model format: 2 adds the key control and the music-state features")
+    g.add_argument("--init-onnx", default=None,
+                   help="warm start from this ONNX model's weights (new input columns start at zero)")
     g = p.add_argument_group("data")
     g.add_argument("--seq-len", type=int, default=512)
     g.add_argument("--batch-size", type=int, default=32, help="per process")
-    g.add_argument("--control-dropout", type=float, default=0.2)
+    g.add_argument("--control-dropout", type=float, default=0.2, help="share of crops without density control")
+    g.add_argument("--key-dropout", type=float, default=0.25, help="share of crops without key control (format 2)")
+    g.add_argument("--all-off", type=float, default=0.25,
+                   help="share of crops with every control off (format 2; before the two above)")
     g.add_argument("--max-transpose", type=int, default=4)
     g.add_argument("--max-stretch", type=float, default=0.05)
     g.add_argument("--no-augment", dest="augment", action="store_false")
@@ -142,10 +150,29 @@ def _probe_bf16(model: PerformanceGRU, device: torch.device) -> bool:
         torch.cuda.set_rng_state(rng, device)
 
 
-def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean",
+            allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy; with ``allowed`` (bool [T, B, VOCAB_SIZE]) over the events the grammar allows."""
+    logits = logits.float()
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))
     return F.cross_entropy(
-        logits.float().reshape(-1, V.VOCAB_SIZE), targets.reshape(-1), ignore_index=IGNORE, reduction=reduction
+        logits.reshape(-1, V.VOCAB_SIZE), targets.reshape(-1), ignore_index=IGNORE, reduction=reduction
     )
+
+
+def forward_batch(model, batch, device):
+    """(x, c, k, s, a, y) numpy batch -> (logits, targets, allowed) on ``device``."""
+    device = torch.device(device)
+    x, c, k, st, a, y = (torch.from_numpy(v).to(device, non_blocking=True) for v in batch)
+    with _autocast(device):
+        logits, _ = model(x, control_from_bins(c), None, k, st)
+    if getattr(model, "module", model).cfg.format_version != 2:
+        return logits, y, None
+    # The codec's streams never break the grammar (tested on MAESTRO); should a target do so
+    # anyway, it stays allowed rather than giving an infinite loss.
+    a.scatter_(-1, y.clamp(min=0).unsqueeze(-1), True)
+    return logits, y, a
 
 
 @torch.no_grad()
@@ -153,12 +180,12 @@ def validate(model: PerformanceGRU, batches, device) -> dict:
     was_training = model.training
     model.eval()
     total, count, correct = 0.0, 0, 0
-    for x, c, y in batches:
-        x, c, y = (torch.from_numpy(a).to(device) for a in (x, c, y))
-        with _autocast(device):
-            logits, _ = model(x, control_from_bins(c))
-        total += loss_fn(logits, y, "sum").item()
+    for batch in batches:
+        logits, y, allowed = forward_batch(model, batch, device)
+        total += loss_fn(logits, y, "sum", allowed).item()
         mask = y != IGNORE
+        if allowed is not None:
+            logits = logits.float().masked_fill(~allowed, float("-inf"))
         correct += ((logits.argmax(-1) == y) & mask).sum().item()
         count += mask.sum().item()
     model.train(was_training)
@@ -227,14 +254,22 @@ def train(args: argparse.Namespace, explicit: set[str] | None = None) -> dict:
     sampler = CropSampler(
         train_split, args.seq_len, args.batch_size, seed=args.seed, rank=rank, augment=args.augment,
         max_transpose=args.max_transpose, max_stretch=args.max_stretch, control_dropout=args.control_dropout,
+        key_dropout=args.key_dropout if getattr(args, "format", 1) == 2 else 0.0,
+        all_off=args.all_off if getattr(args, "format", 1) == 2 else 0.0,
     )
     val_batches = validation_crops(val_split, args.seq_len, args.val_crops, args.batch_size) if master else None
 
     # ---------------------------------------------------------- model / optimiser
     torch.manual_seed(args.seed)
     random.seed(args.seed)
-    mcfg = ModelConfig(args.layers, args.hidden, args.embedding, args.dropout)
-    model = PerformanceGRU(mcfg).to(device)
+    mcfg = ModelConfig(args.layers, args.hidden, args.embedding, args.dropout,
+                       *((KEY_SIZE, STATE_SIZE) if getattr(args, "format", 1) == 2 else (0, 0)))
+    model = PerformanceGRU(mcfg)
+    if args.init_onnx and ckpt is None:
+        info = load_onnx_weights(model, args.init_onnx)
+        if master:
+            print(f"warm start from {info['source']}", file=sys.stderr)
+    model = model.to(device)
     torch.manual_seed(args.seed * 1000 + rank + 1)  # per-rank dropout stream
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and not n.startswith("embed")]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and not n.startswith("embed"))]
@@ -377,13 +412,11 @@ def train(args: argparse.Namespace, explicit: set[str] | None = None) -> dict:
             if should_stop(reason is not None):
                 reason = reason or "other rank"
                 break
-            x, c, y = pending.result()
+            batch = pending.result()
             consumed["state"] = sampler.state_dict()  # the sampler state after this batch
             pending = prefetch.submit(sampler.next_batch)
-            x, c, y = (torch.from_numpy(a).to(device, non_blocking=True) for a in (x, c, y))
-            with _autocast(device):
-                logits, _ = ddp_model(x, control_from_bins(c))
-            loss = loss_fn(logits, y)
+            logits, y, allowed = forward_batch(ddp_model, batch, device)
+            loss = loss_fn(logits, y, allowed=allowed)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
@@ -445,6 +478,6 @@ def load_checkpoint(path: str, device="cpu") -> tuple[PerformanceGRU, dict]:
     if os.path.isdir(path):
         path = os.path.join(path, "best.pt")
     ckpt = torch.load(path, map_location=device, weights_only=False)
-    model = PerformanceGRU(ModelConfig(**ckpt["model_config"]))
+    model = PerformanceGRU(ModelConfig(**ckpt["model_config"]))  # old checkpoints: format 1
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pianoforte_train import vocab as V
-from pianoforte_train.data import augment, encode, synthetic_doc, time_stretch, transpose
+from pianoforte_train.data import augment, canonical_velocities, encode, synthetic_doc, time_stretch, transpose
 
 ON, OFF = V.NOTE_ON, V.NOTE_OFF
 
@@ -29,6 +29,18 @@ def test_transpose_drops_out_of_range_notes_on_and_off():
     assert up.tolist() == [v, ON + 1, v, shift(50), OFF + 1, V.PEDAL_DOWN, shift(3)]
     down = transpose(s, -1)  # pitch 21 leaves the range
     assert down.tolist() == [v, v, ON + 86, shift(50), V.PEDAL_DOWN, OFF + 86, shift(3)]
+
+
+def test_canonical_velocities_drop_orphans_and_repeats():
+    """After a transposition drops a note, its VELOCITY goes too, and a VELOCITY that now repeats
+    the bin in effect (the codec writes only changes) goes as well; the first one always stays."""
+    v, w = V.VELOCITY + 10, V.VELOCITY + 20
+    s = np.array([v, ON + 5, w, shift(3), v, ON + 6, v, ON + 7, PEDAL := V.PEDAL_DOWN])
+    assert canonical_velocities(s).tolist() == [v, ON + 5, shift(3), ON + 6, ON + 7, PEDAL]
+    assert canonical_velocities(np.array([V.VELOCITY + V.INITIAL_VELOCITY_BIN, ON])).tolist() == [
+        V.VELOCITY + V.INITIAL_VELOCITY_BIN, ON]
+    d = doc(4)
+    assert np.array_equal(canonical_velocities(d), d), "synthetic documents are canonical already"
 
 
 @pytest.mark.parametrize("k", range(-4, 5))
@@ -86,7 +98,7 @@ def test_augment_long_document():
     control counts the notes of the whole augmented document around it, not only the crop's."""
     d = doc(7, 15000)
     out = augment(d, 3, 1.03)
-    t0, e0 = abs_events(transpose(d, 3))
+    t0, e0 = abs_events(canonical_velocities(transpose(d, 3)))
     t1, e1 = abs_events(out)
     assert t0[-1] > 250_000 and np.array_equal(e0, e1)
     assert np.array_equal(t1, np.floor(t0 * 1.03 + 0.5).astype(np.int64))

@@ -39,7 +39,12 @@ def test_train_export_evaluate(tokens_dir, tmp_path, capsys):
     assert out[0]["events"] == out[1]["events"] > 0
     for k in ("nll_nats_per_event", "bits_per_second", "accuracy"):
         assert on_onnx[k] == pytest.approx(on_ckpt[k], rel=1e-4)
-    assert card["validation"]["nll_nats_per_event"] == pytest.approx(on_onnx["nll_nats_per_event"], rel=1e-6)
+    # The card reports the controlled figure under "controlled" and, first, the unconditioned one.
+    controlled = card["validation"]["controlled"]["nll_nats_per_event"]
+    assert controlled == pytest.approx(on_onnx["nll_nats_per_event"], rel=1e-6)
+    unconditioned = main(["evaluate", res["onnx"], "--data", tokens_dir, "--max-docs", "2", "--json", "--no-control"])
+    assert card["validation"]["nll_nats_per_event"] == pytest.approx(unconditioned["nll_nats_per_event"], rel=1e-6)
+    assert card["format_version"] == 2 and card["validation"]["controls"] == "off"
     main(["plot", run])
     assert os.path.exists(os.path.join(run, "loss.png"))
 

@@ -2,14 +2,18 @@
 //! second of music, and next-event accuracy.
 //!
 //! Each performance is encoded with the codec and run whole (in chunks that carry the hidden
-//! state): inputs `[START, e0 .. e(n-2)]`, targets `e0 .. e(n-1)`, and the control at position t is
-//! the note density of the music at the time of target t (never "off"). This is exactly what
+//! state): inputs `[START, e0 .. e(n-2)]`, targets `e0 .. e(n-1)`; the controls at position t are
+//! the note density (and for format-2 models the key histogram) of the music at the time of
+//! target t, or every control off (`--no-control`, the unconditioned figure). Format-2 models also
+//! get the music-state features and are scored over the events the grammar allows
+//! (`codec::features`), as they were trained. This is exactly what
 //! `python -m pianoforte_train evaluate` computes on the token files of the same performances.
 
 use crate::cli::dataset::{self, Skipped, Source};
 use crate::codec::VOCABULARY;
+use crate::codec::features::{Grammar, KEY_SIZE, STATE_SIZE, key_histograms, write_state_features};
 use crate::engine::control::DensityControl;
-use crate::engine::model::{Error, Model, START_TOKEN};
+use crate::engine::model::{Error, Inputs, Model, START_TOKEN};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -28,12 +32,26 @@ pub struct EvalOptions {
     pub chunk: usize,
     /// Performances per model call (padded to the longest; the padding is not scored).
     pub batch: usize,
+    /// Score with every control off (unconditioned).
+    pub no_control: bool,
+    /// Mask the events the grammar forbids (None: for format-2 models, which are trained so).
+    pub grammar: Option<bool>,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { split: None, max_files: None, chunk: DEFAULT_CHUNK, batch: DEFAULT_BATCH }
+        EvalOptions { split: None, max_files: None, chunk: DEFAULT_CHUNK, batch: DEFAULT_BATCH, no_control: false, grammar: None }
     }
+}
+
+/// How documents are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScoreOptions {
+    pub chunk: usize,
+    /// The density (and key) controls of the music, or every control off.
+    pub control: bool,
+    /// Over the events the grammar allows.
+    pub grammar: bool,
 }
 
 /// The figures of one document.
@@ -57,31 +75,63 @@ pub struct EvalReport {
     pub docs: usize,
     pub duration_s: f64,
     pub split: Option<String>,
+    /// Whether the controls were on (false: `--no-control`, unconditioned).
+    pub control: bool,
+    /// Whether the NLL is over the events the grammar allows.
+    pub grammar: bool,
+    pub format_version: u32,
     pub skipped: Vec<Skipped>,
     pub seconds: f64,
 }
 
 /// Scores one document of token ids.
-pub fn score_tokens(model: &mut Model, density: &DensityControl, ids: &[u16], chunk: usize) -> Result<Scores, Error> {
-    Ok(score_batch(model, density, &[ids], chunk)?[0])
+pub fn score_tokens(model: &mut Model, density: &DensityControl, ids: &[u16], options: ScoreOptions) -> Result<Scores, Error> {
+    Ok(score_batch(model, density, &[ids], options)?[0])
 }
 
-/// Scores documents side by side (B = `docs.len()`), padded to the longest; in chunks of `chunk`
-/// positions that carry the hidden state.
-pub fn score_batch(model: &mut Model, density: &DensityControl, docs: &[&[u16]], chunk: usize) -> Result<Vec<Scores>, Error> {
+/// The state features before every event of a document, and which events the grammar allows there.
+fn document_features(ids: &[u16], grammar: bool) -> (Vec<f32>, Vec<bool>) {
+    let vocab = VOCABULARY.size as usize;
+    let mut state = vec![0.0f32; ids.len() * STATE_SIZE];
+    let mut allowed = vec![true; if grammar { ids.len() * vocab } else { 0 }];
+    let mut g = Grammar::new();
+    for (pos, &id) in ids.iter().enumerate() {
+        write_state_features(g.state(), &mut state[pos * STATE_SIZE..(pos + 1) * STATE_SIZE]);
+        if grammar {
+            for (e, slot) in allowed[pos * vocab..(pos + 1) * vocab].iter_mut().enumerate() {
+                *slot = crate::codec::Event::from_id(e as u16).is_some_and(|event| g.allows(event));
+            }
+        }
+        if let Some(event) = crate::codec::Event::from_id(id) {
+            g.apply(event);
+        }
+    }
+    (state, allowed)
+}
+
+/// Scores documents side by side (B = `docs.len()`), padded to the longest; in chunks of
+/// `options.chunk` positions that carry the hidden state.
+pub fn score_batch(model: &mut Model, density: &DensityControl, docs: &[&[u16]], options: ScoreOptions) -> Result<Vec<Scores>, Error> {
     let mut scores = vec![Scores::default(); docs.len()];
     let longest = docs.iter().map(|d| d.len()).max().unwrap_or(0);
     if longest == 0 {
         return Ok(scores);
     }
-    let (b, chunk, size) = (docs.len(), chunk.max(1), density.size());
+    let (b, chunk, size) = (docs.len(), options.chunk.max(1), density.size());
     let vocab = VOCABULARY.size as usize;
+    let features = model.has_features();
     let bins: Vec<Vec<usize>> = docs.iter().map(|d| density.bins(d)).collect();
+    let keys: Vec<Vec<[f32; KEY_SIZE]>> =
+        docs.iter().map(|d| if features && options.control { key_histograms(d) } else { Vec::new() }).collect();
+    let doc_features: Vec<(Vec<f32>, Vec<bool>)> =
+        docs.iter().map(|d| if features || options.grammar { document_features(d, options.grammar) } else { Default::default() }).collect();
     let mut hidden = model.zero_hidden(b);
     for start in (0..longest).step_by(chunk) {
         let t = chunk.min(longest - start);
         let mut inputs = vec![0i64; t * b];
         let mut control = vec![0.0f32; t * b * size];
+        let mut key = vec![0.0f32; if features { t * b * KEY_SIZE } else { 0 }];
+        let mut state = vec![0.0f32; if features { t * b * STATE_SIZE } else { 0 }];
         for k in 0..t {
             for (j, doc) in docs.iter().enumerate() {
                 let (pos, row) = (start + k, k * b + j);
@@ -90,11 +140,18 @@ pub fn score_batch(model: &mut Model, density: &DensityControl, docs: &[&[u16]],
                     _ if pos < doc.len() => doc[pos - 1] as i64,
                     _ => 0,
                 };
-                let index = if pos < doc.len() { bins[j][pos] } else { density.no_control() };
+                let index = if pos < doc.len() && options.control { bins[j][pos] } else { density.no_control() };
                 control[row * size + index] = 1.0;
+                if features && pos < doc.len() {
+                    if options.control {
+                        key[row * KEY_SIZE..(row + 1) * KEY_SIZE].copy_from_slice(&keys[j][pos]);
+                    }
+                    state[row * STATE_SIZE..(row + 1) * STATE_SIZE]
+                        .copy_from_slice(&doc_features[j].0[pos * STATE_SIZE..(pos + 1) * STATE_SIZE]);
+                }
             }
         }
-        let (logits, next_hidden) = model.run(&inputs, &control, &hidden, t, b)?;
+        let (logits, next_hidden) = model.run(&Inputs { events: &inputs, control: &control, key: &key, state: &state }, &hidden, t, b)?;
         hidden = next_hidden;
         for k in 0..t {
             for (j, doc) in docs.iter().enumerate() {
@@ -103,17 +160,18 @@ pub fn score_batch(model: &mut Model, density: &DensityControl, docs: &[&[u16]],
                     continue;
                 }
                 let row = &logits[(k * b + j) * vocab..(k * b + j + 1) * vocab];
+                let allowed = |i: usize| !options.grammar || doc_features[j].1[pos * vocab + i];
                 let target = doc[pos] as usize;
                 let (mut max, mut argmax) = (f64::NEG_INFINITY, 0);
                 for (i, &x) in row.iter().enumerate() {
-                    if (x as f64) > max {
+                    if allowed(i) && (x as f64) > max {
                         max = x as f64;
                         argmax = i;
                     }
                 }
-                let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+                let sum: f64 = row.iter().enumerate().filter(|&(i, _)| allowed(i)).map(|(_, &x)| (x as f64 - max).exp()).sum();
                 let s = &mut scores[j];
-                s.nll += max + sum.ln() - row[target] as f64;
+                s.nll += if allowed(target) { max + sum.ln() - row[target] as f64 } else { f64::INFINITY };
                 s.correct += (argmax == target) as u64;
                 s.events += 1;
             }
@@ -161,9 +219,11 @@ pub fn evaluate(
     encoded.sort_by_key(|d| std::cmp::Reverse(d.tokens.len()));
     let (mut total, mut duration, mut done) = (Scores::default(), 0.0, sources.len() - encoded.len());
     progress(done, sources.len());
+    let score =
+        ScoreOptions { chunk: options.chunk, control: !options.no_control, grammar: options.grammar.unwrap_or(model.has_features()) };
     for group in encoded.chunks(options.batch.max(1)) {
         let docs: Vec<&[u16]> = group.iter().map(|e| e.tokens.as_slice()).collect();
-        for s in score_batch(model, &density, &docs, options.chunk).map_err(|e| e.to_string())? {
+        for s in score_batch(model, &density, &docs, score).map_err(|e| e.to_string())? {
             total.nll += s.nll;
             total.correct += s.correct;
             total.events += s.events;
@@ -186,6 +246,9 @@ pub fn evaluate(
         docs,
         duration_s: duration,
         split: options.split.clone(),
+        control: score.control,
+        grammar: score.grammar,
+        format_version: model.format(),
         skipped,
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -1,7 +1,7 @@
 //! The `pianoforte` command line.
 
 use crate::codec::{self, midi};
-use crate::engine::control::Control;
+use crate::engine::control::{Control, KeyControl};
 use crate::engine::model::{LoadOptions, Model, ModelSource};
 use crate::engine::runtime::{self, RuntimeOptions};
 use crate::engine::sampling::Sampling;
@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub mod dataset;
 pub mod eval;
 pub mod render;
+pub mod wav;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -46,15 +47,24 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Play: generate performances with the model (by default 60 s with the built-in model to performance.mid).
+    /// Play: generate performances with the model (by default 60 s with the built-in model to performance.mid;
+    /// `--wav FILE` also plays them with the built-in piano into a WAV file).
     Generate(GenerateArgs),
     /// Measure how well a model predicts performances: NLL per event, bits per second of music, accuracy.
     Eval(EvalArgs),
-    /// Draw a MIDI file as a piano roll (velocity as colour, pedal as a band at the bottom).
+    /// Draw a MIDI file as a piano roll (velocity as colour, pedal as a band at the bottom), and/or
+    /// play it with the built-in piano into a WAV file (`--wav`).
+    #[command(group(clap::ArgGroup::new("outputs").args(["output", "wav"]).required(true).multiple(true)))]
     Render {
         file: PathBuf,
+        /// The piano-roll picture (PNG).
         #[arg(short, long)]
-        output: PathBuf,
+        output: Option<PathBuf>,
+        /// The audio (WAV, 32-bit float), played by the built-in piano.
+        #[arg(long, value_name = "OUT.wav")]
+        wav: Option<PathBuf>,
+        #[command(flatten)]
+        piano: wav::PianoArgs,
         /// Horizontal scale (lowered for very long pieces).
         #[arg(long, default_value_t = 50.0)]
         pixels_per_second: f64,
@@ -96,15 +106,20 @@ struct GenerateArgs {
     /// Seconds of music to generate (after the primer).
     #[arg(long, default_value_t = 60.0)]
     seconds: f64,
-    /// Sampling temperature, 0.1..=2.0 (lower: safer, higher: wilder).
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f32,
-    /// Nucleus sampling: draw only from the likeliest events adding up to this probability (0..1].
+    /// Sampling temperature, 0.1..=2.0 (lower: safer, higher: wilder); default: the model card's
+    /// (chosen by measurement), else 1.0.
     #[arg(long)]
-    top_p: Option<f32>,
-    /// Notes per second to aim for (mapped to the model's density bins), or `off`.
+    temperature: Option<f32>,
+    /// Nucleus sampling: draw only from the likeliest events adding up to this probability (0..1],
+    /// or `off`; default: the model card's, else off.
+    #[arg(long, value_parser = parse_top_p)]
+    top_p: Option<TopP>,
+    /// Notes per second to aim for (through the model card's calibration), or `off`.
     #[arg(long, default_value = "off", value_parser = parse_density)]
     density: Control,
+    /// The key to play in, e.g. "D minor", "Eb major", or `any` (format-2 models).
+    #[arg(long, default_value = "any")]
+    key: String,
     /// A MIDI file to continue: encoded, fed to the model first, and kept at the start of the output.
     #[arg(long, value_name = "FILE.mid")]
     primer: Option<PathBuf>,
@@ -125,6 +140,11 @@ struct GenerateArgs {
     /// No key is held longer than this many seconds (its release is forced).
     #[arg(long, default_value_t = Guards::default().max_note_seconds)]
     max_note_seconds: f64,
+    /// Also play each performance with the built-in piano into this WAV file (NAME-2.wav, ... with --count).
+    #[arg(long, value_name = "FILE.wav")]
+    wav: Option<PathBuf>,
+    #[command(flatten)]
+    piano: wav::PianoArgs,
 }
 
 #[derive(clap::Args)]
@@ -143,9 +163,26 @@ struct EvalArgs {
     /// Performances run side by side in one model call.
     #[arg(long, default_value_t = eval::DEFAULT_BATCH)]
     batch: usize,
+    /// Every control off (density, key): the unconditioned figure.
+    #[arg(long)]
+    no_control: bool,
+    /// Mask the events the grammar forbids: `auto` (format-2 models, which are trained so), `on`, `off`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
+    grammar: String,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// A top-p setting: a probability or explicitly off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TopP(Option<f32>);
+
+fn parse_top_p(text: &str) -> Result<TopP, String> {
+    if text.eq_ignore_ascii_case("off") || text.eq_ignore_ascii_case("none") {
+        return Ok(TopP(None));
+    }
+    text.parse::<f32>().map(|p| TopP(Some(p))).map_err(|_| format!("`{text}` is neither a probability nor `off`"))
 }
 
 fn parse_density(text: &str) -> Result<Control, String> {
@@ -189,19 +226,24 @@ pub fn run() -> Result<(), String> {
         }
         Command::Generate(args) => generate(&args),
         Command::Eval(args) => evaluate(&args),
-        Command::Render { file, output, pixels_per_second, row_height } => {
+        Command::Render { file, output, wav, piano, pixels_per_second, row_height } => {
             let read = read_midi(&file)?;
-            let options = render::RollOptions { pixels_per_second, row_height, ..Default::default() };
-            let image = render::piano_roll(&read.performance, &options);
-            std::fs::write(&output, image.to_png()).map_err(|e| format!("{}: {e}", output.display()))?;
-            println!(
-                "wrote {} ({} x {} px, {} notes, {:.1} s)",
-                output.display(),
-                image.width,
-                image.height,
-                read.performance.notes.len(),
-                read.performance.duration
-            );
+            if let Some(output) = output {
+                let options = render::RollOptions { pixels_per_second, row_height, ..Default::default() };
+                let image = render::piano_roll(&read.performance, &options);
+                std::fs::write(&output, image.to_png()).map_err(|e| format!("{}: {e}", output.display()))?;
+                println!(
+                    "wrote {} ({} x {} px, {} notes, {:.1} s)",
+                    output.display(),
+                    image.width,
+                    image.height,
+                    read.performance.notes.len(),
+                    read.performance.duration
+                );
+            }
+            if let Some(wav) = wav {
+                wav::Renderer::load(&piano)?.write(&read.performance, &wav)?;
+            }
             Ok(())
         }
     }
@@ -236,8 +278,6 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
     if args.count == 0 {
         return Err("--count must be at least 1".into());
     }
-    let sampling = Sampling { temperature: args.temperature, top_p: args.top_p };
-    sampling.check()?;
     let primer = match &args.primer {
         Some(file) => {
             let read = read_midi(file)?;
@@ -253,6 +293,8 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         (now.as_nanos() as u64) % 1_000_000
     });
+    // The piano first: missing samples should stop the command before any generating.
+    let piano = args.wav.as_ref().map(|_| wav::Renderer::load(&args.piano)).transpose()?;
     let model = args.model.load()?;
     println!("model: {}", model.describe());
     println!(
@@ -261,24 +303,46 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         args.model.threads,
         if args.model.threads == 1 { "" } else { "s" }
     );
+    let card_sampling = model.recommended_sampling();
+    let sampling = Sampling {
+        temperature: args.temperature.unwrap_or(card_sampling.temperature),
+        top_p: args.top_p.map_or(card_sampling.top_p, |p| p.0),
+    };
+    sampling.check()?;
+    let key = if args.key.eq_ignore_ascii_case("any") || args.key.eq_ignore_ascii_case("off") {
+        KeyControl::Any
+    } else {
+        if !model.has_features() {
+            return Err(format!("--key needs a model of format 2; {} is format {}", model.name, model.format()));
+        }
+        let index = model.card.key_index(&args.key).ok_or_else(|| {
+            format!("`{}` is not a key of the model card (a note name and major/minor, e.g. \"D minor\", \"Eb major\")", args.key)
+        })?;
+        KeyControl::Key(index as u8)
+    };
+    let key_text = match key {
+        KeyControl::Key(k) => model.card.key_control.as_ref().map_or(String::new(), |c| c.keys.names[k as usize].clone()),
+        _ => "any".into(),
+    };
     let guards = Guards { max_polyphony: args.max_polyphony, max_note_seconds: args.max_note_seconds };
-    let settings = Settings { sampling, control: args.density, guards, seed };
+    let settings = Settings { sampling, control: args.density, key, guards, seed };
     let mut engine = Engine::new(model, settings).map_err(|e| e.to_string())?;
     let bin = match args.density {
         Control::Off => String::new(),
         Control::NotesPerSecond(_) => {
             let (lo, hi) = engine.density().bin_range(engine.density().index_of(args.density));
+            let how = if engine.density().is_calibrated() { "calibrated: " } else { "" };
             match hi {
-                Some(hi) => format!(" (the model's bin [{lo}, {hi}) notes/s)"),
-                None => format!(" (the model's top bin, >= {lo} notes/s)"),
+                Some(hi) => format!(" ({how}the model's bin [{lo}, {hi}) notes/s)"),
+                None => format!(" ({how}the model's top bin, >= {lo} notes/s)"),
             }
         }
     };
     println!(
-        "settings: {} s, temperature {}, top-p {}, density {}{bin}, seed {seed}",
+        "settings: {} s, temperature {}, top-p {}, density {}{bin}, key {key_text}, seed {seed}",
         args.seconds,
-        args.temperature,
-        args.top_p.map_or("off".to_string(), |p| p.to_string()),
+        sampling.temperature,
+        sampling.top_p.map_or("off".to_string(), |p| p.to_string()),
         describe_control(args.density),
     );
     let primer_events: &[codec::Event] = match &primer {
@@ -308,7 +372,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         let primed = if primer.is_some() { format!(", primer run in {:.2} s", generated.prime_seconds) } else { String::new() };
         println!(
             "wrote {} (seed {seed_i}): {:.1} s{}, {notes} notes ({:.1} notes/s), {pedal} pedal presses, {steps} events \
-             ({} forced); {:.0} events/s, {:.0}x real time{primed}",
+             ({} forced); {:.0} events/s, {:.0}x real time; one step: median {:.0} us, p99 {:.0} us{primed}",
             output.display(),
             performance.duration,
             if with_primer && primer.is_some() { " with the primer" } else { "" },
@@ -316,14 +380,31 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
             generated.forced,
             steps as f64 / generated.wall_seconds.max(1e-9),
             generated.seconds / generated.wall_seconds.max(1e-9),
+            generated.step_percentiles().0,
+            generated.step_percentiles().1,
         );
+        if let (Some(piano), Some(wav)) = (&piano, &args.wav) {
+            piano.write(&performance, &numbered(wav, i + 1, args.count))?;
+        }
     }
     Ok(())
 }
 
 fn evaluate(args: &EvalArgs) -> Result<(), String> {
     let mut model = args.model.load()?;
-    let options = eval::EvalOptions { split: args.split.clone(), max_files: args.max_files, batch: args.batch, ..Default::default() };
+    let grammar = match args.grammar.as_str() {
+        "on" => Some(true),
+        "off" => Some(false),
+        _ => None,
+    };
+    let options = eval::EvalOptions {
+        split: args.split.clone(),
+        max_files: args.max_files,
+        batch: args.batch,
+        no_control: args.no_control,
+        grammar,
+        ..Default::default()
+    };
     let bar = ProgressBar::new(0);
     if args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -350,6 +431,11 @@ fn evaluate(args: &EvalArgs) -> Result<(), String> {
         report.split.as_ref().map(|s| format!(" ({s})")).unwrap_or_default(),
         report.events,
         report.duration_s / 3600.0
+    );
+    println!(
+        "  controls {}, grammar mask {}",
+        if report.control { "on (density and key of the music)" } else { "off (unconditioned)" },
+        if report.grammar { "on" } else { "off" }
     );
     println!("  NLL       {:.4} nats/event", report.nll_nats_per_event);
     if let Some(bps) = report.bits_per_second {

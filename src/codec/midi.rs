@@ -338,21 +338,69 @@ pub fn read(bytes: &[u8]) -> Result<ReadPerformance, MidiError> {
 
 /// Ticks per quarter note of written files.
 pub const WRITE_PPQ: u16 = 480;
-/// 480 000 us per quarter note (125 BPM): with 480 PPQ one tick is exactly 1 ms.
-const WRITE_TEMPO_US: u32 = 480_000;
+
+/// How a file is laid out on a song's grid: its tempo, time signature and where the performance
+/// starts. The times of the performance are kept exactly (to the tick, at most 1 ms); only the
+/// grid a DAW shows them on changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WriteGrid {
+    /// Quarter notes per minute.
+    pub bpm: f64,
+    /// Time signature (numerator, denominator); the denominator a power of two. None writes none.
+    pub time_signature: Option<(u8, u8)>,
+    /// Seconds of silence before the performance's time 0 (the file's tick 0 is a bar line
+    /// this long before it).
+    pub offset: f64,
+}
+
+impl WriteGrid {
+    /// The codec's own layout: 125 BPM (480 000 us per quarter note) at 480 PPQ, so that one
+    /// tick is exactly 1 ms; no time signature.
+    pub const MILLISECONDS: WriteGrid = WriteGrid { bpm: 125.0, time_signature: None, offset: 0.0 };
+
+    /// Ticks per quarter note: 480 at 125 BPM, else 960 or more so that a tick is at most 1 ms.
+    pub fn ppq(&self) -> u16 {
+        if *self == (WriteGrid { offset: self.offset, ..WriteGrid::MILLISECONDS }) {
+            return WRITE_PPQ;
+        }
+        let at_most_1ms = (60_000.0 / self.bpm()).ceil();
+        at_most_1ms.clamp(960.0, 32_767.0) as u16
+    }
+
+    /// The tempo, kept to what a MIDI file can hold (tempos 4..60 000 000 us per quarter note).
+    fn bpm(&self) -> f64 {
+        if self.bpm.is_finite() { self.bpm.clamp(1.0, 1000.0) } else { 120.0 }
+    }
+
+    /// Microseconds per quarter note.
+    pub fn tempo_us(&self) -> u32 {
+        (60e6 / self.bpm()).round() as u32
+    }
+}
 
 /// Writes a performance as a format-0 MIDI file (480 PPQ, one tempo, channel 1, piano).
 /// Every note lasts at least one tick (1 ms); see below.
 pub fn write(performance: &Performance) -> Vec<u8> {
-    let ms = |seconds: f64| (seconds.max(0.0) * 1000.0).round() as u64;
+    write_on_grid(performance, &WriteGrid::MILLISECONDS)
+}
+
+/// Writes a performance as a format-0 MIDI file on a song's grid: the tempo and time signature
+/// of `grid` as meta events at tick 0, every time shifted by `grid.offset`, and ticks fine
+/// enough to keep every time within half a millisecond. Every note lasts at least one tick.
+pub fn write_on_grid(performance: &Performance, grid: &WriteGrid) -> Vec<u8> {
+    let ppq = grid.ppq();
+    let tempo_us = grid.tempo_us();
+    let ticks_per_second = ppq as f64 * 1e6 / tempo_us as f64;
+    let offset = grid.offset.max(0.0);
+    let tick = |seconds: f64| ((seconds.max(0.0) + offset) * ticks_per_second).round() as u64;
     // Readers such as pretty_midi cannot pair a NOTE_ON and NOTE_OFF on the same tick, so a note
     // shorter than a tick lasts one tick, unless the same key strikes again on that very tick.
     let mut order: Vec<usize> = (0..performance.notes.len()).collect();
-    order.sort_by_key(|&i| (performance.notes[i].pitch, ms(performance.notes[i].start), i));
-    let mut offs: Vec<u64> = performance.notes.iter().map(|n| ms(n.end.max(n.start))).collect();
+    order.sort_by_key(|&i| (performance.notes[i].pitch, tick(performance.notes[i].start), i));
+    let mut offs: Vec<u64> = performance.notes.iter().map(|n| tick(n.end.max(n.start))).collect();
     for (k, &i) in order.iter().enumerate() {
-        let (on, pitch) = (ms(performance.notes[i].start), performance.notes[i].pitch);
-        let next_on = order.get(k + 1).filter(|&&j| performance.notes[j].pitch == pitch).map(|&j| ms(performance.notes[j].start));
+        let (on, pitch) = (tick(performance.notes[i].start), performance.notes[i].pitch);
+        let next_on = order.get(k + 1).filter(|&&j| performance.notes[j].pitch == pitch).map(|&j| tick(performance.notes[j].start));
         if offs[i] == on && next_on.is_none_or(|next| next > on) {
             offs[i] = on + 1;
         }
@@ -361,7 +409,7 @@ pub fn write(performance: &Performance) -> Vec<u8> {
     // zero-length note's off right after its own on, so every reader pairs notes correctly.
     let mut timed: Vec<(u64, u8, usize, u8, MidiMessage)> = Vec::new();
     for (i, n) in performance.notes.iter().enumerate() {
-        let (on, off) = (ms(n.start), offs[i]);
+        let (on, off) = (tick(n.start), offs[i]);
         let (key, vel) = (n.pitch.min(127).into(), n.velocity.clamp(1, 127).into());
         timed.push((on, 2, i, 0, MidiMessage::NoteOn { key, vel }));
         let off_rank = if off == on { (2, 1) } else { (0, 0) };
@@ -370,33 +418,41 @@ pub fn write(performance: &Performance) -> Vec<u8> {
     for (i, change) in performance.pedal.iter().enumerate() {
         let value = if change.down { 127 } else { 0 };
         let message = MidiMessage::Controller { controller: 64.into(), value: value.into() };
-        timed.push((ms(change.time), 1, i, 0, message));
+        timed.push((tick(change.time), 1, i, 0, message));
     }
     timed.sort_by_key(|a| (a.0, a.1, a.2, a.3));
 
     let mut track = vec![
         TrackEvent { delta: 0.into(), kind: TrackEventKind::Meta(MetaMessage::TrackName(b"pianoforte")) },
-        TrackEvent { delta: 0.into(), kind: TrackEventKind::Meta(MetaMessage::Tempo(WRITE_TEMPO_US.into())) },
-        TrackEvent {
-            delta: 0.into(),
-            kind: TrackEventKind::Midi { channel: 0.into(), message: MidiMessage::ProgramChange { program: 0.into() } },
-        },
+        TrackEvent { delta: 0.into(), kind: TrackEventKind::Meta(MetaMessage::Tempo(tempo_us.into())) },
     ];
+    if let Some((numerator, denominator)) = grid.time_signature
+        && numerator > 0
+        && denominator.is_power_of_two()
+    {
+        // 24 MIDI clocks per metronome click and 8 32nd notes per quarter: the usual values.
+        let meta = MetaMessage::TimeSignature(numerator, denominator.trailing_zeros() as u8, 24, 8);
+        track.push(TrackEvent { delta: 0.into(), kind: TrackEventKind::Meta(meta) });
+    }
+    track.push(TrackEvent {
+        delta: 0.into(),
+        kind: TrackEventKind::Midi { channel: 0.into(), message: MidiMessage::ProgramChange { program: 0.into() } },
+    });
     let mut now = 0u64;
-    for (tick, _, _, _, message) in timed {
+    for (at, _, _, _, message) in timed {
         // Deltas are 28-bit; a gap longer than that (74 hours) is split with empty events.
-        let mut delta = tick - now;
+        let mut delta = at - now;
         while delta > 0x0FFF_FFFF {
             track.push(TrackEvent { delta: 0x0FFF_FFFF.into(), kind: TrackEventKind::Meta(MetaMessage::Marker(b"")) });
             delta -= 0x0FFF_FFFF;
         }
         track.push(TrackEvent { delta: (delta as u32).into(), kind: TrackEventKind::Midi { channel: 0.into(), message } });
-        now = tick;
+        now = at;
     }
-    let end = ms(performance.duration).saturating_sub(now).min(0x0FFF_FFFF) as u32;
+    let end = tick(performance.duration).saturating_sub(now).min(0x0FFF_FFFF) as u32;
     track.push(TrackEvent { delta: end.into(), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) });
 
-    let header = midly::Header::new(Format::SingleTrack, Timing::Metrical(WRITE_PPQ.into()));
+    let header = midly::Header::new(Format::SingleTrack, Timing::Metrical(ppq.into()));
     let mut out = Vec::new();
     midly::write_std(&header, std::iter::once(&track), &mut out).expect("writing to memory cannot fail");
     out
@@ -575,5 +631,47 @@ mod tests {
         midly::write_std(&header, [&track], &mut bytes).unwrap();
         let note = read(&bytes).unwrap().performance.notes[0];
         assert!((note.start - 1.0).abs() < 1e-9 && (note.end - 1.5).abs() < 1e-9, "{note:?}");
+    }
+
+    #[test]
+    fn files_on_a_song_grid_keep_exact_times() {
+        let performance = Performance {
+            notes: vec![
+                Note { pitch: 60, velocity: 70, start: 0.0, end: 0.4567 },
+                Note { pitch: 64, velocity: 20, start: 1.2345, end: 2.0001 },
+                Note { pitch: 67, velocity: 99, start: 3.3333, end: 3.3333 },
+            ],
+            pedal: vec![PedalChange { time: 0.5, down: true }, PedalChange { time: 1.7, down: false }],
+            duration: 4.0,
+        };
+        for (bpm, signature, offset) in [(92.0, (3, 4), 0.75), (120.0, (4, 4), 0.0), (45.5, (6, 8), 1.0), (240.0, (7, 8), 0.1)] {
+            let grid = WriteGrid { bpm, time_signature: Some(signature), offset };
+            let bytes = write_on_grid(&performance, &grid);
+            let (header, tracks) = midly::parse(&bytes).unwrap();
+            let Timing::Metrical(ppq) = header.timing else { panic!() };
+            assert!(60.0 / bpm / ppq.as_int() as f64 <= 0.001 + 1e-12, "a tick is at most 1 ms");
+            let events: Vec<TrackEvent> = tracks.into_iter().next().unwrap().unwrap().map(|e| e.unwrap()).collect();
+            let metas: Vec<MetaMessage> = events
+                .iter()
+                .take_while(|e| e.delta == 0)
+                .filter_map(|e| if let TrackEventKind::Meta(m) = e.kind { Some(m) } else { None })
+                .collect();
+            assert!(metas.contains(&MetaMessage::Tempo(((60e6 / bpm).round() as u32).into())), "{metas:?}");
+            let (n, d) = signature;
+            assert!(metas.contains(&MetaMessage::TimeSignature(n, (d as u32).trailing_zeros() as u8, 24, 8)), "{metas:?}");
+            let read = read(&bytes).unwrap().performance;
+            assert_eq!(read.notes.len(), 3);
+            for (a, b) in performance.notes.iter().zip(&read.notes) {
+                assert_eq!((a.pitch, a.velocity), (b.pitch, b.velocity));
+                assert!((a.start + offset - b.start).abs() <= 0.0005 + 1e-9, "{bpm}: {a:?} {b:?}");
+                assert!(a.end == a.start || (a.end + offset - b.end).abs() <= 0.0005 + 1e-9, "{bpm}: {a:?} {b:?}");
+            }
+            assert!((read.pedal[0].time - 0.5 - offset).abs() <= 0.0005 + 1e-9);
+            assert!((read.duration - 4.0 - offset).abs() <= 0.0005 + 1e-9);
+        }
+        // The codec's own layout is unchanged: 480 PPQ at 125 BPM, no time signature.
+        assert_eq!(write(&performance), write_on_grid(&performance, &WriteGrid::MILLISECONDS));
+        assert_eq!(WriteGrid::MILLISECONDS.ppq(), 480);
+        assert_eq!(WriteGrid::MILLISECONDS.tempo_us(), 480_000);
     }
 }

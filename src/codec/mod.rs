@@ -4,6 +4,8 @@
 //!
 //! - [`events`]: the vocabulary, typed events, ids and the readable text form.
 //! - [`state`]: the streaming music state (keys down, pedal, velocity, clock, stuck-note guard).
+//! - [`features`]: what a format-2 model sees beside the events (state features, key control) and
+//!   the grammar (which events can follow).
 //! - [`encode`](mod@encode) and [`decode`](mod@decode): performance <-> events.
 //! - [`midi`]: standard MIDI files in and out.
 //! - [`spec`]: the JSON spec and shared test vectors the Python trainer reads.
@@ -12,6 +14,7 @@ pub mod decode;
 pub mod density;
 pub mod encode;
 pub mod events;
+pub mod features;
 pub mod midi;
 pub mod performance;
 pub mod spec;

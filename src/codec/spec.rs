@@ -7,6 +7,10 @@
 
 use super::density::{CONTROL_SIZE, DENSITY_EDGES, DENSITY_WINDOW_STEPS, NO_CONTROL_INDEX, density_bins};
 use super::events::{Event, Pitch, STEPS_PER_SECOND, Shift, VOCABULARY, VelocityBin, from_text, to_ids};
+use super::features::{
+    Grammar, KEY_HALF_WINDOW_STEPS, KEY_SIZE, KEYS_OFFSET, PEDAL_OFFSET, SINCE_ONSET_EDGES, SINCE_ONSET_NONE, SINCE_ONSET_OFFSET,
+    STATE_SIZE, VELOCITY_OFFSET, key_histograms, write_state_features,
+};
 use super::state::{MAX_NOTE_STEPS, MusicState};
 use serde_json::{Value, json};
 
@@ -36,6 +40,20 @@ pub fn events_spec() -> Value {
             "window_seconds": DENSITY_WINDOW_STEPS as f64 / STEPS_PER_SECOND,
             "bins": DENSITY_EDGES.len() + 1, "control_size": CONTROL_SIZE, "no_control_index": NO_CONTROL_INDEX,
         },
+        "state_features": {
+            "size": STATE_SIZE,
+            "keys_down": { "offset": KEYS_OFFSET, "size": v.max_pitch - v.min_pitch + 1 },
+            "pedal": { "offset": PEDAL_OFFSET, "size": 1 },
+            "velocity_bin": { "offset": VELOCITY_OFFSET, "size": v.velocity_bins },
+            "since_onset": {
+                "offset": SINCE_ONSET_OFFSET, "size": SINCE_ONSET_NONE + 1, "edges_steps": SINCE_ONSET_EDGES,
+                "none_index": SINCE_ONSET_NONE,
+            },
+        },
+        "key_control": {
+            "size": KEY_SIZE, "half_window_steps": KEY_HALF_WINDOW_STEPS,
+            "window_seconds": (2 * KEY_HALF_WINDOW_STEPS) as f64 / STEPS_PER_SECOND,
+        },
     })
 }
 
@@ -53,6 +71,41 @@ fn states(events: &[Event]) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+/// The feature vectors cover the first events of each sequence (the file stays small).
+const FEATURE_VECTOR_EVENTS: usize = 240;
+
+/// Inclusive runs `[first, last]` of the ids the grammar forbids.
+fn forbidden_runs(grammar: &Grammar) -> Vec<[u16; 2]> {
+    let mut runs: Vec<[u16; 2]> = Vec::new();
+    for id in 0..VOCABULARY.size {
+        if grammar.allows(Event::from_id(id).expect("an event id")) {
+            continue;
+        }
+        match runs.last_mut() {
+            Some(run) if run[1] + 1 == id => run[1] = id,
+            _ => runs.push([id, id]),
+        }
+    }
+    runs
+}
+
+/// Before every event: the indices of the state features that are 1 (all others are 0), the
+/// forbidden ids, and the key control.
+fn features(events: &[Event]) -> Value {
+    let mut grammar = Grammar::new();
+    let mut buffer = [0.0f32; STATE_SIZE];
+    let mut on = Vec::new();
+    let mut forbidden = Vec::new();
+    for &event in events {
+        write_state_features(grammar.state(), &mut buffer);
+        on.push(buffer.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, _)| i).collect::<Vec<_>>());
+        forbidden.push(forbidden_runs(&grammar));
+        grammar.apply(event);
+    }
+    let keys: Vec<Vec<f64>> = key_histograms(&to_ids(events)).iter().map(|h| h.iter().map(|&x| x as f64).collect()).collect();
+    json!({ "state_on": on, "forbidden": forbidden, "key": keys })
 }
 
 /// A reproducible stream that visits every kind of event, long holds (the guard), restrikes,
@@ -86,6 +139,10 @@ pub fn vectors() -> String {
             "ON 70\nSHIFT 10ms\nON 50\nSHIFT 1000ms\nSHIFT 1000ms\nSHIFT 1000ms\nSHIFT 1000ms\nSHIFT 1000ms\nSHIFT 1000ms\nON 70\n",
         ),
         ("pedal and velocity", "PEDAL up\nPEDAL down\nVEL 30\nON 21\nON 108\nPEDAL down\nSHIFT 1000ms\nVEL 127\nOFF 21\nPEDAL up\n"),
+        (
+            "due note-off after the guard",
+            "VEL 80\nON 60\nON 62\nSHIFT 1000ms\nSHIFT 1000ms\nSHIFT 1000ms\nSHIFT 1000ms\nSHIFT 1000ms\nSHIFT 20ms\nOFF 60\nOFF 60\nVEL 80\nON 62\n",
+        ),
     ];
     let mut sequences: Vec<(String, Vec<Event>)> =
         texts.iter().map(|(name, text)| (name.to_string(), from_text(text).expect("valid text"))).collect();
@@ -101,7 +158,19 @@ pub fn vectors() -> String {
             line(json!({ "tokens": ids, "bins": density_bins(&ids, &DENSITY_EDGES, DENSITY_WINDOW_STEPS) }))
         })
         .collect();
-    format!("{{\n  \"music_state\": [\n{}\n  ],\n  \"density\": [\n{}\n  ]\n}}\n", states.join(",\n"), densities.join(",\n"))
+    let features: Vec<String> = sequences
+        .iter()
+        .map(|(name, events)| {
+            let events = &events[..events.len().min(FEATURE_VECTOR_EVENTS)];
+            line(json!({ "name": name, "tokens": to_ids(events), "before_each": features(events) }))
+        })
+        .collect();
+    format!(
+        "{{\n  \"music_state\": [\n{}\n  ],\n  \"density\": [\n{}\n  ],\n  \"features\": [\n{}\n  ]\n}}\n",
+        states.join(",\n"),
+        densities.join(",\n"),
+        features.join(",\n")
+    )
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ pub struct DensityControl {
     window_seconds: f64,
     size: usize,
     no_control: usize,
+    /// Notes per second the model actually plays with each bin's control (the card's
+    /// `density_calibration.measured_notes_per_second`); requests go to the nearest (in log).
+    measured: Option<Vec<f64>>,
 }
 
 /// What the engine is asked to play: a density in notes per second, or nothing in particular.
@@ -27,6 +30,41 @@ pub enum Control {
     NotesPerSecond(f32),
 }
 
+/// What key the engine is asked to play in (format-2 models; format-1 models ignore it).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum KeyControl {
+    /// No key in particular: the key control is off (all zeros).
+    #[default]
+    Any,
+    /// A key of the model card's table (0..12 C major .. B major, 12..24 C minor .. B minor).
+    Key(u8),
+    /// A pitch-class histogram (C = 0), e.g. of what a player played; normalised to sum 1.
+    PitchClasses([f32; 12]),
+}
+
+impl KeyControl {
+    /// Writes the control vector into `out` (12 values); `table` gives the vectors of named keys.
+    pub fn write(&self, table: impl Fn(usize) -> Option<[f32; 12]>, out: &mut [f32]) {
+        out.fill(0.0);
+        match *self {
+            KeyControl::Any => {}
+            KeyControl::Key(k) => {
+                if let Some(v) = table(k as usize) {
+                    out.copy_from_slice(&v);
+                }
+            }
+            KeyControl::PitchClasses(h) => {
+                let total: f32 = h.iter().map(|x| x.max(0.0)).sum();
+                if total > 0.0 {
+                    for (o, x) in out.iter_mut().zip(h) {
+                        *o = x.max(0.0) / total;
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl DensityControl {
     pub fn from_card(card: &ControlCard) -> DensityControl {
         DensityControl {
@@ -35,7 +73,27 @@ impl DensityControl {
             window_seconds: card.window_steps as f64 / card.steps_per_second,
             size: card.size,
             no_control: card.no_control_index,
+            measured: None,
         }
+    }
+
+    /// The density control of a model card, with its calibration when the card has one (one
+    /// positive number per density bin).
+    pub fn from_model_card(card: &crate::engine::model::ModelCard) -> DensityControl {
+        let mut control = DensityControl::from_card(&card.control);
+        let measured: Option<Vec<f64>> = card
+            .extra
+            .get("density_calibration")
+            .and_then(|c| c.get("measured_notes_per_second"))
+            .and_then(|m| m.as_array())
+            .and_then(|m| m.iter().map(|v| v.as_f64()).collect());
+        control.measured = measured.filter(|m| m.len() == control.edges.len() + 1 && m.iter().all(|&x| x.is_finite() && x > 0.0));
+        control
+    }
+
+    /// Whether requests go through a measured calibration.
+    pub fn is_calibrated(&self) -> bool {
+        self.measured.is_some()
     }
 
     /// Length of a control vector.
@@ -61,7 +119,21 @@ impl DensityControl {
     pub fn index_of(&self, control: Control) -> usize {
         match control {
             Control::Off => self.no_control,
-            Control::NotesPerSecond(d) => self.bin_of(d as f64),
+            Control::NotesPerSecond(d) => match &self.measured {
+                // The bin whose measured output is nearest the request, in log notes/s.
+                Some(measured) => {
+                    let want = (d as f64).max(0.05).ln();
+                    let mut best = (f64::INFINITY, 0);
+                    for (bin, &m) in measured.iter().enumerate() {
+                        let distance = (m.ln() - want).abs();
+                        if distance < best.0 {
+                            best = (distance, bin);
+                        }
+                    }
+                    best.1
+                }
+                None => self.bin_of(d as f64),
+            },
         }
     }
 

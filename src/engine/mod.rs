@@ -13,10 +13,15 @@
 //! are created once, and ONNX Runtime writes its outputs into them (`OutputSelector::preallocate`).
 //! What ONNX Runtime does inside `Run` is its own business; docs/engine.md has the measurements.
 //!
-//! Musical guards are applied as logit masks before sampling: no NOTE_OFF of a silent key, no
-//! NOTE_ON of a sounding key, at most `max_polyphony` keys down, no redundant pedal event, and no
-//! TIME_SHIFT that would hold a key longer than `max_note_seconds` (or pass the horizon). When a
-//! key reaches its limit, its NOTE_OFF is forced (and fed to the model like any event).
+//! Musical guards are applied as logit masks before sampling: the grammar of the codec's streams
+//! (`codec::features`: no NOTE_OFF of a silent key, no NOTE_ON of a sounding key, only a NOTE_ON
+//! after a VELOCITY, no repeated velocity bin, no shift after a short shift, no redundant pedal
+//! event), at most `max_polyphony` keys down, and no TIME_SHIFT that would hold a key longer than
+//! `max_note_seconds` (or pass the horizon). When a key reaches its limit, its NOTE_OFF is forced
+//! (and fed to the model like any event).
+//!
+//! Format-2 models also read the key control and the music-state features; the engine writes
+//! both into preallocated tensors before every model call.
 
 pub mod control;
 pub mod model;
@@ -24,10 +29,11 @@ pub mod onnxruntime_library;
 pub mod runtime;
 pub mod sampling;
 
-use crate::codec::{self, Change, Event, MusicState, PITCHES, Performance, Pitch, STEPS_PER_SECOND, VOCABULARY};
-use control::{Control, DensityControl};
+use crate::codec::features::{KEY_SIZE, STATE_SIZE, write_state_features};
+use crate::codec::{self, Change, Event, MAX_SHIFT_STEPS, MusicState, PITCHES, Performance, Pitch, STEPS_PER_SECOND, VOCABULARY};
+use control::{Control, DensityControl, KeyControl};
 pub use model::Error;
-use model::{Model, START_TOKEN};
+use model::{Inputs, Model, START_TOKEN};
 use ort::memory::Allocator;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, SessionInputValue};
 use ort::value::{DynValue, Tensor};
@@ -56,13 +62,15 @@ impl Default for Guards {
 pub struct Settings {
     pub sampling: Sampling,
     pub control: Control,
+    /// The key to play in (format-2 models).
+    pub key: KeyControl,
     pub guards: Guards,
     pub seed: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { sampling: Sampling::default(), control: Control::Off, guards: Guards::default(), seed: 0 }
+        Settings { sampling: Sampling::default(), control: Control::Off, key: KeyControl::Any, guards: Guards::default(), seed: 0 }
     }
 }
 
@@ -82,10 +90,17 @@ pub struct Engine {
     density: DensityControl,
     settings: Settings,
     rng: Pcg32,
-    /// Inputs of a T = 1 step, in the model's input order: events, control, hidden.
-    input_order: [usize; 3],
+    /// Inputs of a T = 1 step: the model's position of events, control, key, state, hidden (the
+    /// key and state only for format 2).
+    input_order: [usize; 5],
     events_in: Tensor<i64>,
     control_in: Tensor<f32>,
+    key_in: Tensor<f32>,
+    state_in: Tensor<f32>,
+    /// The model reads key and state (format 2).
+    features: bool,
+    /// The key vectors of the card's named keys.
+    key_table: Vec<[f32; KEY_SIZE]>,
     /// Two hidden-state tensors used in turn: `runs[i]` reads `hidden[i]` and writes `hidden[1 - i]`
     /// and `logits_out[i]`. Each handle shares its tensor with the run options that write it.
     hidden: [DynValue; 2],
@@ -101,6 +116,8 @@ pub struct Engine {
     state: MusicState,
     /// Keys the guard released whose NOTE_OFF the model has not been fed yet (bit = key index).
     due_offs: u128,
+    /// The last event (for the grammar).
+    prev: Option<Event>,
     horizon: Option<i64>,
 }
 
@@ -110,22 +127,30 @@ impl Engine {
     pub fn new(mut model: Model, settings: Settings) -> Result<Engine, Error> {
         settings.sampling.check().map_err(Error::Settings)?;
         check_guards(&settings.guards)?;
-        let density = DensityControl::from_card(&model.card.control);
+        let density = DensityControl::from_model_card(&model.card);
         let (layers, hidden_size, control_size) = (model.card.layers, model.card.hidden, density.size());
         let allocator = Allocator::default();
         let mut events_in = Tensor::<i64>::new(&allocator, [1usize, 1])?;
         events_in.extract_tensor_mut().1[0] = START_TOKEN;
         let mut control_in = Tensor::<f32>::new(&allocator, [1usize, 1, control_size])?;
         density.write_one_hot(density.index_of(settings.control), control_in.extract_tensor_mut().1);
+        let features = model.has_features();
+        let key_table: Vec<[f32; KEY_SIZE]> =
+            (0..24).map(|k| model.key_vector(k).and_then(|v| v.try_into().ok()).unwrap_or([0.0; KEY_SIZE])).collect();
+        let mut key_in = Tensor::<f32>::new(&allocator, [1usize, 1, KEY_SIZE])?;
+        settings.key.write(|k| key_table.get(k).copied(), key_in.extract_tensor_mut().1);
+        let mut state_in = Tensor::<f32>::new(&allocator, [1usize, 1, STATE_SIZE])?;
+        write_state_features(&MusicState::new(), state_in.extract_tensor_mut().1);
         let new_hidden = || -> Result<Tensor<f32>, Error> {
             let mut t = Tensor::<f32>::new(&allocator, [layers, 1, hidden_size])?;
             t.extract_tensor_mut().1.fill(0.0);
             Ok(t)
         };
         let new_logits = || Tensor::<f32>::new(&allocator, [1usize, 1, VOCAB]);
-        let mut input_order = [0usize; 3];
-        for (slot, name) in ["events", "control", "hidden"].iter().enumerate() {
-            input_order[slot] = model.session.inputs().iter().position(|o| o.name() == *name).expect("checked on load");
+        let mut input_order = [0usize; 5];
+        for (slot, name) in ["events", "control", "key", "state", "hidden"].iter().enumerate() {
+            // Format 1 has no key and state: they take the (unused) positions 3 and 4.
+            input_order[slot] = model.session.inputs().iter().position(|o| o.name() == *name).unwrap_or(slot);
         }
         // `preallocate` takes a tensor by value; the handle we keep comes back from the first run's
         // outputs (it shares the tensor). Run 0 reads hidden_0 and writes hidden_1; run 1 the reverse.
@@ -133,15 +158,37 @@ impl Engine {
         let run_0 = RunOptions::new()?
             .with_outputs(OutputSelector::default().preallocate("logits", new_logits()?).preallocate("hidden_out", new_hidden()?));
         let (logits_0, hidden_1) = {
-            let inputs = ordered_inputs(input_order, [(&events_in).into(), (&control_in).into(), (&hidden_0).into()]);
-            let mut outputs = model.session.run_with_options(inputs, &run_0)?;
+            let mut outputs = if features {
+                let inputs = ordered_inputs(
+                    input_order,
+                    [(&events_in).into(), (&control_in).into(), (&key_in).into(), (&state_in).into(), (&hidden_0).into()],
+                );
+                model.session.run_with_options(inputs, &run_0)?
+            } else {
+                let inputs = ordered_inputs(
+                    [input_order[0], input_order[1], input_order[4]],
+                    [(&events_in).into(), (&control_in).into(), (&hidden_0).into()],
+                );
+                model.session.run_with_options(inputs, &run_0)?
+            };
             (outputs.remove("logits").expect("selected"), outputs.remove("hidden_out").expect("selected"))
         };
         let run_1 = RunOptions::new()?
             .with_outputs(OutputSelector::default().preallocate("logits", new_logits()?).preallocate("hidden_out", hidden_0));
         let (logits_1, hidden_0) = {
-            let inputs = ordered_inputs(input_order, [(&events_in).into(), (&control_in).into(), (&hidden_1).into()]);
-            let mut outputs = model.session.run_with_options(inputs, &run_1)?;
+            let mut outputs = if features {
+                let inputs = ordered_inputs(
+                    input_order,
+                    [(&events_in).into(), (&control_in).into(), (&key_in).into(), (&state_in).into(), (&hidden_1).into()],
+                );
+                model.session.run_with_options(inputs, &run_1)?
+            } else {
+                let inputs = ordered_inputs(
+                    [input_order[0], input_order[1], input_order[4]],
+                    [(&events_in).into(), (&control_in).into(), (&hidden_1).into()],
+                );
+                model.session.run_with_options(inputs, &run_1)?
+            };
             (outputs.remove("logits").expect("selected"), outputs.remove("hidden_out").expect("selected"))
         };
         let mut engine = Engine {
@@ -152,6 +199,10 @@ impl Engine {
             input_order,
             events_in,
             control_in,
+            key_in,
+            state_in,
+            features,
+            key_table,
             hidden: [hidden_0, hidden_1],
             logits_out: [logits_0, logits_1],
             runs: [run_0, run_1],
@@ -161,6 +212,7 @@ impl Engine {
             order: vec![0; VOCAB],
             state: MusicState::with_max_note_steps(note_steps(settings.guards.max_note_seconds)),
             due_offs: 0,
+            prev: None,
             horizon: None,
         };
         engine.prime(&[])?;
@@ -189,15 +241,24 @@ impl Engine {
         let t = events.len();
         let row: Vec<f32> = self.control_in.extract_tensor().1.to_vec();
         let control: Vec<f32> = row.iter().copied().cycle().take(t * row.len()).collect();
-        let zero = self.model.zero_hidden(1);
-        let (logits, hidden) = self.model.run(&events, &control, &zero, t, 1)?;
-        self.logits.copy_from_slice(&logits[(t - 1) * VOCAB..]);
-        self.hidden[self.current].try_extract_tensor_mut::<f32>()?.1.copy_from_slice(&hidden);
+        let key_row: Vec<f32> = self.key_in.extract_tensor().1.to_vec();
+        let key: Vec<f32> = key_row.iter().copied().cycle().take(t * KEY_SIZE).collect();
+        // The state before each input: the fresh state before START, then after each primer event.
         self.state = MusicState::with_max_note_steps(self.state.max_note_steps());
         self.due_offs = 0;
-        for &event in primer {
+        self.prev = None;
+        let mut state = vec![0.0f32; t * STATE_SIZE];
+        write_state_features(&self.state, &mut state[..STATE_SIZE]);
+        for (i, &event) in primer.iter().enumerate() {
             self.apply(event);
+            write_state_features(&self.state, &mut state[(i + 1) * STATE_SIZE..(i + 2) * STATE_SIZE]);
         }
+        let zero = self.model.zero_hidden(1);
+        let inputs = Inputs { events: &events, control: &control, key: &key, state: &state };
+        let (logits, hidden) = self.model.run(&inputs, &zero, t, 1)?;
+        self.logits.copy_from_slice(&logits[(t - 1) * VOCAB..]);
+        self.hidden[self.current].try_extract_tensor_mut::<f32>()?.1.copy_from_slice(&hidden);
+        self.write_state();
         Ok(())
     }
 
@@ -225,16 +286,37 @@ impl Engine {
     fn advance(&mut self, event: Event, forced: bool) -> Result<Step, Error> {
         let time = self.state.seconds();
         self.apply(event);
+        self.write_state();
         self.run_one(event.id() as i64)?;
         Ok(Step { event, time, forced })
+    }
+
+    /// The state features of the current music state into the model's input (format 2).
+    fn write_state(&mut self) {
+        if self.features {
+            write_state_features(&self.state, self.state_in.extract_tensor_mut().1);
+        }
     }
 
     /// One T = 1 model call on the preallocated tensors.
     fn run_one(&mut self, id: i64) -> Result<(), Error> {
         self.events_in.extract_tensor_mut().1[0] = id;
         let i = self.current;
-        {
-            let inputs = ordered_inputs(self.input_order, [(&self.events_in).into(), (&self.control_in).into(), (&self.hidden[i]).into()]);
+        if self.features {
+            let inputs = ordered_inputs(
+                self.input_order,
+                [
+                    (&self.events_in).into(),
+                    (&self.control_in).into(),
+                    (&self.key_in).into(),
+                    (&self.state_in).into(),
+                    (&self.hidden[i]).into(),
+                ],
+            );
+            let _outputs = self.model.session.run_with_options(inputs, &self.runs[i])?;
+        } else {
+            let order = [self.input_order[0], self.input_order[1], self.input_order[4]];
+            let inputs = ordered_inputs(order, [(&self.events_in).into(), (&self.control_in).into(), (&self.hidden[i]).into()]);
             let _outputs = self.model.session.run_with_options(inputs, &self.runs[i])?;
         }
         self.logits.copy_from_slice(self.logits_out[i].try_extract_tensor::<f32>()?.1);
@@ -254,21 +336,40 @@ impl Engine {
         if let Event::NoteOff(pitch) | Event::NoteOn(pitch) = event {
             self.due_offs &= !(1 << pitch.index());
         }
+        self.prev = Some(event);
     }
 
-    /// Masks (sets to -inf) every event the guards forbid now.
+    /// Masks (sets to -inf) every event the grammar or the guards forbid now.
     fn mask(&mut self) {
         let v = &VOCABULARY;
         let work = &mut self.work;
         let full = self.state.keys().count() >= self.settings.guards.max_polyphony;
+        // After a VELOCITY only a NOTE_ON may follow (unless none can: then the rule gives way).
+        let after_velocity = matches!(self.prev, Some(Event::Velocity(_))) && !full;
         for pitch in Pitch::all() {
             let down = self.state.is_down(pitch);
             if down || full {
                 work[v.note_on_offset as usize + pitch.index()] = f32::NEG_INFINITY;
             }
-            if !down {
+            if !down || after_velocity {
                 work[v.note_off_offset as usize + pitch.index()] = f32::NEG_INFINITY;
             }
+        }
+        let first_velocity = v.velocity_offset as usize;
+        if after_velocity || full {
+            // A VELOCITY must be followed by a NOTE_ON, so none while the keys are all taken.
+            work[first_velocity..first_velocity + codec::VELOCITY_BINS as usize].fill(f32::NEG_INFINITY);
+        } else if self.state.last_onset().is_some() {
+            work[first_velocity + self.state.velocity().get() as usize] = f32::NEG_INFINITY;
+        }
+        if after_velocity {
+            work[v.time_shift_offset as usize..first_velocity].fill(f32::NEG_INFINITY);
+            work[v.pedal_down as usize] = f32::NEG_INFINITY;
+            work[v.pedal_up as usize] = f32::NEG_INFINITY;
+            return;
+        }
+        if matches!(self.prev, Some(Event::TimeShift(s)) if s.steps() < MAX_SHIFT_STEPS) {
+            work[v.time_shift_offset as usize..first_velocity].fill(f32::NEG_INFINITY);
         }
         // The longest shift allowed: no key may pass its limit, time may not pass the horizon.
         let mut max_shift = VOCABULARY.max_shift_steps as i64;
@@ -291,6 +392,14 @@ impl Engine {
         self.settings.control = control;
         let index = self.density.index_of(control);
         self.density.write_one_hot(index, self.control_in.extract_tensor_mut().1);
+    }
+
+    /// Changes the key to play in (format-2 models; format 1 ignores it); from the next model
+    /// call. Allocation-free.
+    pub fn set_key(&mut self, key: KeyControl) {
+        self.settings.key = key;
+        let table = &self.key_table;
+        key.write(|k| table.get(k).copied(), self.key_in.extract_tensor_mut().1);
     }
 
     pub fn set_sampling(&mut self, sampling: Sampling) -> Result<(), Error> {
@@ -366,17 +475,15 @@ fn check_guards(guards: &Guards) -> Result<(), Error> {
     Ok(())
 }
 
-/// The three inputs of a T = 1 step (events, control, hidden) in the model's input order, without
-/// allocating.
-fn ordered_inputs<'v>(order: [usize; 3], inputs: [SessionInputValue<'v>; 3]) -> [SessionInputValue<'v>; 3] {
-    // order[k] is the model's position of input k.
-    let [events, control, hidden] = inputs;
-    let mut values = [Some(events), Some(control), Some(hidden)];
-    let mut at = |model_position: usize| {
+/// The inputs of a T = 1 step in the model's input order, without allocating: `order[k]` is the
+/// model's position of `inputs[k]` (the positions of N inputs are 0..N in some order; for format 1
+/// the positions of events, control and hidden among 0..3).
+fn ordered_inputs<'v, const N: usize>(order: [usize; N], inputs: [SessionInputValue<'v>; N]) -> [SessionInputValue<'v>; N] {
+    let mut values = inputs.map(Some);
+    std::array::from_fn(|model_position| {
         let k = order.iter().position(|&p| p == model_position).expect("a permutation");
         values[k].take().expect("each input once")
-    };
-    [at(0), at(1), at(2)]
+    })
 }
 
 /// What `generate` produced.
@@ -394,9 +501,22 @@ pub struct Generated {
     pub prime_seconds: f64,
     /// Wall-clock seconds spent drawing the continuation (stepping, closing events included).
     pub wall_seconds: f64,
+    /// Wall-clock seconds of every `step()` (one T = 1 model call with masking and sampling).
+    pub step_seconds: Vec<f32>,
 }
 
 impl Generated {
+    /// The median and the 99th percentile of the step times, in microseconds.
+    pub fn step_percentiles(&self) -> (f64, f64) {
+        if self.step_seconds.is_empty() {
+            return (0.0, 0.0);
+        }
+        let mut sorted = self.step_seconds.clone();
+        sorted.sort_by(f32::total_cmp);
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64 * 1e6;
+        (at(0.5), at(0.99))
+    }
+
     /// The generated events only (no primer).
     pub fn continuation(&self) -> &[Event] {
         &self.events[self.primer_events..]
@@ -429,8 +549,11 @@ pub fn generate(engine: &mut Engine, primer: &[Event], seconds: f64) -> Result<G
     engine.set_horizon(Some(end));
     let mut events = primer.to_vec();
     let mut forced = 0;
+    let mut step_seconds = Vec::with_capacity((seconds * 60.0) as usize);
     while engine.state.step() < end_steps {
+        let started = std::time::Instant::now();
         let step = engine.step()?;
+        step_seconds.push(started.elapsed().as_secs_f32());
         forced += step.forced as usize;
         events.push(step.event);
     }
@@ -445,5 +568,6 @@ pub fn generate(engine: &mut Engine, primer: &[Event], seconds: f64) -> Result<G
         seconds: engine.now() - start,
         prime_seconds,
         wall_seconds: started.elapsed().as_secs_f64(),
+        step_seconds,
     })
 }

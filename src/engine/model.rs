@@ -1,9 +1,12 @@
 //! The ONNX model: loading, the model card, and the checks against the codec.
 //!
 //! The contract (docs/model-format.md): inputs `events` int64 [T,B] (0..309 events, 310 = START),
-//! `control` float32 [T,B,16], `hidden` float32 [L,B,H]; outputs `logits` float32 [T,B,310] and
-//! `hidden_out` float32 [L,B,H]; `metadata_props["pianoforte"]` holds the JSON model card.
+//! `control` float32 [T,B,16], in format 2 also `key` float32 [T,B,12] and `state` float32
+//! [T,B,133] (`codec::features`), and `hidden` float32 [L,B,H]; outputs `logits` float32
+//! [T,B,310] and `hidden_out` float32 [L,B,H]; `metadata_props["pianoforte"]` holds the JSON
+//! model card.
 
+use crate::codec::features::{KEY_HALF_WINDOW_STEPS, KEY_SIZE, STATE_SIZE};
 use crate::codec::{STEPS_PER_SECOND, VOCABULARY};
 use crate::engine::runtime::{self, RuntimeError, RuntimeOptions};
 use ort::session::Session;
@@ -78,9 +81,41 @@ pub struct ControlCard {
     pub no_control_index: usize,
 }
 
+/// The key control part of a format-2 card: the control vector of each named key, measured on
+/// the training data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyControlCard {
+    pub kind: String,
+    pub size: usize,
+    pub half_window_steps: i64,
+    pub keys: KeyTable,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyTable {
+    /// "C major" .. "B major", "C minor" .. "B minor".
+    pub names: Vec<String>,
+    pub vectors: Vec<Vec<f32>>,
+}
+
+/// The model formats this build runs.
+pub const FORMAT_VERSIONS: [u32; 2] = [1, 2];
+
+fn format_1() -> u32 {
+    1
+}
+
 /// The model card (`metadata_props["pianoforte"]`); fields beyond these are kept in `extra`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelCard {
+    /// 1: events and density control; 2: also the key control and the music-state features, and
+    /// the model was trained with the grammar mask.
+    #[serde(default = "format_1")]
+    pub format_version: u32,
+    #[serde(default)]
+    pub key_control: Option<KeyControlCard>,
+    #[serde(default)]
+    pub state_features: Option<serde_json::Value>,
     pub vocabulary_version: u32,
     pub vocab_size: u32,
     pub start_token: u32,
@@ -150,13 +185,93 @@ impl ModelCard {
         if self.layers == 0 || self.hidden == 0 {
             problems.push(format!("layers ({}) and hidden ({}) must be positive", self.layers, self.hidden));
         }
+        if !FORMAT_VERSIONS.contains(&self.format_version) {
+            problems.push(format!(
+                "format_version is {}, but this build of pianoforte runs model formats 1 and 2 (a newer pianoforte may run it)",
+                self.format_version
+            ));
+        }
+        if self.format_version == 2 {
+            match &self.key_control {
+                None => problems.push("a format-2 card needs `key_control`".into()),
+                Some(k) => {
+                    if k.kind != "pitch_class_histogram" || k.size != KEY_SIZE || k.half_window_steps != KEY_HALF_WINDOW_STEPS {
+                        problems.push(format!(
+                            "key_control is {} of size {} over +-{} steps, but this build computes pitch_class_histogram of size \
+                             {KEY_SIZE} over +-{KEY_HALF_WINDOW_STEPS} steps",
+                            k.kind, k.size, k.half_window_steps
+                        ));
+                    }
+                    if k.keys.names.len() != 24 || k.keys.vectors.len() != 24 || k.keys.vectors.iter().any(|v| v.len() != KEY_SIZE) {
+                        problems.push("key_control.keys must name 24 keys, each with a vector of 12 values".into());
+                    }
+                }
+            }
+            let ours = crate::codec::spec::events_spec()["state_features"].clone();
+            if self.state_features.as_ref() != Some(&ours) {
+                problems.push(format!(
+                    "state_features in the model card differ from this build's codec (docs/spec/events.json): the model was \
+                     trained on other inputs (card: {}, codec: {ours})",
+                    self.state_features.as_ref().map_or("missing".into(), |v| v.to_string())
+                ));
+            }
+        }
         problems
+    }
+
+    /// The index of a key in the card's table ("D minor", "eb major", "F# minor"), if it has one.
+    pub fn key_index(&self, name: &str) -> Option<usize> {
+        let wanted = normalise_key_name(name)?;
+        let keys = &self.key_control.as_ref()?.keys;
+        keys.names.iter().position(|n| normalise_key_name(n).as_deref() == Some(wanted.as_str()))
     }
 
     /// Training steps, if the card says (0 for an untrained placeholder).
     pub fn training_steps(&self) -> Option<u64> {
         self.training.get("steps").and_then(|v| v.as_u64())
     }
+}
+
+/// "d minor", "Eb major", "D# Minor" -> a canonical "D minor" / "Eb major" / "Eb minor"; sharps and
+/// flats of the same pitch class are the same key.
+pub fn normalise_key_name(name: &str) -> Option<String> {
+    const NAMES: [&str; 12] = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"];
+    let mut parts = name.split_whitespace();
+    let (note, mode) = (parts.next()?, parts.next()?.to_ascii_lowercase());
+    if parts.next().is_some() || !(mode == "major" || mode == "minor") {
+        return None;
+    }
+    let mut chars = note.chars();
+    let base = match chars.next()?.to_ascii_uppercase() {
+        'C' => 0,
+        'D' => 2,
+        'E' => 4,
+        'F' => 5,
+        'G' => 7,
+        'A' => 9,
+        'B' => 11,
+        _ => return None,
+    };
+    let mut pc: i32 = base;
+    for c in chars {
+        match c {
+            '#' | '♯' => pc += 1,
+            'b' | '♭' => pc -= 1,
+            _ => return None,
+        }
+    }
+    Some(format!("{} {mode}", NAMES[pc.rem_euclid(12) as usize]))
+}
+
+/// The inputs of one model call besides the hidden state, time-major (T x B rows): `events`
+/// [T,B], `control` [T,B,control.size], and for format 2 `key` [T,B,12] and `state`
+/// [T,B,STATE_SIZE] (ignored for format 1).
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub events: &'a [i64],
+    pub control: &'a [f32],
+    pub key: &'a [f32],
+    pub state: &'a [f32],
 }
 
 /// Which model to load.
@@ -241,6 +356,22 @@ fn check_outlet(outlets: &[Outlet], kind: &str, name: &str, ty: TensorElementTyp
     }
 }
 
+/// The largest model file read (a GRU of any sensible size is far below).
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+
+/// Reads a model file, refusing what is not a plain file (a FIFO or a device would block or
+/// never end) and what is too large to be a model.
+fn read_model_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !metadata.is_file() {
+        return Err("not a plain file (a folder, a pipe or a device), so not a model".into());
+    }
+    if metadata.len() > MAX_MODEL_BYTES {
+        return Err(format!("{:.1} GB is too large for a model (at most {} MB)", metadata.len() as f64 / 1e9, MAX_MODEL_BYTES >> 20));
+    }
+    std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
+}
+
 impl Model {
     /// Loads a model (the embedded one or a file) and checks it against the codec and the contract.
     pub fn load(source: &ModelSource, options: &LoadOptions) -> Result<Model, Error> {
@@ -249,7 +380,7 @@ impl Model {
         let bytes: &[u8] = match source {
             ModelSource::Embedded => EMBEDDED_MODEL,
             ModelSource::File(path) => {
-                owned = std::fs::read(path).map_err(|e| Error::Model { model: name.clone(), message: format!("cannot read: {e}") })?;
+                owned = read_model_file(path).map_err(|message| Error::Model { model: name.clone(), message })?;
                 &owned
             }
         };
@@ -288,15 +419,28 @@ impl Model {
         check_outlet(inputs, "input", "hidden", TensorElementType::Float32, &[l, None, h], &mut problems);
         check_outlet(outputs, "output", "logits", TensorElementType::Float32, &[None, None, Some(VOCABULARY.size as i64)], &mut problems);
         check_outlet(outputs, "output", "hidden_out", TensorElementType::Float32, &[l, None, h], &mut problems);
-        for extra in inputs.iter().filter(|o| !["events", "control", "hidden"].contains(&o.name())) {
-            problems.push(format!("the model has an unexpected input `{}` (the contract has events, control, hidden)", extra.name()));
+        let expected: &[&str] =
+            if card.format_version == 2 { &["events", "control", "key", "state", "hidden"] } else { &["events", "control", "hidden"] };
+        if card.format_version == 2 {
+            check_outlet(inputs, "input", "key", TensorElementType::Float32, &[None, None, Some(KEY_SIZE as i64)], &mut problems);
+            check_outlet(inputs, "input", "state", TensorElementType::Float32, &[None, None, Some(STATE_SIZE as i64)], &mut problems);
+        }
+        for extra in inputs.iter().filter(|o| !expected.contains(&o.name())) {
+            problems.push(format!(
+                "the model has an unexpected input `{}` (format {} has {})",
+                extra.name(),
+                card.format_version,
+                expected.join(", ")
+            ));
         }
         if !problems.is_empty() {
             return Err(Error::Mismatch { model: name, problems });
         }
         let mut model = Model { session, card, name, bytes: bytes.len() };
         // The declared shapes may leave dimensions open: run one step to see the real ones.
-        let (logits, hidden) = model.run(&[START_TOKEN], &model.no_control_row(), &model.zero_hidden(1), 1, 1)?;
+        let (key, state) = (vec![0.0; KEY_SIZE], vec![0.0; STATE_SIZE]);
+        let inputs = Inputs { events: &[START_TOKEN], control: &model.no_control_row(), key: &key, state: &state };
+        let (logits, hidden) = model.run(&inputs, &model.zero_hidden(1), 1, 1)?;
         if logits.len() != VOCABULARY.size as usize || hidden.len() != model.card.layers * model.card.hidden {
             return Err(Error::Mismatch {
                 model: model.name,
@@ -325,23 +469,36 @@ impl Model {
         row
     }
 
-    /// Runs T steps of B sequences in one call: `events` [T,B], `control` [T,B,C], `hidden` [L,B,H].
-    /// Returns the logits [T,B,310] and the new hidden state, flattened. Allocates; the engine's
-    /// per-event path does not use this.
-    pub fn run(&mut self, events: &[i64], control: &[f32], hidden: &[f32], t: usize, b: usize) -> Result<(Vec<f32>, Vec<f32>), Error> {
+    /// Runs T steps of B sequences in one call (`hidden` [L,B,H]). Returns the logits [T,B,310]
+    /// and the new hidden state, flattened. Allocates; the engine's per-event path does not use this.
+    pub fn run(&mut self, inputs: &Inputs, hidden: &[f32], t: usize, b: usize) -> Result<(Vec<f32>, Vec<f32>), Error> {
         let (c, l, h) = (self.card.control.size, self.card.layers, self.card.hidden);
-        if events.len() != t * b || control.len() != t * b * c || hidden.len() != l * b * h {
+        let Inputs { events, control, key, state } = *inputs;
+        let features = self.card.format_version == 2;
+        if events.len() != t * b
+            || control.len() != t * b * c
+            || hidden.len() != l * b * h
+            || (features && (key.len() != t * b * KEY_SIZE || state.len() != t * b * STATE_SIZE))
+        {
             return Err(Error::Settings(format!(
-                "model input sizes do not fit T={t}, B={b}: {} events, {} control values, {} hidden values",
+                "model input sizes do not fit T={t}, B={b}: {} events, {} control, {} key, {} state, {} hidden values",
                 events.len(),
                 control.len(),
+                key.len(),
+                state.len(),
                 hidden.len()
             )));
         }
         let events = Tensor::from_array(([t, b], events.to_vec()))?;
         let control = Tensor::from_array(([t, b, c], control.to_vec()))?;
         let hidden = Tensor::from_array(([l, b, h], hidden.to_vec()))?;
-        let outputs = self.session.run(ort::inputs!["events" => events, "control" => control, "hidden" => hidden])?;
+        let outputs = if features {
+            let key = Tensor::from_array(([t, b, KEY_SIZE], key.to_vec()))?;
+            let state = Tensor::from_array(([t, b, STATE_SIZE], state.to_vec()))?;
+            self.session.run(ort::inputs!["events" => events, "control" => control, "key" => key, "state" => state, "hidden" => hidden])?
+        } else {
+            self.session.run(ort::inputs!["events" => events, "control" => control, "hidden" => hidden])?
+        };
         let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
         let (_, hidden_out) = outputs["hidden_out"].try_extract_tensor::<f32>()?;
         Ok((logits.to_vec(), hidden_out.to_vec()))
@@ -349,6 +506,39 @@ impl Model {
 
     pub fn layers(&self) -> usize {
         self.card.layers
+    }
+
+    /// The sampling the card recommends (`sampling`: `temperature`, `top_p`, chosen by
+    /// measurement), else the engine's defaults.
+    pub fn recommended_sampling(&self) -> crate::engine::sampling::Sampling {
+        let mut sampling = crate::engine::sampling::Sampling::default();
+        if let Some(card) = self.card.extra.get("sampling") {
+            if let Some(t) = card.get("temperature").and_then(|v| v.as_f64()) {
+                sampling.temperature = t as f32;
+            }
+            if let Some(p) = card.get("top_p") {
+                sampling.top_p = p.as_f64().map(|p| p as f32);
+            }
+        }
+        if sampling.check().is_err() {
+            return crate::engine::sampling::Sampling::default();
+        }
+        sampling
+    }
+
+    /// The card's model format (1 or 2).
+    pub fn format(&self) -> u32 {
+        self.card.format_version
+    }
+
+    /// Whether the model reads the key control and the music-state features (format 2).
+    pub fn has_features(&self) -> bool {
+        self.card.format_version == 2
+    }
+
+    /// The key control vector of key `index` of the card's table.
+    pub fn key_vector(&self, index: usize) -> Option<&[f32]> {
+        self.card.key_control.as_ref()?.keys.vectors.get(index).map(|v| v.as_slice())
     }
 
     pub fn hidden_size(&self) -> usize {
@@ -362,6 +552,13 @@ impl Model {
             Some(steps) => format!(", {steps} training steps"),
             None => String::new(),
         };
-        format!("{} (GRU {} x {}, {:.1} MB{trained})", self.name, self.card.layers, self.card.hidden, self.bytes as f64 / 1e6)
+        format!(
+            "{} (format {}, GRU {} x {}, {:.1} MB{trained})",
+            self.name,
+            self.card.format_version,
+            self.card.layers,
+            self.card.hidden,
+            self.bytes as f64 / 1e6
+        )
     }
 }

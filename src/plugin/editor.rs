@@ -2,7 +2,8 @@
 //! engine's status in words, and clips.
 
 use crate::codec::Pitch;
-use crate::plugin::clips::{self, ClipLength, SavedClip};
+use crate::plugin::clips::{self, ClipLength};
+use crate::plugin::drag::{self, Drag, DragEnd, DragEvent};
 use crate::plugin::events::pair_played;
 use crate::plugin::params::{Mode, PianoforteParams, note_name};
 use crate::plugin::shared::Shared;
@@ -26,25 +27,139 @@ pub fn default_state() -> Arc<EguiEditorState> {
 
 /// Seconds of music the piano roll shows.
 const ROLL_SECONDS: f64 = 8.0;
-/// Clip lengths offered (0 = the whole take).
-const CLIP_LENGTHS: [u32; 6] = [15, 30, 60, 120, 300, 0];
+/// Clip lengths offered: seconds (0 = the whole take) or bars.
+const CLIP_CHOICES: [ClipChoice; 9] = [
+    ClipChoice::Seconds(15),
+    ClipChoice::Seconds(30),
+    ClipChoice::Seconds(60),
+    ClipChoice::Seconds(120),
+    ClipChoice::Seconds(300),
+    ClipChoice::Bars(4),
+    ClipChoice::Bars(8),
+    ClipChoice::Bars(16),
+    ClipChoice::Seconds(0),
+];
+
+/// What the clip length menu holds (remembered as `clip-seconds` and `clip-bars`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ClipChoice {
+    /// 0 = the whole take.
+    Seconds(u32),
+    Bars(u32),
+}
+
+impl ClipChoice {
+    fn of(params: &PianoforteParams) -> ClipChoice {
+        match params.clip_bars() {
+            0 => ClipChoice::Seconds(params.clip_seconds()),
+            bars => ClipChoice::Bars(bars),
+        }
+    }
+
+    fn store(self, params: &PianoforteParams) {
+        let (seconds, bars) = match self {
+            ClipChoice::Seconds(s) => (s, 0),
+            ClipChoice::Bars(b) => (params.clip_seconds(), b),
+        };
+        if let Ok(mut stored) = params.clip_seconds.lock() {
+            *stored = seconds;
+        }
+        if let Ok(mut stored) = params.clip_bars.lock() {
+            *stored = bars;
+        }
+    }
+
+    fn length(self) -> ClipLength {
+        match self {
+            ClipChoice::Seconds(0) => ClipLength::WholeTake,
+            ClipChoice::Seconds(s) => ClipLength::LastSeconds(s as f64),
+            ClipChoice::Bars(b) => ClipLength::LastBars(b),
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            ClipChoice::Seconds(0) => "the whole take".into(),
+            ClipChoice::Seconds(s) if s >= 60 => format!("the last {} min", s / 60),
+            ClipChoice::Seconds(s) => format!("the last {s} s"),
+            ClipChoice::Bars(b) => format!("the last {b} bars"),
+        }
+    }
+}
+
+/// How often the clip list looks whether its files still exist.
+const CLIP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct EditorApp {
     params: Arc<PianoforteParams>,
     shared: Arc<Shared>,
     gui: Option<GuiContext>,
+    /// The text fields of the remembered settings, and the remembered values they last showed:
+    /// a value that changes under the editor (the host restores a project after the editor
+    /// was made, the engine loads a model) replaces the field's text.
     model_path: String,
     clips_folder: String,
+    seen_model_path: String,
+    seen_clips_folder: String,
     /// Where the plugin binary lies (ONNX Runtime is looked for there).
     plugin_folder: Option<PathBuf>,
+    /// The editor's window, for dragging clips out of it.
+    window: Option<nice_plug_egui::baseview::PlatformHandle>,
+    /// The drag in progress.
+    drag: Option<Drag>,
+    /// The clip last written for a drag of the selection, and what it was made from (the
+    /// selection, the clock, the take's length): the same drag again reuses the file.
+    dragged: Option<((ClipLength, u64, usize), PathBuf)>,
+    /// Remembered clips and whether their files exist, checked every CLIP_CHECK_INTERVAL.
+    clip_files: Vec<(String, bool)>,
+    clip_files_checked: Option<std::time::Instant>,
+    /// Where the drag handle was drawn last (logged for the host tests when it moves).
+    handle_rect: Option<Rect>,
+    /// A press on a drag grip (which one, where), waiting for the pointer to move.
+    press: Option<(egui::Id, Pos2)>,
 }
+
+/// Who made what, and on which terms (the piano samples' credits follow it).
+const ABOUT: &str = "pianoforte: code under MIT OR Apache-2.0. The built-in model was trained on MAESTRO v2.0.0 \
+(Hawthorne et al., 2019) and inherits its licence, CC BY-NC-SA 4.0: non-commercial use only, share-alike.";
 
 impl EditorApp {
     pub fn new(params: Arc<PianoforteParams>, shared: Arc<Shared>) -> Self {
-        let model_path = params.model_path();
-        let clips_folder = params.clips_folder();
         let plugin_folder = crate::plugin::locate::own_folder();
-        EditorApp { params, shared, gui: None, model_path, clips_folder, plugin_folder }
+        let mut app = EditorApp {
+            params,
+            shared,
+            gui: None,
+            model_path: String::new(),
+            clips_folder: String::new(),
+            seen_model_path: String::new(),
+            seen_clips_folder: String::new(),
+            plugin_folder,
+            window: None,
+            drag: None,
+            dragged: None,
+            clip_files: Vec::new(),
+            clip_files_checked: None,
+            handle_rect: None,
+            press: None,
+        };
+        app.sync_persisted();
+        app
+    }
+
+    /// Shows the remembered settings as they are now. nice-plug makes the editor before the
+    /// host restores a project's state, so the fields must follow the values, not copy them once.
+    fn sync_persisted(&mut self) {
+        let model_path = self.params.model_path();
+        if model_path != self.seen_model_path {
+            self.model_path = model_path.clone();
+            self.seen_model_path = model_path;
+        }
+        let clips_folder = self.params.clips_folder();
+        if clips_folder != self.seen_clips_folder {
+            self.clips_folder = clips_folder.clone();
+            self.seen_clips_folder = clips_folder;
+        }
     }
 }
 
@@ -69,15 +184,18 @@ impl NiceEguiApp for EditorApp {
         &mut self,
         egui_ctx: egui::Context,
         nice_gui_ctx: GuiContext,
-        _frame: &mut Frame,
+        frame: &mut Frame,
     ) -> Result<(), nice_plug_egui::baseview::HandlerError> {
         egui_ctx.set_visuals(egui::Visuals::dark());
         self.gui = Some(nice_gui_ctx);
+        self.window = Some(frame.baseview_window().platform_handle());
+        self.sync_persisted();
         Ok(())
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut Frame) {
         let Some(gui) = self.gui.clone() else { return };
+        self.sync_persisted();
         let setter = gui.param_setter();
         let status = self.shared.status();
         let now = self.shared.rt.clock_seconds.load(Ordering::Acquire);
@@ -158,6 +276,12 @@ impl NiceEguiApp for EditorApp {
                 row(ui, "Highest key", &mut |ui| {
                     ui.add(ParamSlider::for_param(&self.params.key_high, &setter).with_width(150.0));
                 });
+                row(ui, "Sound", &mut |ui| {
+                    ui.add(ParamSlider::for_param(&self.params.sound, &setter).with_width(150.0));
+                });
+                row(ui, "Volume", &mut |ui| {
+                    ui.add(ParamSlider::for_param(&self.params.volume, &setter).with_width(150.0));
+                });
             });
             ui.label(
                 RichText::new("Temperature: lower is safer, higher more adventurous. Density: notes per second, or Auto. A new Seed starts a new performance.")
@@ -194,6 +318,10 @@ impl NiceEguiApp for EditorApp {
                 self.model_path.clear();
                 self.shared.send(Command::LoadModel(None));
             }
+            egui::CollapsingHeader::new("About").show(ui, |ui| {
+                ui.label(RichText::new(ABOUT).small());
+                ui.label(RichText::new(crate::piano::layout::CREDITS).small());
+            });
         });
 
         egui::CentralPanel::default().show(ui, |ui| {
@@ -248,6 +376,21 @@ impl NiceEguiApp for EditorApp {
                     if let Some(e) = &status.engine_error {
                         line(ui, false, e.clone());
                     }
+                    match &status.piano {
+                        Some(Ok(note)) => line(ui, true, format!("Piano ready ({note})")),
+                        Some(Err(why)) => {
+                            line(ui, false, why.clone());
+                            ui.label(
+                                RichText::new(
+                                    "`cargo xtask samples` fetches them (Salamander Grand Piano, npm) and `cargo xtask install` puts them \
+                                     beside the plugin. MIDI out works without them.",
+                                )
+                                .small(),
+                            );
+                        }
+                        None if status.started => line(ui, true, "Piano samples: loading…".into()),
+                        None => {}
+                    }
                     let skipped = self.shared.rt.skipped_late.load(Ordering::Relaxed);
                     let dropped = self.shared.rt.dropped_output.load(Ordering::Relaxed);
                     if skipped + dropped > 0 {
@@ -272,7 +415,9 @@ impl NiceEguiApp for EditorApp {
             });
         });
 
-        ui.ctx().request_repaint_after(Duration::from_millis(33));
+        // The piano roll moves while playing (30 fps); otherwise only the status can change.
+        let playing = self.shared.rt.playing.load(Ordering::Relaxed);
+        ui.ctx().request_repaint_after(Duration::from_millis(if playing { 33 } else { 250 }));
     }
 }
 
@@ -354,44 +499,29 @@ impl EditorApp {
     }
 
     fn clips_ui(&mut self, ui: &mut egui::Ui, now: f64) {
-        let seconds = self.params.clip_seconds();
+        self.poll_drag();
+        let choice = ClipChoice::of(&self.params);
         ui.horizontal(|ui| {
-            let label = |s: u32| {
-                if s == 0 { "the whole take".to_string() } else { format!("the last {s} s") }
-            };
-            let mut chosen = seconds;
-            egui::ComboBox::from_id_salt("clip-length").selected_text(label(seconds)).show_ui(ui, |ui| {
-                for s in CLIP_LENGTHS {
-                    ui.selectable_value(&mut chosen, s, label(s));
+            let mut chosen = choice;
+            egui::ComboBox::from_id_salt("clip-length").selected_text(choice.label()).show_ui(ui, |ui| {
+                for c in CLIP_CHOICES {
+                    ui.selectable_value(&mut chosen, c, c.label());
                 }
             });
-            if chosen != seconds
-                && let Ok(mut stored) = self.params.clip_seconds.lock()
-            {
-                *stored = chosen;
+            if chosen != choice {
+                chosen.store(&self.params);
             }
             if ui.add(egui::Button::new(RichText::new("Save clip").strong()).min_size(Vec2::new(90.0, 24.0))).clicked() {
-                let length = if chosen == 0 { ClipLength::WholeTake } else { ClipLength::LastSeconds(chosen as f64) };
                 let folder = clips::clips_folder(&self.params.clips_folder());
-                let result = match self.shared.take.lock() {
-                    Ok(take) => clips::save_clip(&take, now, length, &folder),
-                    Err(_) => Err("the take is unavailable".into()),
-                };
-                let message = match result {
-                    Ok(clip) => {
-                        let text = format!("saved {} ({} notes)", clip.path.display(), clip.notes);
-                        if let Ok(mut list) = self.shared.clips.lock() {
-                            list.insert(0, clip);
-                        }
-                        Ok(text)
-                    }
-                    Err(e) => Err(e),
-                };
-                if let Ok(mut m) = self.shared.clip_message.lock() {
-                    *m = Some(message);
-                }
+                // The take is copied under its lock; the file is written after (issue 9).
+                let message = clips::save_clip_from(&self.shared.take, now, chosen.length(), &folder).map(|clip| {
+                    self.params.remember_clip(&clip.path);
+                    format!("saved {} ({} notes)", clip.path.display(), clip.notes)
+                });
+                self.set_clip_message(message);
             }
         });
+        self.drag_handle(ui, choice, now);
         ui.horizontal(|ui| {
             ui.label("Folder");
             let response = ui.add(
@@ -403,6 +533,7 @@ impl EditorApp {
                 && let Ok(mut stored) = self.params.clips_folder.lock()
             {
                 *stored = self.clips_folder.clone();
+                self.seen_clips_folder = self.clips_folder.clone();
             }
         });
         if let Ok(message) = self.shared.clip_message.lock() {
@@ -411,29 +542,260 @@ impl EditorApp {
                     ui.label(RichText::new(m).small().color(Color32::from_rgb(120, 200, 120)));
                 }
                 Some(Err(e)) => {
-                    ui.label(RichText::new(format!("not saved: {e}")).small().color(Color32::from_rgb(235, 110, 90)));
+                    ui.label(RichText::new(e).small().color(Color32::from_rgb(235, 110, 90)));
                 }
                 None => {
                     ui.label(
-                        RichText::new("Drag a saved clip from your file browser into the arrangement, or record this track's MIDI.")
+                        RichText::new("Drag the handle (or a clip below) onto a track in your DAW; it lands on the song's bars.")
                             .small()
                             .weak(),
                     );
                 }
             }
         }
-        let list: Vec<SavedClip> = self.shared.clips.lock().map(|l| l.clone()).unwrap_or_default();
+        self.refresh_clip_files();
+        let list = self.clip_files.clone();
         egui::ScrollArea::vertical().max_height(150.0).show(ui, |ui| {
-            for clip in &list {
+            for (path, exists) in &list {
                 ui.horizontal(|ui| {
-                    if ui.small_button("copy path").clicked() {
-                        ui.ctx().copy_text(clip.path.display().to_string());
+                    let name = std::path::Path::new(path).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                    if *exists {
+                        let grip = ui
+                            .add(
+                                egui::Label::new(
+                                    RichText::new(" drag ")
+                                        .color(Color32::from_rgb(30, 26, 20))
+                                        .background_color(Color32::from_rgb(240, 210, 150)),
+                                )
+                                .sense(Sense::drag()),
+                            )
+                            .on_hover_cursor(egui::CursorIcon::Grab)
+                            .on_hover_text("drag this clip into your DAW");
+                        if self.drag_begins(ui, &grip) {
+                            let path = PathBuf::from(path);
+                            self.start_drag(move || Ok(path));
+                        }
+                        if ui.small_button("copy path").clicked() {
+                            ui.ctx().copy_text(path.clone());
+                        }
+                        ui.label(name).on_hover_text(path.as_str());
+                    } else {
+                        ui.label(RichText::new("missing").small().color(Color32::from_rgb(235, 110, 90)));
+                        ui.label(RichText::new(name).weak().strikethrough()).on_hover_text(format!("{path} no longer exists"));
                     }
-                    let name = clip.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-                    ui.label(name).on_hover_text(clip.path.display().to_string());
                 });
-                ui.label(RichText::new(clip.path.display().to_string()).small().weak());
             }
         });
+    }
+
+    fn set_clip_message(&self, message: Result<String, String>) {
+        if let Ok(mut m) = self.shared.clip_message.lock() {
+            *m = Some(message);
+        }
+    }
+
+    /// The "drag me into your DAW" handle for the selection: pressing and moving writes the
+    /// clip (unless this very clip was written already) and drags the file.
+    fn drag_handle(&mut self, ui: &mut egui::Ui, choice: ClipChoice, now: f64) {
+        let size = Vec2::new(ui.available_width().min(320.0), 40.0);
+        let (rect, response) = ui.allocate_exact_size(size, Sense::drag());
+        let active = self.drag.is_some() || response.dragged();
+        let hovered = response.hovered();
+        let accent = Color32::from_rgb(240, 210, 150);
+        let fill = if active {
+            Color32::from_rgb(92, 74, 40)
+        } else if hovered {
+            Color32::from_rgb(70, 58, 36)
+        } else {
+            Color32::from_rgb(52, 46, 34)
+        };
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 6.0, fill);
+        painter.rect_stroke(rect, 6.0, Stroke::new(1.5, accent), StrokeKind::Inside);
+        // A grip of dots on the left.
+        for row in 0..3 {
+            for col in 0..2 {
+                let c = Pos2::new(rect.min.x + 14.0 + col as f32 * 7.0, rect.center().y - 7.0 + row as f32 * 7.0);
+                painter.circle_filled(c, 2.0, accent);
+            }
+        }
+        painter.text(
+            Pos2::new(rect.min.x + 34.0, rect.center().y - 8.0),
+            Align2::LEFT_CENTER,
+            "drag me into your DAW",
+            FontId::proportional(15.0),
+            accent,
+        );
+        let what = if drag::supported() {
+            format!("{} as MIDI, on the song's bars", choice.label())
+        } else {
+            "dragging out needs Linux (X11) for now: use Save clip".to_string()
+        };
+        painter.text(
+            Pos2::new(rect.min.x + 34.0, rect.center().y + 9.0),
+            Align2::LEFT_CENTER,
+            what,
+            FontId::proportional(11.0),
+            Color32::from_rgb(200, 185, 150),
+        );
+        if self.handle_rect != Some(rect) {
+            self.handle_rect = Some(rect);
+            drag::log(|| format!("handle {} {} {} {}", rect.min.x, rect.min.y, rect.width(), rect.height()));
+        }
+        let response = response.on_hover_cursor(egui::CursorIcon::Grab);
+        if self.drag_begins(ui, &response) {
+            let length = choice.length();
+            let key = (length, now.to_bits(), self.shared.take.lock().map(|t| t.len()).unwrap_or(0));
+            if let Some((written, path)) = &self.dragged
+                && *written == key
+                && path.exists()
+            {
+                let path = path.clone();
+                self.start_drag(move || Ok(path));
+                return;
+            }
+            // Copy what the clip needs under the take's lock; build and write it on the drag's
+            // thread, without the lock.
+            let source = match self.shared.take.lock() {
+                Ok(take) => take.clip_source(now, length),
+                Err(_) => Err("the take is unavailable".into()),
+            };
+            let source = match source {
+                Ok(source) => source,
+                Err(e) => return self.set_clip_message(Err(format!("nothing to drag: {e}"))),
+            };
+            let folder = clips::clips_folder(&self.params.clips_folder());
+            self.dragged = None;
+            let pending_key = key;
+            self.start_drag(move || {
+                let clip = source.clip()?;
+                let saved = clips::write_clip(&clip, &folder, |path, bytes| std::fs::write(path, bytes))?;
+                Ok(saved.path)
+            });
+            if self.drag.is_some() {
+                self.dragged = Some((pending_key, PathBuf::new()));
+            }
+        }
+    }
+
+    /// Whether a drag out of `grip` begins now: pressed on it and moved a few pixels. (Not
+    /// egui's own drag state alone: while the drag runs our X connection holds the pointer, and
+    /// egui may not see the release; a new press on the grip must start a new drag regardless.)
+    fn drag_begins(&mut self, ui: &egui::Ui, grip: &egui::Response) -> bool {
+        if self.drag.is_some() {
+            return false;
+        }
+        let (pressed, down, pos) = ui.input(|i| (i.pointer.primary_pressed(), i.pointer.primary_down(), i.pointer.latest_pos()));
+        if pressed && let Some(p) = pos.filter(|p| grip.rect.contains(*p)) {
+            self.press = Some((grip.id, p));
+        }
+        match (self.press, pos) {
+            (Some((id, origin)), Some(p)) if id == grip.id && down && origin.distance(p) > 4.0 => {
+                self.press = None;
+                true
+            }
+            (Some((id, _)), _) if id == grip.id && !down => {
+                self.press = None;
+                false
+            }
+            _ => grip.drag_started(),
+        }
+    }
+
+    fn start_drag(&mut self, file: impl FnOnce() -> Result<PathBuf, String> + Send + 'static) {
+        let Some(window) = &self.window else {
+            return self.set_clip_message(Err("cannot drag: the editor has no window".into()));
+        };
+        match drag::start_drag(window, file) {
+            Ok(d) => self.drag = Some(d),
+            Err(e) => {
+                drag::log(|| format!("end Failed({e:?}) before the drag"));
+                self.set_clip_message(Err(format!("cannot drag: {e}")));
+            }
+        }
+    }
+
+    /// What the drag in progress reports: the file written (remembered in the list), the end.
+    fn poll_drag(&mut self) {
+        while let Some(event) = self.drag.as_ref().and_then(|d| d.poll()) {
+            match event {
+                DragEvent::Written(path) => {
+                    self.params.remember_clip(&path);
+                    self.clip_files_checked = None;
+                    if let Some((_, written)) = self.dragged.as_mut()
+                        && written.as_os_str().is_empty()
+                    {
+                        *written = path.clone();
+                    }
+                    let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                    self.set_clip_message(Ok(format!("dragging {name}")));
+                }
+                DragEvent::Ended(end) => {
+                    self.drag = None;
+                    if matches!(end, DragEnd::Failed(_)) {
+                        self.dragged = None;
+                    }
+                    let message = match &end {
+                        DragEnd::Failed(_) => Err(end.describe()),
+                        _ => Ok(end.describe()),
+                    };
+                    self.set_clip_message(message);
+                }
+            }
+        }
+    }
+
+    /// The remembered clips with whether each file exists (looked at once a second).
+    fn refresh_clip_files(&mut self) {
+        let paths = self.params.clips();
+        let stale = self.clip_files_checked.is_none_or(|t| t.elapsed() >= CLIP_CHECK_INTERVAL);
+        if stale || paths.len() != self.clip_files.len() || paths.iter().zip(&self.clip_files).any(|(a, (b, _))| a != b) {
+            self.clip_files = paths.into_iter().map(|p| (p.clone(), std::path::Path::new(&p).exists())).collect();
+            self.clip_files_checked = Some(std::time::Instant::now());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nice_plug::prelude::Params;
+
+    #[test]
+    fn the_editor_shows_the_restored_settings() {
+        // Issue 9: nice-plug makes the editor before the host restores the project's state.
+        let params = Arc::new(PianoforteParams::default());
+        let mut app = EditorApp::new(params.clone(), Arc::new(Shared::default()));
+        assert_eq!((app.model_path.as_str(), app.clips_folder.as_str()), ("", ""));
+        let mut saved = PianoforteParams::default().serialize_fields();
+        saved.insert("model-path".into(), serde_json::to_string("/models/mine.onnx").unwrap());
+        saved.insert("clips-folder".into(), serde_json::to_string("/music/clips").unwrap());
+        saved.insert("clips".into(), serde_json::to_string(&["/music/clips/a.mid"]).unwrap());
+        params.deserialize_fields(&saved);
+        app.sync_persisted();
+        assert_eq!(app.model_path, "/models/mine.onnx");
+        assert_eq!(app.clips_folder, "/music/clips");
+        app.refresh_clip_files();
+        assert_eq!(app.clip_files, vec![("/music/clips/a.mid".to_string(), false)], "a missing file shows as missing");
+        // Text being typed stays until the remembered value itself changes.
+        app.model_path = "/models/half-typ".into();
+        app.sync_persisted();
+        assert_eq!(app.model_path, "/models/half-typ");
+        if let Ok(mut stored) = params.model_path.lock() {
+            *stored = "/models/loaded.onnx".into();
+        }
+        app.sync_persisted();
+        assert_eq!(app.model_path, "/models/loaded.onnx");
+    }
+
+    #[test]
+    fn clip_choices_are_remembered() {
+        let params = PianoforteParams::default();
+        assert_eq!(ClipChoice::of(&params), ClipChoice::Seconds(30));
+        ClipChoice::Bars(8).store(&params);
+        assert_eq!(ClipChoice::of(&params), ClipChoice::Bars(8));
+        assert_eq!(ClipChoice::Bars(8).length(), ClipLength::LastBars(8));
+        ClipChoice::Seconds(0).store(&params);
+        assert_eq!(ClipChoice::of(&params).length(), ClipLength::WholeTake);
     }
 }

@@ -9,7 +9,8 @@ use crate::engine::sampling::Sampling;
 use crate::engine::{Engine, Settings};
 use std::path::{Path, PathBuf};
 
-/// Nucleus sampling the plugin uses (drops the long tail of unlikely events).
+/// Nucleus sampling the plugin uses when the model card recommends none (drops the long tail of
+/// unlikely events); a card's `sampling.top_p` (chosen by measurement) wins.
 pub const TOP_P: f32 = 0.95;
 
 /// Why a model could not be loaded, and whether ONNX Runtime itself is the problem.
@@ -23,6 +24,7 @@ pub struct EngineSource {
     engine: Engine,
     info: ModelInfo,
     applied: Option<StepControls>,
+    top_p: Option<f32>,
 }
 
 /// How the plugin looks ONNX Runtime up: `ORT_DYLIB_PATH` when set, else the copy beside the
@@ -72,8 +74,9 @@ impl EngineSource {
                 ModelSource::File(p) => p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
             },
         };
+        let top_p = if model.card.extra.get("sampling").is_some() { model.recommended_sampling().top_p } else { Some(TOP_P) };
         let engine = Engine::new(model, Settings::default()).map_err(|e| LoadError { runtime: false, message: e.to_string() })?;
-        Ok(EngineSource { engine, info: ModelInfo { name, figures }, applied: None })
+        Ok(EngineSource { engine, info: ModelInfo { name, figures }, applied: None, top_p })
     }
 
     fn apply(&mut self, controls: &StepControls) -> Result<(), String> {
@@ -81,11 +84,12 @@ impl EngineSource {
             return Ok(());
         }
         let temperature = controls.temperature.clamp(crate::engine::sampling::MIN_TEMPERATURE, crate::engine::sampling::MAX_TEMPERATURE);
-        self.engine.set_sampling(Sampling { temperature, top_p: Some(TOP_P) }).map_err(|e| e.to_string())?;
+        self.engine.set_sampling(Sampling { temperature, top_p: self.top_p }).map_err(|e| e.to_string())?;
         self.engine.set_control(match controls.density {
             Some(d) => Control::NotesPerSecond(d),
             None => Control::Off,
         });
+        self.engine.set_key(controls.tonality);
         self.applied = Some(*controls);
         Ok(())
     }

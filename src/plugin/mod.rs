@@ -10,6 +10,7 @@
 //! - the editor ([`crate::plugin::editor`]) shows it all and saves clips.
 
 pub mod clips;
+pub mod drag;
 pub mod editor;
 pub mod engine_source;
 pub mod events;
@@ -26,12 +27,16 @@ use nice_plug::context::process::SendEventError;
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 use nice_plug_egui::{EguiEditor, EguiEditorState, EguiNiceSettings, RepaintNotifier, create_egui_editor};
-use params::{Mode, PianoforteParams};
+use params::{Mode, PianoforteParams, Sound};
 use player::{Controls, InEvent, InKind, OutKind, Player, Sink, TransportView};
 use shared::Shared;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use worker::{Attachment, Command, QUEUE_CAPACITY, Worker};
+
+/// The piano samples of this process, shared by every instance while any of them holds them.
+static PIANO_SAMPLES: std::sync::Mutex<std::sync::Weak<crate::piano::SampleSet>> = std::sync::Mutex::new(std::sync::Weak::new());
 
 /// The events nice-plug hands us (no SysEx).
 type HostEvent = NoteEvent<()>;
@@ -45,6 +50,14 @@ pub struct Pianoforte {
     inputs: Vec<InEvent<HostEvent>>,
     worker: Option<JoinHandle<()>>,
     editor_state: Arc<EguiEditorState>,
+    /// The host renders offline (faster than real time); from the activation's process mode.
+    offline: bool,
+    /// The built-in piano (None until its samples are loaded), and where it arrives from.
+    piano: Option<crate::piano::Piano>,
+    pianos: Option<rtrb::Consumer<crate::piano::Piano>>,
+    /// The Sound parameter last buffer (switching to MIDI only silences the piano at once).
+    sound: Sound,
+    piano_samples_requested: bool,
 }
 
 impl Default for Pianoforte {
@@ -58,6 +71,11 @@ impl Default for Pianoforte {
             inputs: Vec::with_capacity(Self::INPUT_EVENT_CAPACITY),
             worker: None,
             editor_state: editor::default_state(),
+            offline: false,
+            piano: None,
+            pianos: None,
+            sound: Sound::Piano,
+            piano_samples_requested: false,
         }
     }
 }
@@ -73,9 +91,73 @@ impl Pianoforte {
             *commands = Some(sender);
         }
         let worker = Worker::new(self.shared.clone(), self.params.clone(), receiver, locate::own_folder());
-        match std::thread::Builder::new().name("pianoforte-engine".into()).spawn(move || worker.run()) {
+        let shared = self.shared.clone();
+        let run = move || {
+            // A panic must not leave notes sounding or the editor guessing: the audio thread ends
+            // the performance (new generation) and stops waiting for the engine; the editor says why.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()));
+            let rt = &shared.rt;
+            rt.engine_alive.store(false, Ordering::Release);
+            if let Err(panic) = outcome {
+                rt.generation.fetch_add(1, Ordering::AcqRel);
+                let why = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+                let message =
+                    format!("the engine stopped unexpectedly ({}); reload the plugin", why.unwrap_or_else(|| "no reason given".into()));
+                nice_plug::nice_log!("pianoforte: {message}");
+                shared.update_status(|s| s.engine_error = Some(message));
+            }
+        };
+        match std::thread::Builder::new().name("pianoforte-engine".into()).spawn(run) {
             Ok(handle) => self.worker = Some(handle),
             Err(e) => self.shared.update_status(|s| s.engine_error = Some(format!("cannot start the engine thread: {e}"))),
+        }
+    }
+
+    /// Loads the piano samples on a thread of their own (once per plugin instance): the plugin
+    /// plays MIDI meanwhile, and without samples it says so in the editor and plays MIDI only.
+    fn ensure_piano_samples(&mut self) {
+        if std::mem::replace(&mut self.piano_samples_requested, true) {
+            return;
+        }
+        let shared = self.shared.clone();
+        let load = move || {
+            let folder = locate::own_folder();
+            let candidates: Vec<std::path::PathBuf> = folder
+                .iter()
+                .flat_map(|f| [f.join(crate::piano::layout::FOLDER), f.join("../Resources").join(crate::piano::layout::FOLDER)])
+                .collect();
+            let began = std::time::Instant::now();
+            // Every instance in the host shares one set (and waits for the one load under way).
+            let mut cached = shared::relock(&PIANO_SAMPLES);
+            let loaded = match cached.upgrade() {
+                Some(set) => Ok(set),
+                None => crate::piano::locate(&candidates).and_then(|found| crate::piano::SampleSet::load(&found)).map(Arc::new),
+            };
+            if let Ok(set) = &loaded {
+                *cached = Arc::downgrade(set);
+            }
+            drop(cached);
+            let status = match loaded {
+                Ok(set) => {
+                    let note =
+                        format!("{:.0} MB of samples, ready in {:.1} s", set.memory_bytes() as f64 / 1e6, began.elapsed().as_secs_f64());
+                    let mut handoff = shared::relock(&shared.piano);
+                    handoff.samples = Some(set);
+                    handoff.hand_over();
+                    Ok(note)
+                }
+                Err(e) => {
+                    nice_plug::nice_log!("pianoforte: no piano: {e}");
+                    Err(format!("The piano samples are missing, so pianoforte plays MIDI only: {e}"))
+                }
+            };
+            shared.update_status(|s| s.piano = Some(status));
+            shared.rt.piano_loading.store(false, Ordering::Release);
+        };
+        self.shared.rt.piano_loading.store(true, Ordering::Release);
+        if let Err(e) = std::thread::Builder::new().name("pianoforte-samples".into()).spawn(load) {
+            self.shared.rt.piano_loading.store(false, Ordering::Release);
+            self.shared.update_status(|s| s.piano = Some(Err(format!("cannot load the piano samples: {e}"))));
         }
     }
 
@@ -89,31 +171,68 @@ impl Pianoforte {
             key_high: p.key_high.value().clamp(0, 127) as u8,
             velocity_min: p.velocity_min.value().clamp(1, 127) as u8,
             velocity_max: p.velocity_max.value().clamp(1, 127) as u8,
+            seed: p.seed.value(),
         }
     }
 }
 
+/// Offline, the longest one buffer waits for the piano samples to load.
+const PIANO_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// How long closing the plugin waits for the engine thread to finish its model step.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Drop for Pianoforte {
     fn drop(&mut self) {
         self.shared.send(Command::Shutdown);
-        if let Ok(mut commands) = self.shared.commands.lock() {
-            *commands = None;
+        *shared::relock(&self.shared.commands) = None;
+        let Some(handle) = self.worker.take() else {
+            return;
+        };
+        // Bounded: a host closing a project never hangs on us. A thread that does not finish in
+        // time is left to end on its own (it holds its own references to what it uses).
+        let began = std::time::Instant::now();
+        while !handle.is_finished() && began.elapsed() < SHUTDOWN_WAIT {
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        if let Some(handle) = self.worker.take() {
+        if handle.is_finished() {
             let _ = handle.join();
         }
     }
 }
 
-/// The host's output list as the player's sink.
-struct HostSink<'a, C>(&'a mut C);
+/// The host's output list as the player's sink; what is sent also plays on the built-in piano.
+struct HostSink<'a, C> {
+    context: &'a mut C,
+    piano: Option<&'a mut crate::piano::Piano>,
+}
+
+impl<C> HostSink<'_, C> {
+    /// Plays what was sent (generated or passed through) on the piano; a full piano queue drops it.
+    fn play(&mut self, timing: u32, midi: InKind) {
+        use crate::piano::{Pitch, Velocity};
+        let Some(piano) = self.piano.as_deref_mut() else {
+            return;
+        };
+        let _ = match midi {
+            InKind::NoteOn { key, velocity } => match (Pitch::new(key), Velocity::new(velocity)) {
+                (Some(key), Some(velocity)) => piano.note_on(timing, key, velocity),
+                _ => Ok(()),
+            },
+            InKind::NoteOff { key } => Pitch::new(key).map_or(Ok(()), |key| piano.note_off(timing, key)),
+            InKind::Pedal { down } => piano.pedal(timing, down),
+            InKind::Other => Ok(()),
+        };
+    }
+}
 
 impl<C: ProcessContext<Pianoforte>> Sink<HostEvent> for HostSink<'_, C> {
-    fn send(&mut self, timing: u32, event: &OutKind<HostEvent>) -> bool {
-        let event = match *event {
+    fn send(&mut self, timing: u32, out: &OutKind<HostEvent>) -> bool {
+        let event = match *out {
             OutKind::Thru(raw) => {
                 // Passing through is best effort: an event kind the host cannot take is not an error.
-                return !matches!(self.0.try_send_event(raw), Err((_, SendEventError::HostBufferFull)));
+                self.play(timing, input_kind(&raw));
+                return !matches!(self.context.try_send_event(raw), Err((_, SendEventError::HostBufferFull)));
             }
             OutKind::Gen(Midi::NoteOn { key, velocity }) => NoteEvent::NoteOn {
                 timing,
@@ -133,7 +252,18 @@ impl<C: ProcessContext<Pianoforte>> Sink<HostEvent> for HostSink<'_, C> {
                 NoteEvent::MidiCC { timing, channel: 0, cc: control_change::DAMPER_PEDAL, value: if down { 1.0 } else { 0.0 } }
             }
         };
-        self.0.try_send_event(event).is_ok()
+        let sent = self.context.try_send_event(event).is_ok();
+        if sent && let OutKind::Gen(midi) = *out {
+            self.play(
+                timing,
+                match midi {
+                    Midi::NoteOn { key, velocity } => InKind::NoteOn { key, velocity },
+                    Midi::NoteOff { key } => InKind::NoteOff { key },
+                    Midi::Pedal { down } => InKind::Pedal { down },
+                },
+            );
+        }
+        sent
     }
 }
 
@@ -173,6 +303,14 @@ impl Plugin for Pianoforte {
         self.params.clone()
     }
 
+    /// A project saved while Play was on must not start playing when it is opened: Play is
+    /// restored off.
+    fn filter_state(state: &mut PluginState) {
+        if let Some(play) = state.params.get_mut("play") {
+            *play = nice_plug::plugin::ParamValue::Bool(false);
+        }
+    }
+
     fn editor(&mut self, _executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
         create_egui_editor(
             self.editor_state.clone(),
@@ -184,6 +322,18 @@ impl Plugin for Pianoforte {
 
     fn activate(&mut self, _layout: &AudioIOLayout, config: &BufferConfig, _context: &mut impl ActivateContext<Self>) -> bool {
         self.ensure_worker();
+        self.ensure_piano_samples();
+        self.offline = config.process_mode == ProcessMode::Offline;
+        // A piano for this activation's sample rate, made here or by the loader when it finishes.
+        let (pianos_in, pianos_out) = rtrb::RingBuffer::new(2);
+        self.piano = None;
+        self.pianos = Some(pianos_out);
+        {
+            let mut handoff = shared::relock(&self.shared.piano);
+            handoff.queue = Some(pianos_in);
+            handoff.sample_rate = config.sample_rate;
+            handoff.hand_over();
+        }
         let (events_in, events_out) = rtrb::RingBuffer::<Timed>::new(QUEUE_CAPACITY);
         let (played_in, played_out) = rtrb::RingBuffer::<Played>::new(QUEUE_CAPACITY);
         self.player.set_sample_rate(config.sample_rate as f64);
@@ -198,6 +348,7 @@ impl Plugin for Pianoforte {
             played: played_out,
             sample_rate: config.sample_rate as f64,
             max_buffer: config.max_buffer_size.max(1),
+            offline: self.offline,
         })));
         true
     }
@@ -217,7 +368,9 @@ impl Plugin for Pianoforte {
         let frames = buffer.samples() as u32;
         let transport = {
             let t = context.transport();
-            TransportView { playing: t.playing, pos_samples: t.pos_samples() }
+            // The song's grid for clips (lock-free; published only when it changes).
+            self.shared.grid.publish(&clips::GridAnchor::from_transport(self.player.clock_seconds(), t));
+            TransportView { playing: t.playing, pos_samples: t.pos_samples(), offline: self.offline }
         };
         let controls = self.controls();
         self.inputs.clear();
@@ -226,6 +379,29 @@ impl Plugin for Pianoforte {
                 self.inputs.push(InEvent { timing: event.timing(), kind: input_kind(&event), raw: event });
             }
         }
+        // The piano: arrives once its samples are loaded (an offline render waits for them, so
+        // a bounce never starts silent); "MIDI only" silences it at once.
+        let sound = self.params.sound.value();
+        if self.piano.is_none() && self.offline && sound == Sound::Piano {
+            let began = std::time::Instant::now();
+            while self.shared.rt.piano_loading.load(Ordering::Acquire) && began.elapsed() < PIANO_WAIT {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        if self.piano.is_none()
+            && let Some(piano) = self.pianos.as_mut().and_then(|q| q.pop().ok())
+        {
+            self.piano = Some(piano);
+        }
+        if let Some(piano) = self.piano.as_mut() {
+            if sound != self.sound {
+                piano.reset();
+            }
+            piano.set_volume(crate::piano::Decibels::new(self.params.volume.value()).unwrap_or(crate::piano::Decibels::DEFAULT));
+        }
+        self.sound = sound;
+        let piano = self.piano.as_mut().filter(|_| sound == Sound::Piano);
+        let mut sink = HostSink { context, piano };
         self.player.process(
             frames,
             transport,
@@ -234,8 +410,13 @@ impl Plugin for Pianoforte {
             self.queue.as_mut(),
             self.played.as_mut(),
             &self.shared.rt,
-            &mut HostSink(context),
+            &mut sink,
         );
+        if let Some(piano) = sink.piano
+            && let [left, right, ..] = buffer.as_slice()
+        {
+            piano.render(left, right);
+        }
         ProcessStatus::KeepAlive
     }
 }

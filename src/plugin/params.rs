@@ -17,6 +17,54 @@ pub enum Mode {
     Continue,
 }
 
+/// What the plugin sounds like: its own sampled grand piano (and MIDI out), or MIDI out only.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sound {
+    #[id = "piano"]
+    #[name = "Piano"]
+    Piano,
+    #[id = "midi-only"]
+    #[name = "MIDI only"]
+    MidiOnly,
+}
+
+/// The Key parameter: 0 = Any, 1..=24 = the model card's keys (C major .. B major, C minor ..
+/// B minor), [`KEY_FOLLOW`] = follow what the musician plays.
+pub const KEY_ANY: i32 = 0;
+pub const KEY_FOLLOW: i32 = 25;
+/// The names of the 24 keys, in the model card's order.
+pub const KEY_NAMES: [&str; 24] = [
+    "C major", "C# major", "D major", "Eb major", "E major", "F major", "F# major", "G major", "Ab major", "A major", "Bb major",
+    "B major", "C minor", "C# minor", "D minor", "Eb minor", "E minor", "F minor", "F# minor", "G minor", "Ab minor", "A minor",
+    "Bb minor", "B minor",
+];
+
+/// "Any", "D minor", "Follow my playing" for a Key value.
+pub fn key_setting_name(value: i32) -> String {
+    match value {
+        1..=24 => KEY_NAMES[(value - 1) as usize].to_string(),
+        KEY_FOLLOW => "Follow my playing".to_string(),
+        _ => "Any".to_string(),
+    }
+}
+
+/// Parses "any", "d minor", "Eb major", "follow" (or the number).
+pub fn parse_key_setting(text: &str) -> Option<i32> {
+    let text = text.trim();
+    if let Ok(n) = text.parse::<i32>() {
+        return (KEY_ANY..=KEY_FOLLOW).contains(&n).then_some(n);
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower == "any" {
+        return Some(KEY_ANY);
+    }
+    if lower.starts_with("follow") {
+        return Some(KEY_FOLLOW);
+    }
+    let wanted = crate::engine::model::normalise_key_name(text)?;
+    KEY_NAMES.iter().position(|n| *n == wanted).map(|i| i as i32 + 1)
+}
+
 /// Density below this is "Auto" (the model chooses).
 pub const DENSITY_AUTO_BELOW: f32 = 1.0;
 const LOWEST_KEY: i32 = Pitch::LOWEST.midi() as i32;
@@ -69,6 +117,9 @@ pub struct PianoforteParams {
     /// Notes per second asked of the model; the lowest setting is "Auto".
     #[id = "density"]
     pub density: FloatParam,
+    /// The key to play in: Any, one of 24 keys, or (in Continue mode) following the musician.
+    #[id = "tonality"]
+    pub key: IntParam,
     /// Play even while the host's transport stands still.
     #[id = "play"]
     pub play: BoolParam,
@@ -87,6 +138,12 @@ pub struct PianoforteParams {
     pub key_high: IntParam,
     #[id = "bypass"]
     pub bypass: BoolParam,
+    /// The built-in piano, or MIDI out only (MIDI goes out the same either way).
+    #[id = "sound"]
+    pub sound: EnumParam<Sound>,
+    /// The built-in piano's level.
+    #[id = "volume"]
+    pub volume: FloatParam,
 
     /// The clips folder ("" = "pianoforte clips" in the documents folder).
     #[persist = "clips-folder"]
@@ -97,7 +154,16 @@ pub struct PianoforteParams {
     /// Seconds a clip holds (0 = the whole take).
     #[persist = "clip-seconds"]
     pub clip_seconds: Arc<Mutex<u32>>,
+    /// Bars a clip holds (0 = seconds as above).
+    #[persist = "clip-bars"]
+    pub clip_bars: Arc<Mutex<u32>>,
+    /// The clips saved (or dragged out) in this project, newest first.
+    #[persist = "clips"]
+    pub clips: Arc<Mutex<Vec<String>>>,
 }
+
+/// Clips the project remembers at most.
+pub const MAX_REMEMBERED_CLIPS: usize = 200;
 
 impl Default for PianoforteParams {
     fn default() -> Self {
@@ -116,6 +182,9 @@ impl Default for PianoforteParams {
                 let s = s.trim().trim_end_matches("notes/s").trim();
                 if s.eq_ignore_ascii_case("auto") { Some(0.0) } else { s.parse::<f32>().ok() }
             })),
+            key: IntParam::new("Key", KEY_ANY, IntRange::Linear { min: KEY_ANY, max: KEY_FOLLOW })
+                .with_value_to_string(Arc::new(key_setting_name))
+                .with_string_to_value(Arc::new(parse_key_setting)),
             play: BoolParam::new("Play", false),
             mode: EnumParam::new("Mode", Mode::Free),
             seed: IntParam::new("Seed", 1, IntRange::Linear { min: 1, max: 9999 }),
@@ -128,9 +197,15 @@ impl Default for PianoforteParams {
                 .with_value_to_string(Arc::new(note_name))
                 .with_string_to_value(Arc::new(parse_note_name)),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
+            sound: EnumParam::new("Sound", Sound::Piano),
+            volume: FloatParam::new("Volume", crate::piano::DEFAULT_VOLUME_DB, FloatRange::Linear { min: -60.0, max: 6.0 })
+                .with_step_size(0.1)
+                .with_unit(" dB"),
             clips_folder: Arc::new(Mutex::new(String::new())),
             model_path: Arc::new(Mutex::new(String::new())),
             clip_seconds: Arc::new(Mutex::new(30)),
+            clip_bars: Arc::new(Mutex::new(0)),
+            clips: Arc::new(Mutex::new(Vec::new())),
         }
     }
 }
@@ -153,6 +228,25 @@ impl PianoforteParams {
     pub fn clip_seconds(&self) -> u32 {
         self.clip_seconds.lock().map(|s| *s).unwrap_or(30)
     }
+
+    pub fn clip_bars(&self) -> u32 {
+        self.clip_bars.lock().map(|s| *s).unwrap_or(0)
+    }
+
+    /// The remembered clips, newest first.
+    pub fn clips(&self) -> Vec<String> {
+        self.clips.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Remembers a clip (first in the list; once; at most [`MAX_REMEMBERED_CLIPS`]).
+    pub fn remember_clip(&self, path: &std::path::Path) {
+        let path = path.display().to_string();
+        if let Ok(mut list) = self.clips.lock() {
+            list.retain(|p| *p != path);
+            list.insert(0, path);
+            list.truncate(MAX_REMEMBERED_CLIPS);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +263,32 @@ mod tests {
         }
         assert_eq!(parse_note_name("Bb3"), Some(58));
         assert_eq!(parse_note_name("64"), Some(64));
+    }
+
+    #[test]
+    fn key_settings_round_trip() {
+        for v in KEY_ANY..=KEY_FOLLOW {
+            assert_eq!(parse_key_setting(&key_setting_name(v)), Some(v));
+        }
+        assert_eq!(parse_key_setting("d minor"), Some(15));
+        assert_eq!(parse_key_setting("D# major"), Some(4), "sharps and flats of one pitch class are one key");
+        assert_eq!(parse_key_setting("H dorian"), None);
+        assert_eq!(PianoforteParams::default().key.value(), KEY_ANY);
+    }
+
+    #[test]
+    fn clips_are_remembered_with_the_project() {
+        let params = PianoforteParams::default();
+        params.remember_clip(std::path::Path::new("/a.mid"));
+        params.remember_clip(std::path::Path::new("/b.mid"));
+        params.remember_clip(std::path::Path::new("/a.mid"));
+        assert_eq!(params.clips(), vec!["/a.mid".to_string(), "/b.mid".to_string()]);
+        // Saved and restored with the plugin state, like the other remembered settings.
+        let saved = params.serialize_fields();
+        assert!(saved.contains_key("clips") && saved.contains_key("clip-bars"));
+        let restored = PianoforteParams::default();
+        restored.deserialize_fields(&saved);
+        assert_eq!(restored.clips(), params.clips());
     }
 
     #[test]

@@ -9,8 +9,16 @@
 //!   pedal is sent at the buffer's first sample. So nothing sticks and nothing comes in a burst.
 //! - On stop, bypass, reset or a jump of the host's transport, every generated note that sounds
 //!   gets its NOTE_OFF and the pedal is lifted at the first sample of that same buffer.
-//! - A new generation (new seed, new model, the musician taking over) ends the old performance the
-//!   same way; queued events of older generations are dropped.
+//! - Every start (transport start, jump, loop, Play on, a new Seed, activation while playing) is
+//!   a new performance: the player bumps the generation and publishes the clock sample and song
+//!   position of the start; the engine thread places the new performance at that clock sample
+//!   plus [`START_DELAY_SECONDS`] and seeds it from the Seed parameter and the position, so the
+//!   same start plays the same take (docs/plugin.md, "Using pianoforte in a session").
+//! - A new generation ends the old performance the same way; queued events of older generations
+//!   are dropped, events of a newer one (the engine restarted on its own) are taken up.
+//! - Offline (the host renders faster than real time), the player waits, bounded, until the
+//!   engine has queued everything up to the end of the buffer: a bounce plays what playback plays.
+//! - A NOTE_OFF or pedal-up the host had no room for is sent again at the next buffer.
 //! - The musician's own events pass through unchanged, at their own sample.
 //!
 //! Nothing here allocates, locks or blocks: the output list is allocated once in [`Player::new`]
@@ -18,7 +26,9 @@
 
 use super::events::{Midi, Played, Timed};
 use crate::codec::Keys;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use atomic_float::AtomicF64;
 
@@ -26,8 +36,15 @@ use atomic_float::AtomicF64;
 const NONE: u8 = u8::MAX;
 /// Output events one buffer can hold (generated and passed through); more are dropped and counted.
 pub const MAX_OUT_EVENTS: usize = 4096;
-/// A host position that differs from the expected one by more than this many samples is a jump.
+/// A host position that goes back by more than this many samples is a jump (a loop, a click on
+/// the timeline); so is one that moves forward by more than [`JUMP_FORWARD_BUFFERS`] buffers. In
+/// between is playing, at whatever speed (varispeed, scrubbing, positions derived from beats).
 const JUMP_TOLERANCE_SAMPLES: i64 = 2;
+const JUMP_FORWARD_BUFFERS: i64 = 4;
+/// A performance begins this long after its start, so the engine has its first events ready.
+pub const START_DELAY_SECONDS: f64 = 0.05;
+/// Offline, the longest the player waits for the engine in one buffer.
+pub const OFFLINE_WAIT: Duration = Duration::from_secs(2);
 
 /// Counters and the clock the audio thread publishes (lock-free, read by the engine thread and
 /// the editor).
@@ -48,6 +65,60 @@ pub struct RtShared {
     pub notes_played: AtomicU64,
     /// Buffers processed.
     pub buffers: AtomicU64,
+    /// The generation the last start began, its clock time in seconds and its song position in
+    /// ms; written before the generation is bumped.
+    pub start_generation: AtomicU32,
+    pub start_seconds: AtomicF64,
+    pub start_position_ms: AtomicI64,
+    /// Song position of the last buffer in ms (-1: unknown).
+    pub position_ms: AtomicI64,
+    /// Keys the musician holds down now.
+    pub held_keys: AtomicU32,
+    /// The engine has queued every event before `decided_until` (clock seconds) of
+    /// `decided_generation`; infinity when it will queue nothing for it (listening, no model).
+    pub decided_generation: AtomicU32,
+    pub decided_until: AtomicF64,
+    /// Offline: the clock seconds the audio thread waits for.
+    pub wanted_until: AtomicF64,
+    /// The engine thread runs (false once it has stopped, even by a panic).
+    pub engine_alive: AtomicBool,
+    /// Offline buffers whose wait for the engine ran out.
+    pub offline_timeouts: AtomicU64,
+    /// The piano samples are loading (an offline render waits for them, bounded).
+    pub piano_loading: AtomicBool,
+    /// The engine thread, to wake it without a lock.
+    pub engine_thread: OnceLock<std::thread::Thread>,
+}
+
+impl RtShared {
+    /// Wakes the engine thread (no allocation, no lock).
+    pub fn wake_engine(&self) {
+        if let Some(thread) = self.engine_thread.get() {
+            thread.unpark();
+        }
+    }
+
+    /// Publishes how far the engine has decided generation `generation`.
+    pub fn publish_decided(&self, generation: u32, until: f64) {
+        self.decided_until.store(until, Ordering::Release);
+        self.decided_generation.store(generation, Ordering::Release);
+    }
+}
+
+/// Whether generation `a` is newer than `b` (generations wrap).
+pub fn newer(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+/// The seed of a start: the Seed parameter mixed with the song position (ms), so every start
+/// from the same place plays the same take and another place plays another one.
+pub fn start_seed(seed: i32, position_ms: i64) -> u64 {
+    // SplitMix64 of both: nearby positions give unrelated seeds.
+    let mut x = (seed as u32 as u64) << 32 ^ position_ms as u64;
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 /// What the player needs from the parameters each buffer (read from atomics by the caller).
@@ -62,11 +133,14 @@ pub struct Controls {
     pub key_high: u8,
     pub velocity_min: u8,
     pub velocity_max: u8,
+    /// The Seed parameter: a new one starts a new performance.
+    pub seed: i32,
 }
 
 impl Default for Controls {
     fn default() -> Self {
         Controls {
+            seed: 1,
             play: false,
             bypass: false,
             continue_mode: false,
@@ -84,6 +158,8 @@ pub struct TransportView {
     pub playing: bool,
     /// Song position in samples at the start of the buffer, when the host tells it.
     pub pos_samples: Option<i64>,
+    /// The host renders offline (faster than real time): the player waits for the engine.
+    pub offline: bool,
 }
 
 /// What an input event means to the player (everything is passed through regardless).
@@ -137,8 +213,15 @@ pub struct Player<T: Copy> {
     /// Keys the musician holds down.
     held: Keys<()>,
     pedal_down: bool,
+    /// Generated NOTE_OFFs and a pedal-up the host had no room for, sent at the next buffer.
+    owed_offs: Keys<()>,
+    owed_pedal_up: bool,
+    /// The musician holds the sustain pedal: it is theirs, generated pedal events wait.
+    input_pedal: bool,
     was_running: bool,
-    expected_pos: Option<i64>,
+    /// The host position and length of the last playing buffer (for jump detection).
+    last_pos: Option<(i64, i64)>,
+    seed: i32,
     /// Cut at the next buffer (after reset / activation).
     cut_pending: bool,
     out: Vec<Out<T>>,
@@ -157,8 +240,12 @@ impl<T: Copy> Player<T> {
             owner_of: [NONE; 128],
             held: Keys::new(),
             pedal_down: false,
+            owed_offs: Keys::new(),
+            owed_pedal_up: false,
+            input_pedal: false,
             was_running: false,
-            expected_pos: None,
+            last_pos: None,
+            seed: 1,
             cut_pending: false,
             out: Vec::with_capacity(MAX_OUT_EVENTS),
             seq: 0,
@@ -178,13 +265,20 @@ impl<T: Copy> Player<T> {
     /// buffer, and transport tracking starts afresh.
     pub fn reset(&mut self) {
         self.cut_pending = true;
-        self.expected_pos = None;
+        self.last_pos = None;
         self.held = Keys::new();
+        // The first buffer that plays after this is a start (a new performance).
+        self.was_running = false;
     }
 
     /// Performance-clock seconds at the start of the next buffer.
     pub fn clock_seconds(&self) -> f64 {
         self.clock as f64 / self.sample_rate
+    }
+
+    /// The performance now playing.
+    pub fn generation(&self) -> u32 {
+        self.generation
     }
 
     /// Generated notes sounding now.
@@ -241,6 +335,16 @@ impl<T: Copy> Player<T> {
         let n = frames as i64;
         let running = !controls.bypass && (transport.playing || controls.play);
 
+        // What the host could not take last time goes first.
+        for key in 0..128u8 {
+            if self.owed_offs.release(key).is_some() && self.owner_of[key as usize] == NONE {
+                self.push(0, OutKind::Gen(Midi::NoteOff { key }));
+            }
+        }
+        if std::mem::take(&mut self.owed_pedal_up) && !self.pedal_down {
+            self.push(0, OutKind::Gen(Midi::Pedal { down: false }));
+        }
+
         // Stop, bypass, reset, jump: cut at the first sample. A stop or a reset also sends a
         // pedal-up when the pedal is already up, for receivers that missed something.
         let stopped = self.cut_pending || (self.was_running && !running);
@@ -248,22 +352,35 @@ impl<T: Copy> Player<T> {
         if running
             && self.was_running
             && transport.playing
-            && let (Some(pos), Some(expected)) = (transport.pos_samples, self.expected_pos)
+            && let (Some(pos), Some((last, last_frames))) = (transport.pos_samples, self.last_pos)
         {
-            jumped = (pos - expected).abs() > JUMP_TOLERANCE_SAMPLES;
+            jumped = pos < last - JUMP_TOLERANCE_SAMPLES || pos > last + JUMP_FORWARD_BUFFERS * last_frames.max(1) + JUMP_TOLERANCE_SAMPLES;
         }
         if stopped || jumped {
             self.cut(0, stopped);
             self.cut_pending = false;
         }
-        self.expected_pos = match (transport.playing, transport.pos_samples) {
-            (true, Some(pos)) => Some(pos + n),
+        self.last_pos = match (transport.playing, transport.pos_samples) {
+            (true, Some(pos)) => Some((pos, n)),
             _ => None,
         };
+        let position_ms = transport.pos_samples.map_or(-1, |pos| (pos as f64 * 1000.0 / self.sample_rate).round() as i64);
+        shared.position_ms.store(position_ms, Ordering::Relaxed);
+
+        // A start: a new performance from this buffer's first sample.
+        let mut generation = shared.generation.load(Ordering::Acquire);
+        let seed_changed = controls.seed != self.seed;
+        self.seed = controls.seed;
+        if running && (!self.was_running || jumped || seed_changed) {
+            shared.start_seconds.store(self.clock as f64 / self.sample_rate, Ordering::Relaxed);
+            shared.start_position_ms.store(position_ms.max(0), Ordering::Relaxed);
+            generation = shared.generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+            shared.start_generation.store(generation, Ordering::Release);
+            shared.wake_engine();
+        }
 
         // The musician's events pass through; in "Continue" mode a note ends the generated
         // performance (the engine thread listens, then continues from what was played).
-        let mut generation = shared.generation.load(Ordering::Acquire);
         for input in inputs {
             let timing = input.timing.min(frames.saturating_sub(1));
             if let InKind::NoteOn { key, .. } = input.kind {
@@ -283,6 +400,7 @@ impl<T: Copy> Player<T> {
                     self.held.press(key, ());
                     if running && controls.continue_mode {
                         generation = shared.generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+                        shared.wake_engine();
                     }
                     Some(Midi::NoteOn { key, velocity })
                 }
@@ -290,7 +408,10 @@ impl<T: Copy> Player<T> {
                     self.held.release(key);
                     Some(Midi::NoteOff { key: key & 0x7f })
                 }
-                InKind::Pedal { down } => Some(Midi::Pedal { down }),
+                InKind::Pedal { down } => {
+                    self.input_pedal = down;
+                    Some(Midi::Pedal { down })
+                }
                 InKind::Other => None,
             };
             if let (Some(midi), true, Some(played)) = (midi, running, played.as_deref_mut()) {
@@ -298,12 +419,16 @@ impl<T: Copy> Player<T> {
                 let _ = played.push(Played { time, midi, input: true });
             }
         }
+        shared.held_keys.store(self.held.count() as u32, Ordering::Relaxed);
         if generation != self.generation {
             self.cut(0, false);
             self.generation = generation;
         }
 
         if running && let Some(queue) = queue {
+            if transport.offline {
+                self.wait_for_engine(frames, shared);
+            }
             self.take_from_queue(queue, frames, controls, shared);
         }
 
@@ -314,6 +439,7 @@ impl<T: Copy> Player<T> {
             let Out { timing, kind, .. } = self.out[i];
             if !sink.send(timing, &kind) {
                 self.dropped += 1;
+                self.refused(kind);
                 continue;
             }
             if let OutKind::Gen(midi) = kind {
@@ -341,13 +467,60 @@ impl<T: Copy> Player<T> {
         }
     }
 
+    /// The host refused an event: a generated release is owed (sent again at the next buffer), a
+    /// generated NOTE_ON never sounded (its NOTE_OFF will find nothing to end).
+    fn refused(&mut self, kind: OutKind<T>) {
+        match kind {
+            OutKind::Gen(Midi::NoteOff { key }) => _ = self.owed_offs.press(key, ()),
+            OutKind::Gen(Midi::Pedal { down: false }) => self.owed_pedal_up = true,
+            OutKind::Gen(Midi::NoteOn { key, .. }) => {
+                let source = std::mem::replace(&mut self.owner_of[key as usize & 0x7f], NONE);
+                if source != NONE {
+                    self.key_of[source as usize] = NONE;
+                }
+            }
+            OutKind::Gen(Midi::Pedal { down: true }) => self.pedal_down = false,
+            OutKind::Thru(_) => {}
+        }
+    }
+
+    /// Offline: waits (bounded) until the engine has queued everything before the end of this
+    /// buffer for the performance now playing (or a newer one), or will queue nothing.
+    fn wait_for_engine(&mut self, frames: u32, shared: &RtShared) {
+        let end = (self.clock + frames as i64) as f64 / self.sample_rate;
+        shared.wanted_until.store(end, Ordering::Release);
+        let ready = || {
+            let generation = shared.decided_generation.load(Ordering::Acquire);
+            let until = shared.decided_until.load(Ordering::Acquire);
+            !shared.engine_alive.load(Ordering::Acquire)
+                || (generation == self.generation && until >= end)
+                || newer(generation, self.generation)
+        };
+        if ready() {
+            return;
+        }
+        shared.wake_engine();
+        let started = Instant::now();
+        while !ready() {
+            if started.elapsed() > OFFLINE_WAIT {
+                shared.offline_timeouts.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
     fn take_from_queue(&mut self, queue: &mut rtrb::Consumer<Timed>, frames: u32, controls: Controls, shared: &RtShared) {
         let end = self.clock + frames as i64;
         let mut skipped = 0u64;
         while let Ok(event) = queue.peek() {
             let event = *event;
-            if event.generation != self.generation {
-                // Older performance (or, impossibly, a newer one): drop it.
+            if newer(event.generation, self.generation) {
+                // The engine started a performance of its own (a new model, Continue mode taking
+                // over): the old one ends at the first sample, the new one plays.
+                self.cut(0, false);
+                self.generation = event.generation;
+            } else if event.generation != self.generation {
                 let _ = queue.pop();
                 continue;
             }
@@ -361,14 +534,9 @@ impl<T: Copy> Player<T> {
             match event.midi {
                 Midi::NoteOn { key, velocity } => {
                     if late {
+                        // Skipped; a note still sounding on its key sounds on until this
+                        // note's NOTE_OFF (which is where the engine ends the key).
                         skipped += 1;
-                        // Its NOTE_OFF, when it comes, finds nothing sounding.
-                        let old = self.key_of[(key & 0x7f) as usize];
-                        if old != NONE {
-                            self.owner_of[old as usize] = NONE;
-                            self.key_of[(key & 0x7f) as usize] = NONE;
-                            self.push(0, OutKind::Gen(Midi::NoteOff { key: old }));
-                        }
                         continue;
                     }
                     self.note_on(timing, key & 0x7f, velocity, controls);
@@ -382,7 +550,7 @@ impl<T: Copy> Player<T> {
                     }
                 }
                 Midi::Pedal { down } => {
-                    if down == self.pedal_down {
+                    if down == self.pedal_down || self.input_pedal {
                         continue;
                     }
                     if late && down {
@@ -456,6 +624,9 @@ pub fn map_velocity(velocity: u8, min: u8, max: u8) -> u8 {
 mod tests {
     use super::*;
 
+    /// The generation of the first start (the shared counter starts at 0).
+    const FIRST: u32 = 1;
+
     #[derive(Default)]
     struct Capture {
         events: Vec<(u64, OutKind<u8>)>,
@@ -474,10 +645,10 @@ mod tests {
     }
 
     fn note_on(time: f64, key: u8) -> Timed {
-        Timed { time, generation: 0, midi: Midi::NoteOn { key, velocity: 100 } }
+        Timed { time, generation: FIRST, midi: Midi::NoteOn { key, velocity: 100 } }
     }
     fn note_off(time: f64, key: u8) -> Timed {
-        Timed { time, generation: 0, midi: Midi::NoteOff { key } }
+        Timed { time, generation: FIRST, midi: Midi::NoteOff { key } }
     }
 
     fn run(
@@ -513,7 +684,7 @@ mod tests {
             for e in &pending {
                 tx.push(*e).unwrap();
             }
-            let transport = TransportView { playing: true, pos_samples: None };
+            let transport = TransportView { playing: true, pos_samples: None, offline: false };
             for _ in 0..(48_000 / frames + 1) {
                 run(&mut player, &mut rx, &shared, &mut capture, frames, transport, Controls::default());
             }
@@ -529,15 +700,15 @@ mod tests {
         let shared = RtShared::default();
         let mut player = Player::new(44_100.0);
         let mut capture = Capture::default();
-        tx.push(Timed { time: 0.0, generation: 0, midi: Midi::Pedal { down: true } }).unwrap();
+        tx.push(Timed { time: 0.0, generation: FIRST, midi: Midi::Pedal { down: true } }).unwrap();
         tx.push(note_on(0.001, 60)).unwrap();
         tx.push(note_on(0.002, 64)).unwrap();
         tx.push(note_off(2.0, 60)).unwrap();
-        let playing = TransportView { playing: true, pos_samples: Some(0) };
+        let playing = TransportView { playing: true, pos_samples: Some(0), offline: false };
         run(&mut player, &mut rx, &shared, &mut capture, 256, playing, Controls::default());
         assert_eq!(player.sounding(), 2);
         capture.events.clear();
-        let stopped = TransportView { playing: false, pos_samples: Some(256) };
+        let stopped = TransportView { playing: false, pos_samples: Some(256), offline: false };
         run(&mut player, &mut rx, &shared, &mut capture, 256, stopped, Controls::default());
         assert_eq!(player.sounding(), 0);
         assert!(!player.pedal_is_down());
@@ -549,7 +720,7 @@ mod tests {
         // The clock stood still while stopped; the orphan NOTE_OFF later finds nothing to end.
         capture.events.clear();
         for i in 0..400 {
-            let playing = TransportView { playing: true, pos_samples: Some(256 * (i + 1)) };
+            let playing = TransportView { playing: true, pos_samples: Some(256 * (i + 1)), offline: false };
             run(&mut player, &mut rx, &shared, &mut capture, 256, playing, Controls::default());
         }
         assert!(capture.events.is_empty(), "{:?}", capture.events);
@@ -561,12 +732,36 @@ mod tests {
         let shared = RtShared::default();
         let mut player = Player::new(48_000.0);
         let mut capture = Capture::default();
-        tx.push(Timed { time: 0.0, generation: 0, midi: Midi::Pedal { down: true } }).unwrap();
+        tx.push(Timed { time: 0.0, generation: FIRST, midi: Midi::Pedal { down: true } }).unwrap();
         tx.push(note_on(0.0, 60)).unwrap();
-        run(&mut player, &mut rx, &shared, &mut capture, 64, TransportView { playing: true, pos_samples: Some(1000) }, Controls::default());
-        run(&mut player, &mut rx, &shared, &mut capture, 64, TransportView { playing: true, pos_samples: Some(1064) }, Controls::default());
+        run(
+            &mut player,
+            &mut rx,
+            &shared,
+            &mut capture,
+            64,
+            TransportView { playing: true, pos_samples: Some(1000), offline: false },
+            Controls::default(),
+        );
+        run(
+            &mut player,
+            &mut rx,
+            &shared,
+            &mut capture,
+            64,
+            TransportView { playing: true, pos_samples: Some(1064), offline: false },
+            Controls::default(),
+        );
         assert_eq!(player.sounding(), 1);
-        run(&mut player, &mut rx, &shared, &mut capture, 64, TransportView { playing: true, pos_samples: Some(0) }, Controls::default());
+        run(
+            &mut player,
+            &mut rx,
+            &shared,
+            &mut capture,
+            64,
+            TransportView { playing: true, pos_samples: Some(0), offline: false },
+            Controls::default(),
+        );
         assert_eq!(player.sounding(), 0);
         assert_eq!(capture.events.last().unwrap(), &(128, OutKind::Gen(Midi::Pedal { down: false })));
     }
@@ -577,13 +772,13 @@ mod tests {
         let shared = RtShared::default();
         let mut player = Player::new(48_000.0);
         let mut capture = Capture::default();
-        let playing = TransportView { playing: true, pos_samples: None };
+        let playing = TransportView { playing: true, pos_samples: None, offline: false };
         // The engine is late: nothing queued for the first second.
         for _ in 0..100 {
             run(&mut player, &mut rx, &shared, &mut capture, 480, playing, Controls::default());
         }
         tx.push(note_on(0.5, 60)).unwrap(); // late: skipped
-        tx.push(Timed { time: 0.6, generation: 0, midi: Midi::Pedal { down: true } }).unwrap(); // late: skipped
+        tx.push(Timed { time: 0.6, generation: FIRST, midi: Midi::Pedal { down: true } }).unwrap(); // late: skipped
         tx.push(note_off(0.9, 60)).unwrap(); // its note never sounded
         tx.push(note_on(1.004, 62)).unwrap(); // on time
         run(&mut player, &mut rx, &shared, &mut capture, 480, playing, Controls::default());
@@ -597,17 +792,124 @@ mod tests {
     }
 
     #[test]
+    fn a_late_note_on_of_a_sounding_key_leaves_it_to_its_own_note_off() {
+        let (mut tx, mut rx) = rtrb::RingBuffer::new(64);
+        let (shared, mut player, mut capture) = (RtShared::default(), Player::new(1000.0), Capture::default());
+        let playing = TransportView { playing: true, pos_samples: None, offline: false };
+        tx.push(note_on(0.001, 60)).unwrap();
+        run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
+        run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
+        tx.push(note_on(0.150, 60)).unwrap(); // late (the clock is at 0.2 s): skipped
+        tx.push(note_off(0.250, 60)).unwrap(); // ends the note that sounds, at its own sample
+        run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
+        let key = 60;
+        assert_eq!(capture.events, [(1, OutKind::Gen(Midi::NoteOn { key, velocity: 100 })), (250, OutKind::Gen(Midi::NoteOff { key }))]);
+    }
+
+    #[test]
+    fn a_start_is_a_new_performance_placed_by_the_audio_thread() {
+        let (_, mut rx) = rtrb::RingBuffer::<Timed>::new(4);
+        let (shared, mut player, mut capture) = (RtShared::default(), Player::new(1000.0), Capture::default());
+        let at = |pos| TransportView { playing: true, pos_samples: Some(pos), offline: false };
+        let stopped = TransportView { playing: false, pos_samples: Some(0), offline: false };
+        run(&mut player, &mut rx, &shared, &mut capture, 100, at(0), Controls::default());
+        assert_eq!((shared.generation.load(Ordering::Relaxed), shared.start_generation.load(Ordering::Relaxed)), (1, 1));
+        // Playing on (at any speed) is not a start; stopping and starting again is.
+        run(&mut player, &mut rx, &shared, &mut capture, 100, at(150), Controls::default());
+        run(&mut player, &mut rx, &shared, &mut capture, 100, at(230), Controls::default());
+        assert_eq!(shared.generation.load(Ordering::Relaxed), 1);
+        run(&mut player, &mut rx, &shared, &mut capture, 100, stopped, Controls::default());
+        run(&mut player, &mut rx, &shared, &mut capture, 100, at(2000), Controls::default());
+        assert_eq!(shared.start_generation.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.start_seconds.load(Ordering::Relaxed), 0.3);
+        assert_eq!(shared.start_position_ms.load(Ordering::Relaxed), 2000);
+        // A jump back (a loop) and a new seed are starts too.
+        run(&mut player, &mut rx, &shared, &mut capture, 100, at(0), Controls::default());
+        assert_eq!(shared.start_generation.load(Ordering::Relaxed), 3);
+        run(&mut player, &mut rx, &shared, &mut capture, 100, at(100), Controls { seed: 9, ..Controls::default() });
+        assert_eq!(shared.start_generation.load(Ordering::Relaxed), 4);
+        // The same place and seed give the same take; another place or seed another one.
+        assert_eq!(start_seed(3, 2000), start_seed(3, 2000));
+        assert_ne!(start_seed(3, 2000), start_seed(3, 2001));
+        assert_ne!(start_seed(3, 2000), start_seed(4, 2000));
+    }
+
+    #[test]
+    fn a_newer_generation_from_the_engine_is_taken_up_not_dropped() {
+        let (mut tx, mut rx) = rtrb::RingBuffer::new(64);
+        let (shared, mut player, mut capture) = (RtShared::default(), Player::new(1000.0), Capture::default());
+        let playing = TransportView { playing: true, pos_samples: None, offline: false };
+        tx.push(note_on(0.010, 60)).unwrap();
+        run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
+        // The engine loads a model and starts its own performance while this buffer runs.
+        tx.push(Timed { time: 0.120, generation: FIRST + 1, midi: Midi::NoteOn { key: 64, velocity: 90 } }).unwrap();
+        run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
+        assert_eq!(player.generation(), FIRST + 1);
+        assert_eq!(
+            &capture.events[1..],
+            &[(100, OutKind::Gen(Midi::NoteOff { key: 60 })), (120, OutKind::Gen(Midi::NoteOn { key: 64, velocity: 90 }))]
+        );
+    }
+
+    #[test]
+    fn releases_the_host_refused_are_sent_in_the_next_buffer() {
+        let (mut tx, mut rx) = rtrb::RingBuffer::new(64);
+        let (shared, mut player) = (RtShared::default(), Player::new(1000.0));
+        let mut capture = Capture::default();
+        let playing = TransportView { playing: true, pos_samples: None, offline: false };
+        tx.push(Timed { time: 0.001, generation: FIRST, midi: Midi::Pedal { down: true } }).unwrap();
+        tx.push(note_on(0.002, 60)).unwrap();
+        tx.push(note_on(0.003, 62)).unwrap();
+        run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
+        // Stop with a host that takes one event: the other NOTE_OFF and the pedal-up follow.
+        capture.full_after = Some(capture.events.len() + 1);
+        let stopped = TransportView { playing: false, pos_samples: None, offline: false };
+        run(&mut player, &mut rx, &shared, &mut capture, 100, stopped, Controls::default());
+        for _ in 0..3 {
+            capture.full_after = Some(capture.events.len() + 1);
+            run(&mut player, &mut rx, &shared, &mut capture, 100, stopped, Controls::default());
+        }
+        let releases: Vec<_> = capture.events[3..].iter().map(|e| e.1).collect();
+        assert_eq!(releases.len(), 3, "{releases:?}");
+        for release in [Midi::NoteOff { key: 60 }, Midi::NoteOff { key: 62 }, Midi::Pedal { down: false }] {
+            assert!(releases.contains(&OutKind::Gen(release)), "{release:?} never sent: {releases:?}");
+        }
+    }
+
+    #[test]
+    fn offline_the_player_waits_for_the_engine() {
+        let (mut tx, mut rx) = rtrb::RingBuffer::new(64);
+        let shared = std::sync::Arc::new(RtShared::default());
+        shared.engine_alive.store(true, Ordering::Release);
+        let (mut player, mut capture) = (Player::new(1000.0), Capture::default());
+        let offline = TransportView { playing: true, pos_samples: Some(0), offline: true };
+        // An engine on another thread that takes 50 ms to queue the buffer's note.
+        let engine = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                tx.push(note_on(0.060, 60)).unwrap();
+                shared.publish_decided(FIRST, 0.1);
+            })
+        };
+        run(&mut player, &mut rx, &shared, &mut capture, 100, offline, Controls::default());
+        engine.join().unwrap();
+        assert_eq!(capture.events, [(60, OutKind::Gen(Midi::NoteOn { key: 60, velocity: 100 }))]);
+        assert_eq!(shared.offline_timeouts.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn new_generation_ends_the_old_performance() {
         let (mut tx, mut rx) = rtrb::RingBuffer::new(64);
         let shared = RtShared::default();
         let mut player = Player::new(48_000.0);
         let mut capture = Capture::default();
-        let playing = TransportView { playing: true, pos_samples: None };
+        let playing = TransportView { playing: true, pos_samples: None, offline: false };
         tx.push(note_on(0.0, 60)).unwrap();
         tx.push(note_on(0.02, 62)).unwrap();
         run(&mut player, &mut rx, &shared, &mut capture, 480, playing, Controls::default());
-        shared.generation.store(1, Ordering::Release);
-        tx.push(Timed { time: 0.015, generation: 1, midi: Midi::NoteOn { key: 70, velocity: 90 } }).unwrap();
+        shared.generation.store(FIRST + 1, Ordering::Release);
+        tx.push(Timed { time: 0.015, generation: FIRST + 1, midi: Midi::NoteOn { key: 70, velocity: 90 } }).unwrap();
         run(&mut player, &mut rx, &shared, &mut capture, 480, playing, Controls::default());
         assert_eq!(
             &capture.events[1..],
@@ -622,7 +924,7 @@ mod tests {
         let shared = RtShared::default();
         let mut player = Player::new(48_000.0);
         let mut capture = Capture::default();
-        let playing = TransportView { playing: true, pos_samples: None };
+        let playing = TransportView { playing: true, pos_samples: None, offline: false };
         let controls = Controls { continue_mode: true, ..Controls::default() };
         tx.push(note_on(0.0, 60)).unwrap();
         tx.push(note_on(0.015, 67)).unwrap();
@@ -630,7 +932,7 @@ mod tests {
         capture.base += 480;
         let inputs = [InEvent { timing: 10, kind: InKind::NoteOn { key: 48, velocity: 70 }, raw: 7u8 }];
         player.process(480, playing, controls, &inputs, Some(&mut rx), Some(&mut played_tx), &shared, &mut capture);
-        assert_eq!(shared.generation.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.generation.load(Ordering::Relaxed), FIRST + 1);
         assert_eq!(&capture.events[1..], &[(480, OutKind::Gen(Midi::NoteOff { key: 60 })), (490, OutKind::Thru(7))]);
         let mut played = Vec::new();
         while let Ok(p) = played_rx.pop() {
@@ -659,7 +961,7 @@ mod tests {
         tx.push(note_on(0.0, 48)).unwrap();
         tx.push(note_on(0.001, 60)).unwrap();
         tx.push(note_off(0.002, 48)).unwrap();
-        let playing = TransportView { playing: true, pos_samples: None };
+        let playing = TransportView { playing: true, pos_samples: None, offline: false };
         run(&mut player, &mut rx, &shared, &mut capture, 480, playing, controls);
         assert_eq!(player.sounding(), 1);
         assert_eq!(capture.events.len(), 3);
@@ -671,7 +973,7 @@ mod tests {
         let mut player: Player<u8> = Player::new(48_000.0);
         let mut capture = Capture::default();
         let (_tx, mut rx) = rtrb::RingBuffer::<Timed>::new(4);
-        let playing = TransportView { playing: true, pos_samples: None };
+        let playing = TransportView { playing: true, pos_samples: None, offline: false };
         run(&mut player, &mut rx, &shared, &mut capture, 48_00, playing, Controls::default());
         player.set_sample_rate(96_000.0);
         assert!((player.clock_seconds() - 0.1).abs() < 1e-9);

@@ -6,9 +6,9 @@
 use super::player::RtShared;
 use super::source::ModelInfo;
 use super::worker::Command;
-use crate::plugin::clips::{SavedClip, Take};
-use std::sync::Mutex;
+use crate::plugin::clips::{SharedGrid, Take};
 use std::sync::mpsc::Sender;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// What the editor shows about the engine, in words.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +32,30 @@ pub struct Status {
     /// Wall-clock seconds the engine thread spent computing, and the seconds it has existed.
     pub busy_seconds: f64,
     pub alive_seconds: f64,
+    /// The built-in piano: None while its samples load, Ok(what was loaded) or Err(why not, in
+    /// words, with how to get the samples).
+    pub piano: Option<Result<String, String>>,
+}
+
+/// How the built-in piano reaches the audio thread: the loaded samples, and the queue of the
+/// current activation into which a piano (made off the audio thread) is handed over.
+#[derive(Default)]
+pub struct PianoHandoff {
+    pub samples: Option<std::sync::Arc<crate::piano::SampleSet>>,
+    pub queue: Option<rtrb::Producer<crate::piano::Piano>>,
+    pub sample_rate: f32,
+}
+
+impl PianoHandoff {
+    /// Hands a piano for the current activation to the audio thread (when both are there).
+    pub fn hand_over(&mut self) {
+        let (Some(samples), Some(queue)) = (self.samples.as_ref(), self.queue.as_mut()) else {
+            return;
+        };
+        if let Some(rate) = crate::piano::SampleRate::new(self.sample_rate) {
+            let _ = queue.push(crate::piano::Piano::new(samples.clone(), rate));
+        }
+    }
 }
 
 /// Shared by the plugin, its engine thread and its editor.
@@ -40,29 +64,35 @@ pub struct Shared {
     pub rt: RtShared,
     pub status: Mutex<Status>,
     pub take: Mutex<Take>,
-    pub clips: Mutex<Vec<SavedClip>>,
+    /// The host's tempo, time signature and song position, published by the audio thread
+    /// (lock-free) and copied into the take by the engine thread (see `clips.rs`).
+    pub grid: SharedGrid,
     /// The last message about clips (saved, or why not).
     pub clip_message: Mutex<Option<Result<String, String>>>,
     /// Commands for the engine thread (set once it runs).
     pub commands: Mutex<Option<Sender<Command>>>,
+    pub piano: Mutex<PianoHandoff>,
 }
 
 impl Shared {
-    /// Sends a command to the engine thread; false when it does not run (yet).
+    /// Sends a command to the engine thread and wakes it; false when it does not run (yet).
     pub fn send(&self, command: Command) -> bool {
-        match self.commands.lock() {
-            Ok(guard) => guard.as_ref().is_some_and(|s| s.send(command).is_ok()),
-            Err(_) => false,
-        }
+        let sent = relock(&self.commands).as_ref().is_some_and(|s| s.send(command).is_ok());
+        self.rt.wake_engine();
+        sent
     }
 
     pub fn status(&self) -> Status {
-        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+        relock(&self.status).clone()
     }
 
     pub fn update_status(&self, f: impl FnOnce(&mut Status)) {
-        if let Ok(mut s) = self.status.lock() {
-            f(&mut s);
-        }
+        f(&mut relock(&self.status));
     }
+}
+
+/// Locks a mutex even when a thread panicked while holding it: the status and the command
+/// sender stay usable (and the editor truthful) after an engine panic.
+pub fn relock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

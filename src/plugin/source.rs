@@ -9,6 +9,7 @@
 
 use super::events::Midi;
 use crate::codec::{Change, Event, MusicState, Pitch, STEPS_PER_SECOND, Shift, VelocityBin};
+use crate::engine::control::KeyControl;
 
 /// What the engine reads from the parameters at every step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,11 +19,19 @@ pub struct StepControls {
     pub density: Option<f32>,
     pub key_low: u8,
     pub key_high: u8,
+    /// The key (tonality) to play in; format-1 models ignore it.
+    pub tonality: KeyControl,
 }
 
 impl Default for StepControls {
     fn default() -> Self {
-        StepControls { temperature: 1.0, density: None, key_low: Pitch::LOWEST.midi(), key_high: Pitch::HIGHEST.midi() }
+        StepControls {
+            temperature: 1.0,
+            density: None,
+            key_low: Pitch::LOWEST.midi(),
+            key_high: Pitch::HIGHEST.midi(),
+            tonality: KeyControl::Any,
+        }
     }
 }
 

@@ -3,23 +3,27 @@
 //! the take; listens to the musician in "Continue my playing" mode.
 //!
 //! Timing: the events of a performance are placed at `model time + offset` on the performance
-//! clock. A (re)start sets the offset just ahead of the playhead. If the engine ever finds that an
-//! event would already be due (it fell behind, say the machine was busy), the offset grows so the
-//! music waits (a short fermata) instead of arriving late; anything that still arrives late is
-//! skipped by the audio thread. Parameters are read at every model step.
+//! clock. A start of the audio thread (transport start, jump, Play, new Seed) fixes the offset:
+//! its clock time plus [`START_DELAY_SECONDS`], and the seed: the Seed parameter mixed with the
+//! song position. Nothing here depends on when this thread runs, so a take is reproducible; in
+//! real time an event the engine could not deliver in time is skipped by the audio thread, offline
+//! the audio thread waits for it. Parameters are read at every model step. Models load on a
+//! thread of their own, so the performance goes on meanwhile and a file that never finishes
+//! reading blocks nothing.
 
 use super::engine_source::{EngineSource, LoadError};
 use super::events::{Midi, Played, Timed, played_performance};
 use super::params::{Mode, PianoforteParams};
+use super::player::{START_DELAY_SECONDS, start_seed};
 use super::shared::Shared;
 use super::source::{Decoder, Source, StepControls, Synthetic};
-use crate::codec::{self, Event, Keys, Pitch};
+use crate::codec::{self, Event, Pitch};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 /// Seconds of silence (all keys up) after which "Continue my playing" takes over.
@@ -39,17 +43,14 @@ pub fn lookahead_seconds(sample_rate: f64, max_buffer: u32) -> f64 {
     BASE_LOOKAHEAD_SECONDS + 2.0 * max_buffer as f64 / sample_rate
 }
 
-/// How far after the playhead a (re)started performance begins.
-fn start_margin_seconds(sample_rate: f64, max_buffer: u32) -> f64 {
-    (max_buffer as f64 / sample_rate).min(0.05) + 0.01
-}
-
 /// The queues of one activation.
 pub struct Attachment {
     pub events: rtrb::Producer<Timed>,
     pub played: rtrb::Consumer<Played>,
     pub sample_rate: f64,
     pub max_buffer: u32,
+    /// The host renders offline: fill exactly to what the audio thread waits for.
+    pub offline: bool,
 }
 
 pub enum Command {
@@ -71,9 +72,18 @@ fn load_source(model: Option<&std::path::Path>, plugin_folder: Option<&std::path
     EngineSource::load(model, plugin_folder).map(|s| Box::new(s) as Box<dyn Source>)
 }
 
+/// A model load finished on the loader thread.
+struct Loaded {
+    path: String,
+    /// Asked for by the musician (remembered in the plugin state when it loads).
+    chosen: bool,
+    result: Result<Box<dyn Source>, LoadError>,
+    runtime: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
-    /// Nothing to play (no model, or an error).
+    /// Nothing to play (no model, an error, or no start yet).
     Idle,
     Playing,
     /// Continue mode: the musician plays; wait for a pause.
@@ -90,21 +100,24 @@ pub struct Worker {
     source: Option<Box<dyn Source>>,
     /// The model path that is playing ("" = built in).
     source_path: Option<String>,
+    /// A model load in flight, and the reason a chosen model failed while the built-in one loads.
+    loading: Option<Receiver<Loaded>>,
+    fallback_reason: Option<String>,
     attachment: Option<Attachment>,
     lookahead: f64,
-    margin: f64,
     state: State,
     generation: u32,
-    seed: i32,
+    /// The last start of the audio thread whose performance this thread began.
+    begun: Option<u32>,
     mode: Mode,
     decoder: Decoder,
     offset: f64,
     scratch: Vec<(f64, Midi)>,
     pending: VecDeque<Timed>,
     heard: VecDeque<Played>,
-    held: Keys<()>,
     last_input: f64,
     trace: Option<std::io::BufWriter<std::fs::File>>,
+    ready_traced: bool,
     busy: Duration,
     started: Instant,
     last_status: Instant,
@@ -119,50 +132,49 @@ impl Worker {
             plugin_folder,
             source: None,
             source_path: None,
+            loading: None,
+            fallback_reason: None,
             attachment: None,
             lookahead: 0.3,
-            margin: 0.02,
             state: State::Idle,
             generation: 0,
-            seed: 1,
+            begun: None,
             mode: Mode::Free,
             decoder: Decoder::default(),
             offset: 0.0,
             scratch: Vec::with_capacity(16),
             pending: VecDeque::with_capacity(64),
             heard: VecDeque::new(),
-            held: Keys::new(),
             last_input: f64::NEG_INFINITY,
             trace: None,
+            ready_traced: false,
             busy: Duration::ZERO,
             started: Instant::now(),
             last_status: Instant::now(),
         }
     }
 
-    /// Runs until `Shutdown` (or the plugin is gone).
+    /// Runs until `Shutdown` (or the plugin is gone). Sleeps between ticks; commands, starts and
+    /// offline waits of the audio thread wake it.
     pub fn run(mut self) {
+        let _ = self.shared.rt.engine_thread.set(std::thread::current());
+        self.shared.rt.engine_alive.store(true, Ordering::Release);
         self.shared.update_status(|s| s.started = true);
         loop {
-            // Wake often enough to keep the queue a lookahead ahead, rarely enough to cost
-            // nothing: an eighth of the lookahead, 2..10 ms.
-            let timeout = if self.attachment.is_some() && self.state != State::Idle {
-                Duration::from_secs_f64((self.lookahead / 8.0).clamp(0.002, 0.010))
-            } else {
-                Duration::from_millis(20)
-            };
-            let mut next = match self.commands.recv_timeout(timeout) {
-                Ok(command) => Some(command),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
-            while let Some(command) = next.take() {
-                if !self.handle(command) {
-                    return;
+            std::thread::park_timeout(self.sleep());
+            loop {
+                match self.commands.try_recv() {
+                    Ok(command) => {
+                        if !self.handle(command) {
+                            return;
+                        }
+                    }
+                    Err(TryRecvError::Disconnected) => return,
+                    Err(TryRecvError::Empty) => break,
                 }
-                next = self.commands.try_recv().ok();
             }
             let began = Instant::now();
+            self.poll_loading();
             self.tick();
             self.busy += began.elapsed();
             if self.last_status.elapsed() > Duration::from_millis(250) {
@@ -173,6 +185,22 @@ impl Worker {
                     s.alive_seconds = alive;
                 });
             }
+            #[cfg(feature = "test-hooks")]
+            test_hooks::maybe_panic(self.started);
+        }
+    }
+
+    /// How long to sleep: often enough to keep the queue a lookahead ahead while playing in real
+    /// time, rarely when there is nothing to do (the audio thread wakes us when it starts).
+    fn sleep(&self) -> Duration {
+        let playing = self.shared.rt.playing.load(Ordering::Relaxed);
+        match self.state {
+            _ if self.loading.is_some() => Duration::from_millis(10),
+            State::Playing if playing && !self.attachment.as_ref().is_some_and(|a| a.offline) => {
+                Duration::from_secs_f64((self.lookahead / 8.0).clamp(0.002, 0.010))
+            }
+            State::Listening if playing => Duration::from_millis(20),
+            _ => Duration::from_millis(250),
         }
     }
 
@@ -187,50 +215,86 @@ impl Worker {
             }
             Command::Attach(attachment) => {
                 self.lookahead = lookahead_seconds(attachment.sample_rate, attachment.max_buffer);
-                self.margin = start_margin_seconds(attachment.sample_rate, attachment.max_buffer);
                 self.attachment = Some(*attachment);
                 self.open_trace();
+                // A performance begins at the audio thread's next start.
+                self.state = State::Idle;
+                self.generation = self.shared.rt.generation.load(Ordering::Acquire);
                 let wanted = self.params.model_path();
                 if self.source.is_none() || self.source_path.as_deref() != Some(wanted.as_str()) {
-                    self.load(&wanted, true);
-                }
-                self.restart(true);
-            }
-            Command::LoadModel(path) => {
-                let path = path.map(|p| p.display().to_string()).unwrap_or_default();
-                if self.load(&path, false) {
-                    if let Ok(mut stored) = self.params.model_path.lock() {
-                        *stored = path;
-                    }
-                    if self.attachment.is_some() {
-                        self.restart(true);
-                    }
+                    self.load(wanted, false);
                 }
             }
+            Command::LoadModel(path) => self.load(path.map(|p| p.display().to_string()).unwrap_or_default(), true),
         }
         true
     }
 
-    /// Loads a model ("" = built in). With `fallback`, a bad user model falls back to the built-in
-    /// one when nothing plays yet. Returns whether `path` loaded.
-    fn load(&mut self, path: &str, fallback: bool) -> bool {
-        let label = if path.is_empty() { "the built-in model".to_string() } else { path.to_string() };
-        self.shared.update_status(|s| s.loading = Some(label.clone()));
-        let model = (!path.is_empty()).then(|| PathBuf::from(path));
-        let result = load_source(model.as_deref(), self.plugin_folder.as_deref());
-        let runtime = crate::engine::runtime::loaded_library().map(|p| p.display().to_string());
-        let loaded = match result {
+    /// Starts loading a model ("" = built in) on a thread of its own; [`Self::poll_loading`]
+    /// installs it. A load asked for while another runs replaces it.
+    fn load(&mut self, path: String, chosen: bool) {
+        let label = if path.is_empty() { "the built-in model".to_string() } else { path.clone() };
+        self.shared.update_status(|s| s.loading = Some(label));
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let plugin_folder = self.plugin_folder.clone();
+        let spawned = std::thread::Builder::new().name("pianoforte-loader".into()).spawn(move || {
+            let model = (!path.is_empty()).then(|| PathBuf::from(&path));
+            let result = load_source(model.as_deref(), plugin_folder.as_deref());
+            let runtime = crate::engine::runtime::loaded_library().map(|p| p.display().to_string());
+            let _ = sender.send(Loaded { path, chosen, result, runtime });
+        });
+        match spawned {
+            Ok(_) => self.loading = Some(receiver),
+            Err(e) => self.shared.update_status(|s| {
+                s.loading = None;
+                s.model_error = Some(format!("cannot start loading the model: {e}"));
+            }),
+        }
+    }
+
+    fn poll_loading(&mut self) {
+        let Some(receiver) = self.loading.as_ref() else {
+            return;
+        };
+        match receiver.try_recv() {
+            Ok(loaded) => {
+                self.loading = None;
+                self.install(loaded);
+            }
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => {
+                self.loading = None;
+                self.shared.update_status(|s| {
+                    s.loading = None;
+                    s.model_error = Some("the model loader stopped unexpectedly".into());
+                });
+            }
+        }
+    }
+
+    /// Takes a finished load: the new model plays from now (a new performance), or the reason it
+    /// failed is shown and the current one plays on (the built-in one when nothing played yet).
+    fn install(&mut self, loaded: Loaded) {
+        let Loaded { path, chosen, result, runtime } = loaded;
+        let label = if path.is_empty() { "the built-in model".to_string() } else { path.clone() };
+        match result {
             Ok(source) => {
                 let info = source.info();
                 self.source = Some(source);
-                self.source_path = Some(path.to_string());
+                self.source_path = Some(path.clone());
+                let reason = self.fallback_reason.take();
                 self.shared.update_status(|s| {
                     s.model = Some(info);
-                    s.model_origin = if path.is_empty() { "built in".into() } else { path.to_string() };
-                    s.model_error = None;
+                    s.model_origin = if path.is_empty() { "built in".into() } else { path.clone() };
+                    s.model_error = reason;
                     s.engine_error = None;
                 });
-                true
+                if chosen && let Ok(mut stored) = self.params.model_path.lock() {
+                    *stored = path;
+                }
+                if self.state != State::Idle {
+                    self.start_now(true);
+                }
             }
             Err(LoadError { runtime: runtime_missing, message }) => {
                 nice_plug::nice_log!("pianoforte: cannot load {label}: {message}");
@@ -241,29 +305,28 @@ impl Worker {
                         s.model_error = Some(format!("{label}: {message}"));
                     }
                 });
-                false
+                if self.source.is_none() && !path.is_empty() && !runtime_missing {
+                    // Keep the reason the chosen model failed in view while the built-in one plays.
+                    self.fallback_reason = Some(format!("{label}: {message}"));
+                    self.load(String::new(), false);
+                }
             }
-        };
+        }
         self.shared.update_status(|s| {
-            s.loading = None;
+            if self.loading.is_none() {
+                s.loading = None;
+            }
             if let Some(path) = &runtime {
                 s.runtime = Some(Ok(path.clone()));
             }
         });
-        if !loaded && fallback && self.source.is_none() && !path.is_empty() {
-            // Keep the reason the user's model failed in view while the built-in one plays.
-            let reason = self.shared.status().model_error;
-            if self.load("", false) {
-                self.shared.update_status(|s| s.model_error = reason);
-            }
-        }
-        loaded
     }
 
     /// In a test build (feature `test-hooks`), every event the worker queues goes to a trace file
     /// in `PIANOFORTE_TRACE_DIR`, for the host tests to check sample by sample.
     fn open_trace(&mut self) {
         self.trace = None;
+        self.ready_traced = false;
         let Some(dir) = std::env::var_os("PIANOFORTE_TRACE_DIR").filter(|_| cfg!(feature = "test-hooks")) else {
             return;
         };
@@ -276,6 +339,19 @@ impl Worker {
         }
     }
 
+    /// Tells the trace, once, that the model and the piano samples are loaded (or have failed)
+    /// and the engine waits for a start: the host tests wait for this before they play.
+    fn trace_ready(&mut self) {
+        if self.ready_traced || self.source.is_none() || self.shared.rt.piano_loading.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(trace) = self.trace.as_mut() {
+            let _ = writeln!(trace, "{}\t-inf\tuntil\t0\t0", self.generation);
+            let _ = trace.flush();
+            self.ready_traced = true;
+        }
+    }
+
     fn flush_trace(&mut self) {
         if let Some(t) = self.trace.as_mut() {
             let _ = t.flush();
@@ -285,11 +361,27 @@ impl Worker {
     fn controls(&self) -> StepControls {
         let (lowest, highest) = (Pitch::LOWEST.midi() as i32, Pitch::HIGHEST.midi() as i32);
         let (a, b) = (self.params.key_low.value(), self.params.key_high.value());
+        use crate::engine::control::KeyControl;
+        let tonality = match self.params.key.value() {
+            k @ 1..=24 => KeyControl::Key(k as u8 - 1),
+            super::params::KEY_FOLLOW => {
+                // The pitch classes the musician played lately (zeros, i.e. Any, before any).
+                let mut counts = [0.0f32; 12];
+                for p in self.heard.iter().filter(|p| p.input) {
+                    if let Midi::NoteOn { key, .. } = p.midi {
+                        counts[key as usize % 12] += 1.0;
+                    }
+                }
+                KeyControl::PitchClasses(counts)
+            }
+            _ => KeyControl::Any,
+        };
         StepControls {
             temperature: self.params.temperature.value(),
             density: self.params.density_setting(),
             key_low: a.min(b).clamp(lowest, highest) as u8,
             key_high: a.max(b).clamp(lowest, highest) as u8,
+            tonality,
         }
     }
 
@@ -307,22 +399,36 @@ impl Worker {
         codec::encode(&played_performance(&self.heard, from, end))
     }
 
-    /// Starts a new performance (a new generation when `bump`) just ahead of the playhead.
-    fn restart(&mut self, bump: bool) {
+    /// Begins the performance of the audio thread's last start: at its clock time (plus the
+    /// start delay), seeded by the Seed parameter and its song position.
+    fn begin_start(&mut self) {
+        let rt = &self.shared.rt;
+        let at = rt.start_seconds.load(Ordering::Acquire) + START_DELAY_SECONDS;
+        let seed = start_seed(self.params.seed.value(), rt.start_position_ms.load(Ordering::Acquire));
+        self.begin(at, seed);
+    }
+
+    /// Begins a performance from the playhead (a new model, the musician's pause in Continue
+    /// mode); a new generation when `bump`.
+    fn start_now(&mut self, bump: bool) {
         if bump {
             self.generation = self.shared.rt.generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
         }
-        self.seed = self.params.seed.value();
+        let seed = start_seed(self.params.seed.value(), self.shared.rt.position_ms.load(Ordering::Acquire));
+        self.begin(self.now() + START_DELAY_SECONDS, seed);
+    }
+
+    fn begin(&mut self, at: f64, seed: u64) {
         self.mode = self.params.mode.value();
         self.pending.clear();
         self.decoder = Decoder::default();
-        self.offset = self.now() + self.margin;
+        self.offset = at;
         let primer = self.primer();
         let Some(source) = self.source.as_mut() else {
             self.state = State::Idle;
             return;
         };
-        match source.restart(&primer, self.seed as u64) {
+        match source.restart(&primer, seed) {
             Ok(()) => self.state = State::Playing,
             Err(e) => self.fail(e),
         }
@@ -341,36 +447,61 @@ impl Worker {
         if self.attachment.is_none() {
             return;
         }
+        self.trace_ready();
         self.collect_played();
-        let generation = self.shared.rt.generation.load(Ordering::Acquire);
+        let rt = &self.shared.rt;
+        let generation = rt.generation.load(Ordering::Acquire);
         let mode = self.params.mode.value();
+        let start = rt.start_generation.load(Ordering::Acquire);
         if generation != self.generation {
-            // The audio thread started a new performance: the musician plays (Continue mode).
             self.generation = generation;
             self.pending.clear();
-            if mode == Mode::Continue && self.source.is_some() {
+            self.state = State::Idle;
+            if generation != start && mode == Mode::Continue {
+                // The musician plays: listen, then continue from what was played.
                 self.state = State::Listening;
                 self.shared.update_status(|s| s.listening = true);
-            } else {
-                self.restart(false);
+            } else if generation != start {
+                self.start_now(false);
             }
-        } else if self.source.is_some()
-            && (self.params.seed.value() != self.seed || (mode != self.mode && mode == Mode::Free && self.state == State::Listening))
-        {
-            self.restart(true);
+        } else if mode != self.mode && mode == Mode::Free && self.state == State::Listening {
+            self.start_now(true);
         }
         self.mode = mode;
+        // A start of the audio thread not begun yet (it may have come before this activation's
+        // Attach reached us, or while the model loaded).
+        if self.start_waiting() && self.source.is_some() {
+            self.begun = Some(generation);
+            self.begin_start();
+        }
         match self.state {
             State::Idle => {}
             State::Listening => {
                 let quiet = self.now() - self.last_input >= LISTEN_GAP_SECONDS;
-                if quiet && self.held.is_empty() {
-                    self.restart(false);
+                if quiet && self.shared.rt.held_keys.load(Ordering::Relaxed) == 0 {
+                    self.start_now(false);
                 }
             }
             State::Playing => self.fill(),
         }
+        self.publish_decided();
         self.flush_trace();
+    }
+
+    /// Whether the performance now playing is a start of the audio thread not begun yet.
+    fn start_waiting(&self) -> bool {
+        self.generation == self.shared.rt.start_generation.load(Ordering::Acquire) && self.begun != Some(self.generation)
+    }
+
+    /// Tells the audio thread how far the performance is in the queue (offline it waits for it).
+    fn publish_decided(&self) {
+        let until = match self.state {
+            State::Playing => self.pending.front().map_or(self.decoder.seconds() + self.offset, |e| e.time),
+            // A start waits for a model that is loading: so does an offline render.
+            _ if self.start_waiting() && self.loading.is_some() => f64::NEG_INFINITY,
+            State::Idle | State::Listening => f64::INFINITY,
+        };
+        self.shared.rt.publish_decided(self.generation, until);
     }
 
     /// Moves what the audio thread played into the take (and the musician's notes into `heard`).
@@ -385,17 +516,14 @@ impl Worker {
         let Ok(mut take) = self.shared.take.lock() else {
             return;
         };
+        // The host's grid (tempo, time signature, bars) for the clips.
+        take.observe_grid(self.shared.grid.load());
         for _ in 0..available {
             let Ok(played) = attachment.played.pop() else {
                 break;
             };
             take.push(played);
             if played.input {
-                match played.midi {
-                    Midi::NoteOn { key, .. } => _ = self.held.press(key, ()),
-                    Midi::NoteOff { key } => _ = self.held.release(key),
-                    Midi::Pedal { .. } => {}
-                }
                 self.last_input = played.time;
                 self.heard.push_back(played);
                 while self.heard.front().is_some_and(|f| played.time - f.time > PRIMER_SECONDS * 2.0) || self.heard.len() > 8192 {
@@ -407,7 +535,9 @@ impl Worker {
 
     /// Draws events until the queue reaches the lookahead.
     fn fill(&mut self) {
-        let horizon = self.now() + self.lookahead;
+        let offline = self.attachment.as_ref().is_some_and(|a| a.offline);
+        // Offline exactly what the audio thread waits for, so automation lands where it did.
+        let horizon = if offline { self.shared.rt.wanted_until.load(Ordering::Acquire) } else { self.now() + self.lookahead };
         let mut steps = 0;
         loop {
             // What was decoded but did not fit yet goes first.
@@ -452,16 +582,25 @@ impl Worker {
             scratch.clear();
             self.decoder.feed(event, |t, midi| scratch.push((t, midi)));
             for &(t, midi) in &scratch {
-                let mut time = t + self.offset;
-                // Fell behind: let the music wait rather than arrive late.
-                let earliest = self.now() + self.margin.min(0.02);
-                if time < earliest {
-                    self.offset += earliest - time;
-                    time = earliest;
-                }
-                self.pending.push_back(Timed { time, generation: self.generation, midi });
+                self.pending.push_back(Timed { time: t + self.offset, generation: self.generation, midi });
             }
             self.scratch = scratch;
+        }
+    }
+}
+
+/// Faults the host tests inject into a test build.
+#[cfg(feature = "test-hooks")]
+mod test_hooks {
+    use std::time::{Duration, Instant};
+
+    /// `PIANOFORTE_TEST_PANIC=SECONDS`: the engine thread panics that long after it started.
+    pub fn maybe_panic(started: Instant) {
+        let after = std::env::var("PIANOFORTE_TEST_PANIC").ok().and_then(|v| v.parse::<f64>().ok());
+        if let Some(after) = after
+            && started.elapsed() > Duration::from_secs_f64(after)
+        {
+            panic!("injected by PIANOFORTE_TEST_PANIC");
         }
     }
 }

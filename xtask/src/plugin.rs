@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::onnxruntime;
+use crate::{onnxruntime, samples};
 
 /// The bundle name (bundler.toml) and the package.
 pub const PLUGIN: &str = "pianoforte";
@@ -62,8 +62,9 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
 /// Runs nice-plug's bundler with `args` (the words after `cargo xtask`), then puts the ONNX
 /// Runtime library beside the plugin binaries it made.
 pub fn bundle(args: &[String]) -> Result<(), String> {
-    // The library first: a bundle without it would load but stay silent.
+    // The library and the piano samples first: a bundle without them would load but stay silent.
     onnxruntime::run(&[])?;
+    samples::run(&[])?;
     // The plugin is a cargo feature of the crate (the command line builds without nice-plug);
     // the bundler passes extra words on to `cargo build`.
     let mut args = args.to_vec();
@@ -71,7 +72,25 @@ pub fn bundle(args: &[String]) -> Result<(), String> {
         args.extend(["--features".into(), "plugin".into()]);
     }
     nice_plug_xtask::main_with_args("cargo xtask", args).map_err(|e| format!("{e:#}"))?;
-    add_runtime()
+    add_runtime()?;
+    add_samples()
+}
+
+/// Copies the piano samples (with their credits, CC BY 3.0) beside the CLAP plugin and into the
+/// VST3 bundle's Resources, where the plugin looks for them relative to its own binary.
+pub fn add_samples() -> Result<(), String> {
+    let samples = workspace_root().join("target").join(samples::FOLDER);
+    let bundled = bundled_folder();
+    if bundled.join(format!("{PLUGIN}.clap")).exists() {
+        copy_tree(&samples, &bundled.join(samples::FOLDER))?;
+        println!("piano samples beside the CLAP plugin: {}", bundled.join(samples::FOLDER).display());
+    }
+    let resources = bundled.join(format!("{PLUGIN}.vst3")).join("Contents").join("Resources");
+    if resources.parent().is_some_and(Path::is_dir) {
+        copy_tree(&samples, &resources.join(samples::FOLDER))?;
+        println!("piano samples inside the VST3 bundle: {}", resources.join(samples::FOLDER).display());
+    }
+    Ok(())
 }
 
 /// Copies the ONNX Runtime library into the bundles in target/bundled.
@@ -117,6 +136,7 @@ pub fn install(args: &[String]) -> Result<(), String> {
     let clap_dir = home.join(".clap");
     copy(&bundled.join(format!("{PLUGIN}.clap")), &clap_dir.join(format!("{PLUGIN}.clap")))?;
     copy(&bundled.join(&library), &clap_dir.join(&library))?;
+    copy_tree(&bundled.join(samples::FOLDER), &clap_dir.join(samples::FOLDER))?;
     println!("installed {}", clap_dir.join(format!("{PLUGIN}.clap")).display());
 
     let vst3_from = bundled.join(format!("{PLUGIN}.vst3"));

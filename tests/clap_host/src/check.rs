@@ -17,6 +17,12 @@ pub struct Report {
     /// NOTE_OFFs and pedal-ups sent by cuts (stop, jump, bypass, restart, activation).
     pub cut_events: usize,
     pub max_sounding: usize,
+    /// Traced NOTE_ONs in the first block after a start that came too late (real-time runs).
+    pub start_latency: usize,
+    /// Traced NOTE_ONs on keys the musician held (left to them).
+    pub held_by_musician: usize,
+    /// Releases that came at a block's first sample because the engine queued them late.
+    pub late_releases: usize,
 }
 
 impl Report {
@@ -35,8 +41,11 @@ fn kind_of(kind: &OutKind) -> (Kind, u8) {
     }
 }
 
-/// `strict`: every due NOTE_ON of the live performance must come (lockstep runs).
-pub fn check(run: &Run, strict: bool) -> Report {
+/// `strict`: every due NOTE_ON of the live performance must come (lockstep and offline runs); in
+/// lockstep runs (simulated real time) but not offline, the notes of the first block after a start
+/// are excused: that block is processed before the engine hears of the start. `input_channel`: the
+/// channel of the musician's notes (passed through; on channel 0 they are told apart by sample).
+pub fn check(run: &Run, strict: bool, excuse_start_blocks: bool, input_channel: u8) -> Report {
     let mut report = Report::default();
     if !run.sorted {
         report.error("output events of a block were not in time order".into());
@@ -66,7 +75,10 @@ pub fn check(run: &Run, strict: bool) -> Report {
     // Walk the output in order: state machine and trace matching.
     let mut sounding: [bool; 128] = [false; 128];
     let mut pedal_down = false;
-    let generated: Vec<&OutEvent> = run.events.iter().filter(|e| e.channel == 0).collect();
+    let is_input = |e: &OutEvent| {
+        e.channel == input_channel && run.inputs.iter().any(|(sample, kind)| *sample == e.host_sample && kind_of(kind) == kind_of(&e.kind))
+    };
+    let generated: Vec<&OutEvent> = run.events.iter().filter(|e| e.channel == 0 && !is_input(e)).collect();
     let mut i = 0;
     let mut cut_iter = run.cuts.iter().peekable();
     let mut block_events: Vec<&OutEvent> = Vec::new();
@@ -111,7 +123,23 @@ pub fn check(run: &Run, strict: bool) -> Report {
             let (kind, key) = kind_of(&e.kind);
             // Find the traced event at exactly this sample.
             let mut found = false;
-            if let Some(list) = traced.get_mut(&(code(kind), key)) {
+            // In real time a release the engine queued too late comes at the buffer's first
+            // sample (docs/plugin.md): in runs that do not wait for the engine, a release at a
+            // block's first sample may match an earlier traced one.
+            let release = matches!(e.kind, OutKind::Off { .. } | OutKind::Pedal { value: 0..=63 });
+            if !strict
+                && release
+                && e.time == 0
+                && let Some(list) = traced.get_mut(&(code(kind), key))
+            {
+                let t = e.clock_sample as f64 / e.rate;
+                if let Some((_, used)) = list.iter_mut().rev().find(|(x, used)| !*used && x.time < t && x.time > t - 1.0) {
+                    *used = true;
+                    found = true;
+                    report.late_releases += 1;
+                }
+            }
+            if let Some(list) = traced.get_mut(&(code(kind), key)).filter(|_| !found) {
                 let t = e.clock_sample as f64 / e.rate;
                 let start = list.partition_point(|(x, _)| x.time < t - 2.0 / e.rate);
                 for (x, used) in list[start..].iter_mut() {
@@ -191,9 +219,32 @@ pub fn check(run: &Run, strict: bool) -> Report {
 
     // Due NOTE_ONs that never came.
     let final_seconds = run.final_clock as f64 / run.sample_rates.last().map_or(48_000.0, |r| r.1);
-    let restarts: Vec<f64> =
-        run.cuts.iter().filter(|c| matches!(c.reason, Cut::Restart | Cut::Activation)).map(|c| c.clock_seconds).collect();
+    // A performance ends where a later one starts (the run's first activation starts the first).
+    let restarts: Vec<f64> = run
+        .cuts
+        .iter()
+        .filter(|c| c.block > 0 && matches!(c.reason, Cut::Restart | Cut::Activation | Cut::Jump))
+        .map(|c| c.clock_seconds)
+        .collect();
+    let start_windows: Vec<(f64, f64)> = run
+        .starts
+        .iter()
+        .filter(|_| excuse_start_blocks)
+        .map(|&(_, clock, frames)| {
+            let rate = run.sample_rates.iter().rev().find(|r| r.0 <= clock).map_or(48_000.0, |r| r.1);
+            (clock as f64 / rate, (clock + frames as i64) as f64 / rate)
+        })
+        .collect();
     let newest_generation = run.trace.iter().map(|t| t.generation).max().unwrap_or(0);
+    let rate_at = |seconds: f64| run.sample_rates.iter().rev().find(|r| r.0 as f64 / r.1 <= seconds).map_or(48_000.0, |r| r.1);
+    // (key, from, to) in clock samples of every note the musician held.
+    let mut held_inputs = Vec::new();
+    for (i, &(from, kind)) in run.input_clock.iter().enumerate() {
+        if let OutKind::On { key, .. } = kind {
+            let to = run.input_clock[i..].iter().find(|(_, k)| *k == OutKind::Off { key }).map_or(i64::MAX, |&(c, _)| c);
+            held_inputs.push((key, from, to));
+        }
+    }
     for ((k, _), list) in &traced {
         if *k != 0 {
             continue;
@@ -203,8 +254,16 @@ pub fn check(run: &Run, strict: bool) -> Report {
                 continue;
             }
             let superseded = t.generation < newest_generation && restarts.iter().any(|&c| t.time >= c - 0.005);
+            let in_start_block = start_windows.iter().any(|&(from, to)| t.time >= from - 1e-9 && t.time < to);
+            // The engine does not start a note on a key the musician holds (docs/plugin.md).
+            let clock = (t.time * rate_at(t.time)).round() as i64;
+            let held = held_inputs.iter().any(|&(key, from, to)| key == t.key && (from..=to).contains(&clock));
             if superseded {
                 report.superseded += 1;
+            } else if in_start_block {
+                report.start_latency += 1;
+            } else if held {
+                report.held_by_musician += 1;
             } else {
                 report.missing += 1;
                 if strict {
@@ -216,7 +275,7 @@ pub fn check(run: &Run, strict: bool) -> Report {
 
     // The musician's notes pass through at their own sample.
     for (sample, kind) in &run.inputs {
-        let ok = run.events.iter().any(|e| e.channel == 1 && e.host_sample == *sample && kind_of(&e.kind) == kind_of(kind));
+        let ok = run.events.iter().any(|e| e.channel == input_channel && e.host_sample == *sample && kind_of(&e.kind) == kind_of(kind));
         if !ok {
             report.error(format!("input {kind:?} at host sample {sample} did not pass through"));
         }
@@ -246,17 +305,17 @@ mod tests {
             out(2, 0, 20, OutKind::Off { key: 60 }),
             out(3, 0, 30, OutKind::On { key: 62, velocity: 100 }),
         ];
-        let report = check(&run, true);
+        let report = check(&run, true, false, 1);
         assert_eq!(report.errors, vec!["stuck notes at the end: [62]".to_string()]);
         // A stop at block 4 ends it: fine.
         run.events.push(out(4, 0, 40, OutKind::Off { key: 62 }));
         run.cuts.push(CutAt { block: 4, host_sample: 40, clock_seconds: 0.04, reason: Cut::Stop });
-        let report = check(&run, true);
+        let report = check(&run, true, false, 1);
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         assert_eq!(report.cut_events, 1);
         // One sample late: an error.
         run.events[0].clock_sample = 11;
-        assert!(!check(&run, true).errors.is_empty());
+        assert!(!check(&run, true, false, 1).errors.is_empty());
     }
 
     #[test]
@@ -265,7 +324,7 @@ mod tests {
         run.trace = vec![traced(0.010, Kind::On, 60)];
         run.events = vec![out(1, 0, 10, OutKind::On { key: 60, velocity: 100 }), out(5, 3, 53, OutKind::Off { key: 60 })];
         run.cuts.push(CutAt { block: 5, host_sample: 50, clock_seconds: 0.05, reason: Cut::Jump });
-        let report = check(&run, true);
+        let report = check(&run, true, false, 1);
         assert!(report.errors.iter().any(|e| e.contains("still sounds")), "{:?}", report.errors);
     }
 }

@@ -112,6 +112,56 @@ pub struct Scenario {
     pub speed: f64,
     /// The plugin is expected to stay silent (no ONNX Runtime): do not wait for its engine.
     pub expect_silence: bool,
+    /// Render offline (CLAP render extension): as fast as the plugin allows, no waiting here.
+    pub offline: bool,
+    /// The host takes at most this many output events per block (the rest are refused).
+    pub output_limit: Option<usize>,
+    /// How fast the song position moves while playing (1.0: with the samples; varispeed else).
+    pub position_speed: f64,
+    /// The transport gives beats only (no seconds timeline), as some hosts do.
+    pub beats_only: bool,
+    /// The channel of the musician's notes (0: the channel the plugin plays on).
+    pub input_channel: u16,
+    /// Keep the plugin's audio output (the built-in piano) in the run.
+    pub record_audio: bool,
+}
+
+impl Scenario {
+    pub fn new(name: &str, sample_rate: f64, sizes: Sizes, segments: Vec<Segment>) -> Scenario {
+        Scenario {
+            name: name.into(),
+            sample_rate,
+            sizes,
+            segments,
+            lockstep: true,
+            speed: 0.0,
+            expect_silence: false,
+            offline: false,
+            output_limit: None,
+            position_speed: 1.0,
+            beats_only: false,
+            input_channel: 1,
+            record_audio: false,
+        }
+    }
+}
+
+/// The host's output event list, refusing events beyond `limit` per block (a full host buffer).
+struct LimitedOutput {
+    events: EventBuffer,
+    limit: Option<usize>,
+    refused: usize,
+}
+
+impl clack_host::events::io::OutputEventBuffer for LimitedOutput {
+    fn try_push(&mut self, event: &clack_host::events::UnknownEvent) -> Result<(), clack_host::events::io::TryPushError> {
+        if self.limit.is_some_and(|limit| self.events.len() as usize >= limit) {
+            self.refused += 1;
+            return Err(clack_host::events::io::TryPushError::new());
+        }
+        self.events.push(event);
+        Ok(())
+    }
 }
 
 /// Why a block is special for the checks.
@@ -141,8 +191,9 @@ pub struct Run {
     pub cuts: Vec<CutAt>,
     /// (label, notes, seconds) for measured segments.
     pub measured: Vec<(&'static str, usize, f64)>,
-    /// Input notes sent: (host sample, channel, kind).
+    /// Input notes sent: (host sample, kind), and the same with the performance clock's sample.
     pub inputs: Vec<(u64, OutKind)>,
+    pub input_clock: Vec<(i64, OutKind)>,
     /// process() wall time per call, in seconds, with the block length.
     pub process_times: Vec<(f64, u32)>,
     pub blocks: usize,
@@ -156,6 +207,14 @@ pub struct Run {
     /// CPU seconds of the plugin's engine thread during the run.
     pub engine_cpu_seconds: f64,
     pub sorted: bool,
+    /// Output events the host refused (a full buffer).
+    pub refused: usize,
+    /// Context switches (wake-ups) of the engine thread during the run.
+    pub engine_switches: u64,
+    /// The plugin's audio output, left and right (when the scenario records it).
+    pub audio: [Vec<f32>; 2],
+    /// Blocks whose first sample starts a new performance: (block, clock sample, block length).
+    pub starts: Vec<(usize, i64, u32)>,
 }
 
 pub struct Plugin {
@@ -236,6 +295,22 @@ pub fn thread_cpu_seconds(name: &str) -> f64 {
     total
 }
 
+/// Context switches of a named thread of this process so far (each wake-up is at least one).
+pub fn thread_switches(name: &str) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != &name[..name.len().min(15)] {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for line in status.lines().filter(|l| l.contains("ctxt_switches:")) {
+            total += line.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    total
+}
+
 unsafe extern "C" {
     fn sysconf(name: i32) -> i64;
 }
@@ -246,13 +321,13 @@ unsafe fn libc_sysconf_clk_tck() -> f64 {
     if v > 0 { v as f64 } else { 100.0 }
 }
 
-fn transport_event(playing: bool, pos_samples: i64, sample_rate: f64) -> TransportEvent {
+fn transport_event(playing: bool, pos_samples: i64, sample_rate: f64, beats_only: bool) -> TransportEvent {
     let seconds = pos_samples as f64 / sample_rate;
     let tempo = 120.0;
-    let mut flags = TransportFlags::HAS_TEMPO
-        | TransportFlags::HAS_SECONDS_TIMELINE
-        | TransportFlags::HAS_BEATS_TIMELINE
-        | TransportFlags::HAS_TIME_SIGNATURE;
+    let mut flags = TransportFlags::HAS_TEMPO | TransportFlags::HAS_BEATS_TIMELINE | TransportFlags::HAS_TIME_SIGNATURE;
+    if !beats_only {
+        flags |= TransportFlags::HAS_SECONDS_TIMELINE;
+    }
     if playing {
         flags |= TransportFlags::IS_PLAYING;
     }
@@ -295,10 +370,11 @@ pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path, model: Option
     let mut state = RunState {
         playing: false,
         transport: true,
-        pos: 0,
+        pos: 0.0,
         clock: 0,
         host_sample: 0,
         play_param: false,
+        seed: f64::NAN,
         bypass: false,
         continue_mode: false,
         size_index: 0,
@@ -308,9 +384,16 @@ pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path, model: Option
     run.cuts.push(CutAt { block: 0, host_sample: 0, clock_seconds: 0.0, reason: Cut::Activation });
     let started = Instant::now();
     let cpu_before = thread_cpu_seconds("pianoforte-engine");
+    let switches_before = thread_switches("pianoforte-engine");
     let mut segment_index = 0;
     let mut trace: Option<TraceReader> = None;
     while segment_index < scenario.segments.len() {
+        if scenario.offline {
+            use clack_extensions::render::{PluginRender, RenderMode};
+            let handle = instance.plugin_handle();
+            let render: PluginRender = handle.get_extension().ok_or("the plugin has no render extension")?;
+            render.set(&handle, RenderMode::Offline).map_err(|e| format!("cannot render offline: {e}"))?;
+        }
         let config = PluginAudioConfiguration { sample_rate, min_frames_count: 1, max_frames_count: max_frames };
         let processor = instance.activate(|_, _| (), config).map_err(|e| format!("cannot activate: {e:?}"))?;
         run.sample_rates.push((state.clock, sample_rate));
@@ -323,7 +406,8 @@ pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path, model: Option
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        if let Some(t) = trace.take() {
+        if let Some(mut t) = trace.take() {
+            t.poll();
             run.trace.extend(t.events);
         }
         let path = files.last().cloned().filter(|_| files.len() > known_traces + run.trace_files.len());
@@ -394,6 +478,7 @@ pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path, model: Option
     }
     let cpu_after = thread_cpu_seconds("pianoforte-engine");
     run.engine_cpu_seconds = cpu_after - cpu_before;
+    run.engine_switches = thread_switches("pianoforte-engine").saturating_sub(switches_before);
     run.wall_seconds = started.elapsed().as_secs_f64();
     // Let the engine thread write its last lines, then read them.
     std::thread::sleep(Duration::from_millis(50));
@@ -409,10 +494,13 @@ pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path, model: Option
 struct RunState {
     playing: bool,
     transport: bool,
-    pos: i64,
+    /// Song position in samples (fractional under varispeed).
+    pos: f64,
     clock: i64,
     host_sample: u64,
     play_param: bool,
+    /// The Seed parameter's value as sent (NaN: the default).
+    seed: f64,
     bypass: bool,
     continue_mode: bool,
     size_index: usize,
@@ -436,10 +524,12 @@ fn process_segments(
     let mut outputs = vec![vec![0.0f32; max_frames as usize]; 2];
     let mut output_ports = AudioPorts::with_capacity(2, 1);
     let mut in_events = EventBuffer::with_capacity(64);
-    let mut out_events = EventBuffer::with_capacity(1024);
+    let mut out_events = LimitedOutput { events: EventBuffer::with_capacity(1024), limit: scenario.output_limit, refused: 0 };
     let wall_start = Instant::now();
     let sample_start = state.host_sample;
     let mut first_segment = true;
+    // The first block of an activation starts a performance when it plays.
+    let mut activation_block = true;
     while *segment_index < scenario.segments.len() {
         let segment = &scenario.segments[*segment_index];
         let mut cut_reason: Option<Cut> = None;
@@ -468,7 +558,7 @@ fn process_segments(
                     state.playing = false;
                 }
                 Action::Jump(seconds) => {
-                    state.pos = (seconds * sample_rate).round() as i64;
+                    state.pos = (seconds * sample_rate).round();
                     if was_running {
                         cut_reason = Some(Cut::Jump);
                     }
@@ -478,14 +568,19 @@ fn process_segments(
                     match *name {
                         "Play" => state.play_param = value > 0.5,
                         "Bypass" => state.bypass = value > 0.5,
-                        "Seed" => seed_changed = true,
+                        "Seed" => {
+                            // Only a different seed is a new performance.
+                            seed_changed = value != state.seed;
+                            state.seed = value;
+                        }
                         "Mode" => state.continue_mode = text.starts_with("Continue"),
                         _ => {}
                     }
                     param_events.push(ParamValueEvent::new(0, id, Pckn::match_all(), value));
                 }
                 Action::Note(key, velocity, length) => {
-                    let on = NoteOnEvent::new(0, Pckn::new(0u16, 1u16, *key as u16, Match::All), *velocity as f64 / 127.0);
+                    let on =
+                        NoteOnEvent::new(0, Pckn::new(0u16, scenario.input_channel, *key as u16, Match::All), *velocity as f64 / 127.0);
                     in_events.push(&on);
                     // In "Continue my playing" mode the musician takes over: the generated
                     // performance ends in this block.
@@ -493,6 +588,7 @@ fn process_segments(
                         cut_reason = cut_reason.or(Some(Cut::Restart));
                     }
                     run.inputs.push((state.host_sample, OutKind::On { key: *key, velocity: *velocity }));
+                    run.input_clock.push((state.clock, OutKind::On { key: *key, velocity: *velocity }));
                     state.pending_offs.push((state.host_sample + (length * sample_rate).round() as u64, *key));
                 }
                 Action::Reactivate(_) => {}
@@ -502,6 +598,13 @@ fn process_segments(
         if was_running && !running {
             cut_reason = Some(if state.bypass { Cut::Bypass } else { Cut::Stop });
         }
+        // Every start is a new performance (docs/plugin.md): from stopped, a jump, a new seed,
+        // a new activation while playing.
+        let start = running && (!was_running || activation_block || seed_changed || cut_reason == Some(Cut::Jump));
+        if start && cut_reason.is_none() {
+            cut_reason = Some(Cut::Restart);
+        }
+        activation_block = false;
         for e in &param_events {
             in_events.push(e);
         }
@@ -511,7 +614,7 @@ fn process_segments(
         let mut measured_notes = 0usize;
         let mut first_block = true;
         let generation_at_start = reader.horizon().map(|h| h.0).unwrap_or(0);
-        let mut restart_pending = seed_changed && scenario.lockstep;
+        let mut restart_pending = start && scenario.lockstep;
         while state.host_sample < segment_end {
             let size = match &scenario.sizes {
                 Sizes::Fixed(n) => *n,
@@ -525,9 +628,10 @@ fn process_segments(
                 let (at, key) = state.pending_offs[i];
                 if at < state.host_sample + frames as u64 {
                     let time = at.saturating_sub(state.host_sample) as u32;
-                    let off = NoteOffEvent::new(time, Pckn::new(0u16, 1u16, key as u16, Match::All), 0.0);
+                    let off = NoteOffEvent::new(time, Pckn::new(0u16, scenario.input_channel, key as u16, Match::All), 0.0);
                     in_events.push(&off);
                     run.inputs.push((state.host_sample + time as u64, OutKind::Off { key }));
+                    run.input_clock.push((state.clock + time as i64, OutKind::Off { key }));
                     state.pending_offs.swap_remove(i);
                 } else {
                     i += 1;
@@ -535,16 +639,20 @@ fn process_segments(
             }
             in_events.sort();
             let running = !state.bypass && ((state.playing && state.transport) || state.play_param);
-            if scenario.lockstep && running {
+            if start && first_block {
+                run.starts.push((run.blocks, state.clock, frames));
+            }
+            // A start's first block is processed before the engine knows of the start: nothing
+            // to wait for there (in real time its notes after the start delay may come too late).
+            if scenario.lockstep && running && !(start && first_block) {
                 // The engine should have queued everything up to the end of this block.
                 let target = (state.clock + frames as i64) as f64 / sample_rate;
                 let deadline = Instant::now() + Duration::from_secs(5);
                 loop {
                     reader.poll();
-                    // After a new seed (sent in the segment's first block) wait for the new
-                    // performance too: the block after the engine restarted is where it cuts.
+                    // After a start, wait for the new performance.
                     let ok = match reader.horizon() {
-                        Some((g, t)) => t >= target && (!restart_pending || first_block || g > generation_at_start),
+                        Some((g, t)) => t >= target && (!restart_pending || g > generation_at_start),
                         None => false,
                     };
                     if ok {
@@ -552,17 +660,17 @@ fn process_segments(
                     }
                     if Instant::now() > deadline {
                         run.stalls += 1;
+                        if run.stalls >= 5 {
+                            return Err(format!(
+                                "the engine stalled in {} blocks (5 s each); the last at host sample {}",
+                                run.stalls, state.host_sample
+                            ));
+                        }
                         break;
                     }
                     std::thread::sleep(Duration::from_micros(200));
                 }
-                if restart_pending && !first_block && reader.horizon().is_some_and(|h| h.0 > generation_at_start) {
-                    run.cuts.push(CutAt {
-                        block: run.blocks,
-                        host_sample: state.host_sample,
-                        clock_seconds: state.clock as f64 / sample_rate,
-                        reason: Cut::Restart,
-                    });
+                if restart_pending && reader.horizon().is_some_and(|h| h.0 > generation_at_start) {
                     restart_pending = false;
                 }
             } else if !scenario.lockstep && scenario.speed > 0.0 {
@@ -573,24 +681,30 @@ fn process_segments(
                     std::thread::sleep(Duration::from_secs_f64(due - now));
                 }
             }
-            let transport = state.transport.then(|| transport_event(state.playing, state.pos, sample_rate));
+            let transport =
+                state.transport.then(|| transport_event(state.playing, state.pos.round() as i64, sample_rate, scenario.beats_only));
             let mut output_audio = output_ports.with_output_buffers([AudioPortBuffer {
                 latency: 0,
                 channels: AudioPortBufferType::f32_output_only(outputs.iter_mut().map(|b| &mut b[..frames as usize])),
             }]);
-            out_events.clear();
+            out_events.events.clear();
             let began = Instant::now();
             processor
                 .process(
                     &InputAudioBuffers::empty(),
                     &mut output_audio,
                     &in_events.as_input(),
-                    &mut out_events.as_output(),
+                    &mut OutputEvents::from_buffer(&mut out_events),
                     Some(state.host_sample),
                     transport.as_ref(),
                 )
                 .map_err(|e| format!("process failed: {e:?}"))?;
             run.process_times.push((began.elapsed().as_secs_f64(), frames));
+            if scenario.record_audio {
+                for (recorded, output) in run.audio.iter_mut().zip(&outputs) {
+                    recorded.extend_from_slice(&output[..frames as usize]);
+                }
+            }
             in_events.clear();
             if first_block {
                 if let Some(reason) = cut_reason {
@@ -604,7 +718,7 @@ fn process_segments(
                 first_block = false;
             }
             let mut last_time = 0;
-            for event in out_events.iter() {
+            for event in out_events.events.iter() {
                 let time = event.header().time();
                 if time < last_time {
                     run.sorted = false;
@@ -645,12 +759,13 @@ fn process_segments(
             run.blocks += 1;
             state.host_sample += frames as u64;
             if state.playing && state.transport {
-                state.pos += frames as i64;
+                state.pos += frames as f64 * scenario.position_speed;
             }
             if running {
                 state.clock += frames as i64;
             }
         }
+        run.refused += std::mem::take(&mut out_events.refused);
         if let Some(label) = segment.measure {
             let seconds = (segment_end - measure_from) as f64 / sample_rate;
             run.measured.push((label, measured_notes, seconds));
@@ -767,4 +882,44 @@ pub fn set_fields(instance: &mut PluginInstance<TestHost>, fields: &[(&str, &str
     let mut data = if has_header { (text.len() as u64).to_le_bytes().to_vec() } else { Vec::new() };
     data.extend_from_slice(text.as_bytes());
     state.load(&handle, &mut data.as_slice()).map_err(|e| format!("load: {e:?} ({text})"))
+}
+
+/// Closes a plugin right after it started to work (its model loading, its engine filling the
+/// queue): the host must get control back at once, whatever the engine thread is doing.
+pub fn destroy_while_busy(plugin: &Plugin) -> Result<String, String> {
+    let mut instance =
+        PluginInstance::<TestHost>::new(|_| Shared { callback: AtomicBool::new(false) }, |_| (), &plugin.entry, &plugin.id, &host_info())
+            .map_err(|e| format!("cannot instantiate: {e:?}"))?;
+    let frames = 512u32;
+    let config = PluginAudioConfiguration { sample_rate: 48_000.0, min_frames_count: 1, max_frames_count: frames };
+    let processor = instance.activate(|_, _| (), config).map_err(|e| format!("cannot activate: {e:?}"))?;
+    let mut processor = processor.start_processing().map_err(|e| format!("cannot start processing: {e:?}"))?;
+    let mut outputs = vec![vec![0.0f32; frames as usize]; 2];
+    let mut output_ports = AudioPorts::with_capacity(2, 1);
+    let mut out_events = EventBuffer::with_capacity(1024);
+    for block in 0..20u64 {
+        let transport = transport_event(true, (block * frames as u64) as i64, 48_000.0, false);
+        let mut output_audio = output_ports.with_output_buffers([AudioPortBuffer {
+            latency: 0,
+            channels: AudioPortBufferType::f32_output_only(outputs.iter_mut().map(|b| &mut b[..])),
+        }]);
+        processor
+            .process(
+                &InputAudioBuffers::empty(),
+                &mut output_audio,
+                &InputEvents::empty(),
+                &mut out_events.as_output(),
+                Some(block * frames as u64),
+                Some(&transport),
+            )
+            .map_err(|e| format!("process failed: {e:?}"))?;
+    }
+    instance.deactivate(processor.stop_processing());
+    let began = Instant::now();
+    drop(instance);
+    let took = began.elapsed();
+    if took > Duration::from_secs(3) {
+        return Err(format!("closing the plugin took {:.1} s", took.as_secs_f64()));
+    }
+    Ok(format!("closed in {:.0} ms", took.as_secs_f64() * 1e3))
 }
