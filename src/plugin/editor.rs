@@ -261,6 +261,9 @@ impl NiceEguiApp for EditorApp {
                 row(ui, "Density", &mut |ui| {
                     ui.add(ParamSlider::for_param(&self.params.density, &setter).with_width(150.0));
                 });
+                row(ui, "Key", &mut |ui| {
+                    ui.add(ParamSlider::for_param(&self.params.key, &setter).with_width(150.0));
+                });
                 row(ui, "Seed", &mut |ui| {
                     ui.add(ParamSlider::for_param(&self.params.seed, &setter).with_width(150.0));
                 });

@@ -31,7 +31,7 @@ pub const LISTEN_GAP_SECONDS: f64 = 1.0;
 /// The musician's playing kept as the primer.
 pub const PRIMER_SECONDS: f64 = 20.0;
 /// Lookahead beyond the buffer-size part (see [`lookahead_seconds`]).
-const BASE_LOOKAHEAD_SECONDS: f64 = 0.15;
+const BASE_LOOKAHEAD_SECONDS: f64 = 0.25;
 /// Model events drawn in one go at most, before looking at commands again.
 const MAX_STEPS_PER_TICK: usize = 2000;
 /// Capacity of the queues to the audio thread and back.
@@ -138,7 +138,8 @@ impl Worker {
             lookahead: 0.3,
             state: State::Idle,
             generation: 0,
-            begun: None,
+            // Generation 0 is the state before any start (a start makes it 1 or more).
+            begun: Some(0),
             mode: Mode::Free,
             decoder: Decoder::default(),
             offset: 0.0,

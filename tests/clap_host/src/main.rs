@@ -508,7 +508,7 @@ fn bad_model_files(folder: &std::path::Path) -> Vec<(&'static str, PathBuf)> {
 }
 
 fn bench_suite() -> Vec<Scenario> {
-    let stopped = paced(
+    let mut stopped = paced(
         scenario(
             "benchmark: stopped (48 kHz, 512-sample buffers, the transport standing still)",
             48_000.0,
@@ -517,13 +517,17 @@ fn bench_suite() -> Vec<Scenario> {
         ),
         1.0,
     );
-    let playing = [64u32, 512].into_iter().map(|buffer| {
+    stopped.expect_silence = true;
+    let playing = [("Piano", 64u32), ("Piano", 512), ("MIDI only", 64), ("MIDI only", 512)].into_iter().map(|(sound, buffer)| {
         paced(
             scenario(
-                &format!("benchmark: 48 kHz, {buffer}-sample buffers, 16 notes/s, real time"),
+                &format!("benchmark: 48 kHz, {buffer}-sample buffers, 16 notes/s, real time, Sound: {sound}"),
                 48_000.0,
                 Sizes::Fixed(buffer),
-                vec![measured("16 notes/s", 30.0, vec![Transport(true), Param("Density", "16")]), seg(0.5, vec![Transport(false)])],
+                vec![
+                    measured("16 notes/s", 30.0, vec![Transport(true), Param("Density", "16"), Param("Sound", sound)]),
+                    seg(0.5, vec![Transport(false)]),
+                ],
             ),
             1.0,
         )
