@@ -118,6 +118,8 @@ pub struct Worker {
     last_input: f64,
     trace: Option<std::io::BufWriter<std::fs::File>>,
     ready_traced: bool,
+    /// When the first performance began (the test hooks' panic counts from there).
+    first_begun: Option<Instant>,
     busy: Duration,
     started: Instant,
     last_status: Instant,
@@ -149,6 +151,7 @@ impl Worker {
             last_input: f64::NEG_INFINITY,
             trace: None,
             ready_traced: false,
+            first_begun: None,
             busy: Duration::ZERO,
             started: Instant::now(),
             last_status: Instant::now(),
@@ -187,7 +190,7 @@ impl Worker {
                 });
             }
             #[cfg(feature = "test-hooks")]
-            test_hooks::maybe_panic(self.started);
+            test_hooks::maybe_panic(self.first_begun);
         }
     }
 
@@ -420,6 +423,7 @@ impl Worker {
     }
 
     fn begin(&mut self, at: f64, seed: u64) {
+        self.first_begun.get_or_insert_with(Instant::now);
         self.mode = self.params.mode.value();
         self.pending.clear();
         self.decoder = Decoder::default();
@@ -595,11 +599,12 @@ impl Worker {
 mod test_hooks {
     use std::time::{Duration, Instant};
 
-    /// `PIANOFORTE_TEST_PANIC=SECONDS`: the engine thread panics that long after it started.
-    pub fn maybe_panic(started: Instant) {
+    /// `PIANOFORTE_TEST_PANIC=SECONDS`: the engine thread panics that long after its first
+    /// performance began.
+    pub fn maybe_panic(first_begun: Option<Instant>) {
         let after = std::env::var("PIANOFORTE_TEST_PANIC").ok().and_then(|v| v.parse::<f64>().ok());
-        if let Some(after) = after
-            && started.elapsed() > Duration::from_secs_f64(after)
+        if let (Some(after), Some(began)) = (after, first_begun)
+            && began.elapsed() > Duration::from_secs_f64(after)
         {
             panic!("injected by PIANOFORTE_TEST_PANIC");
         }
