@@ -251,6 +251,33 @@ impl std::str::FromStr for Event {
     }
 }
 
+/// The letter and accidentals of a note name ("C", "F#", "Eb", "B♭3"): semitones above C (the
+/// accidentals may take it below 0 or past 11) and the rest of the text. One parser for note
+/// names (the plugin's key range) and key names (the model's key control).
+pub fn parse_note_letter(text: &str) -> Option<(i32, &str)> {
+    let letter = text.chars().next()?;
+    let mut semitones = match letter.to_ascii_uppercase() {
+        'C' => 0,
+        'D' => 2,
+        'E' => 4,
+        'F' => 5,
+        'G' => 7,
+        'A' => 9,
+        'B' => 11,
+        _ => return None,
+    };
+    let mut rest = &text[letter.len_utf8()..];
+    loop {
+        if let Some(r) = rest.strip_prefix(['#', '♯']) {
+            (semitones, rest) = (semitones + 1, r);
+        } else if let Some(r) = rest.strip_prefix(['b', '♭']) {
+            (semitones, rest) = (semitones - 1, r);
+        } else {
+            return Some((semitones, rest));
+        }
+    }
+}
+
 /// Token ids of events (what the token files and the model use).
 pub fn to_ids(events: &[Event]) -> Vec<u16> {
     events.iter().map(|e| e.id()).collect()

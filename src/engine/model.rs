@@ -241,24 +241,9 @@ pub fn normalise_key_name(name: &str) -> Option<String> {
     if parts.next().is_some() || !(mode == "major" || mode == "minor") {
         return None;
     }
-    let mut chars = note.chars();
-    let base = match chars.next()?.to_ascii_uppercase() {
-        'C' => 0,
-        'D' => 2,
-        'E' => 4,
-        'F' => 5,
-        'G' => 7,
-        'A' => 9,
-        'B' => 11,
-        _ => return None,
-    };
-    let mut pc: i32 = base;
-    for c in chars {
-        match c {
-            '#' | '♯' => pc += 1,
-            'b' | '♭' => pc -= 1,
-            _ => return None,
-        }
+    let (pc, rest) = crate::codec::events::parse_note_letter(note)?;
+    if !rest.is_empty() {
+        return None;
     }
     Some(format!("{} {mode}", NAMES[pc.rem_euclid(12) as usize]))
 }

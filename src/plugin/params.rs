@@ -85,28 +85,9 @@ pub fn parse_note_name(text: &str) -> Option<i32> {
     if let Ok(n) = text.parse::<i32>() {
         return Some(n);
     }
-    let mut chars = text.chars();
-    let letter = chars.next()?.to_ascii_uppercase();
-    let base = match letter {
-        'C' => 0,
-        'D' => 2,
-        'E' => 4,
-        'F' => 5,
-        'G' => 7,
-        'A' => 9,
-        'B' => 11,
-        _ => return None,
-    };
-    let rest: String = chars.collect();
-    let (accidental, octave) = if let Some(r) = rest.strip_prefix('#') {
-        (1, r)
-    } else if let Some(r) = rest.strip_prefix('b') {
-        (-1, r)
-    } else {
-        (0, rest.as_str())
-    };
+    let (semitones, octave) = crate::codec::events::parse_note_letter(text)?;
     let octave: i32 = octave.trim().parse().ok()?;
-    Some((octave + 1) * 12 + base + accidental)
+    Some((octave + 1) * 12 + semitones)
 }
 
 #[derive(Params)]
