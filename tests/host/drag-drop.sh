@@ -24,30 +24,12 @@ bin="$root/target/release/pianoforte-standalone"
 targets=(/usr/bin/python3 "$root/tests/host/drop_target.py")
 bpm=92 num=3 den=4 limit=4
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    xdotool mouseup 1 2>/dev/null || true
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    sleep 0.5
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-n=98
-while [[ -e "/tmp/.X11-unix/X$n" || -e "/tmp/.X$n-lock" ]]; do n=$((n - 1)); done
-export DISPLAY=":$n"
-Xvfb "$DISPLAY" -screen 0 1280x800x24 -nolisten tcp > "$work/xvfb.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do xdpyinfo > /dev/null 2>&1 && break; sleep 0.1; done
-
-export MESA_SHADER_CACHE_DISABLE=true XDG_CACHE_HOME="$work/cache" HOME="$work/home"
+source "$root/tests/host/lib.sh"
+start_xvfb
 export PIANOFORTE_SOURCE=synthetic PIANOFORTE_TRACE_DIR="$work/trace" PIANOFORTE_DRAG_LOG="$work/drag.log"
 export PIANOFORTE_DRAG_LIMIT_S=$limit
-mkdir -p "$HOME" "$PIANOFORTE_TRACE_DIR"
-"$bin" --backend dummy --period-size 512 --tempo $bpm --timesig-num $num --timesig-denom $den > "$work/standalone.log" 2>&1 &
-pids+=($!)
+mkdir -p "$PIANOFORTE_TRACE_DIR"
+start_standalone --tempo $bpm --timesig-num $num --timesig-denom $den
 
 # The drop targets, right of the editor (no window manager: they stay where they are put).
 start_target() {  # MODE X Y -> its output file
@@ -60,18 +42,11 @@ start_target gtk 1010 40
 start_target plain 1010 300
 start_target silent 1010 560
 
-geometry=""
-for _ in $(seq 600); do
-    if info="$(xwininfo -name pianoforte 2>/dev/null)"; then geometry="$info"; break; fi
-    sleep 0.1
-done
-[[ -n "$geometry" ]] || { cat "$work/standalone.log"; echo "error: the editor window never appeared" >&2; exit 1; }
-wx="$(awk '/Absolute upper-left X/ {print $4}' <<< "$geometry")"
-wy="$(awk '/Absolute upper-left Y/ {print $4}' <<< "$geometry")"
+wait_for_editor
 for _ in $(seq 100); do grep -q '^handle' "$PIANOFORTE_DRAG_LOG" 2>/dev/null && break; sleep 0.1; done
 read -r _ hx hy hw hh < <(grep '^handle' "$PIANOFORTE_DRAG_LOG" | tail -n 1)
-hx="$(awk -v w="$wx" -v h="$hx" 'BEGIN { printf "%d", w + h + 60 }')"
-hy="$(awk -v w="$wy" -v h="$hy" -v s="$hh" 'BEGIN { printf "%d", w + h + s / 2 }')"
+hx="$(awk -v w="$x" -v h="$hx" 'BEGIN { printf "%d", w + h + 60 }')"
+hy="$(awk -v w="$y" -v h="$hy" -v s="$hh" 'BEGIN { printf "%d", w + h + s / 2 }')"
 # Let the take grow past the selection (the last 30 s): the clip then starts mid-song, at the
 # bar line before its first note, with silence up to the cut.
 sleep "${PIANOFORTE_DRAG_WAIT:-36}"
@@ -127,7 +102,7 @@ if [[ -n "$shot" ]]; then
     "$python" -c 'import sys; from PIL import ImageGrab
 x, y = int(sys.argv[2]), int(sys.argv[3])
 ImageGrab.grab(xdisplay=sys.argv[1]).convert("RGB").crop((x + 620, y + 340, x + 980, y + 560)).save(sys.argv[4])' \
-        "$DISPLAY" "$wx" "$wy" "$shot"
+        "$DISPLAY" "$x" "$y" "$shot"
     echo "saved $shot"
 fi
 
@@ -158,7 +133,7 @@ check "the time limit ended the drag within $((limit + 3)) s ($took s: $(last_en
 check "the pointer is free while the button is still down" pointer_free
 xdotool mouseup 1
 sleep 0.5
-check "the editor still runs" kill -0 "${pids[1]}"
+check "the editor still runs" kill -0 "$standalone_pid"
 
 echo "--- drag log"; cat "$PIANOFORTE_DRAG_LOG"
 if ((failed)); then for t in gtk plain silent; do echo "--- $t target"; cat "$work/$t.out"; done; fi

@@ -11,6 +11,7 @@
 //!
 //! Every other subcommand goes to the plugin bundler (`nice_plug_xtask::main()`); see `other()`.
 
+mod fetch;
 mod onnxruntime;
 mod plugin;
 mod samples;

@@ -6,43 +6,25 @@
 //! temporary folder, then the library member of the wheel (a zip) is unpacked with Python's
 //! `zipfile` (pip needs Python anyway, so no zip crate) into `target/onnxruntime/`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+use crate::fetch;
 
 #[path = "../../src/engine/onnxruntime_library.rs"]
 mod library;
 pub use library::{ONNXRUNTIME_VERSION, library_file_name};
 
-fn workspace_root() -> PathBuf {
-    // xtask/ lives directly in the workspace root.
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent folder").to_path_buf()
-}
-
 pub fn run(args: &[String]) -> Result<(), String> {
-    let mut force = false;
-    for arg in args {
-        match arg.as_str() {
-            "--force" => force = true,
-            other => {
-                return Err(format!("`cargo xtask onnxruntime` takes only --force, got `{other}`"));
-            }
-        }
-    }
-    let folder = workspace_root().join("target").join("onnxruntime");
+    let force = fetch::parse_force("onnxruntime", args)?;
+    let folder = fetch::target_folder("onnxruntime");
     let target = folder.join(library_file_name());
     if target.is_file() && !force {
         println!("{} is already there (pass --force to fetch it again)", target.display());
         return Ok(());
     }
-    std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let temp = folder.join(format!(".download-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&temp);
-    std::fs::create_dir_all(&temp).map_err(|e| format!("{}: {e}", temp.display()))?;
-    let result = download_and_unpack(&python, &temp, &target);
-    let _ = std::fs::remove_dir_all(&temp);
-    result?;
+    fetch::in_scratch_folder(&folder, |temp| download_and_unpack(&python, temp, &target))?;
     println!("wrote {}", target.display());
     println!("the engine finds it there (or set ORT_DYLIB_PATH, or pass --onnxruntime PATH)");
     Ok(())

@@ -10,17 +10,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{onnxruntime, samples};
+use crate::{fetch, onnxruntime, samples};
 
 /// The bundle name (bundler.toml) and the package.
 pub const PLUGIN: &str = "pianoforte";
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent folder").to_path_buf()
-}
-
 fn bundled_folder() -> PathBuf {
-    workspace_root().join("target").join("bundled")
+    fetch::target_folder("bundled")
 }
 
 /// The VST3 bundle's binary folder for this machine, e.g. `x86_64-linux`.
@@ -79,7 +75,7 @@ pub fn bundle(args: &[String]) -> Result<(), String> {
 /// Copies the piano samples (with their credits, CC BY 3.0) beside the CLAP plugin and into the
 /// VST3 bundle's Resources, where the plugin looks for them relative to its own binary.
 pub fn add_samples() -> Result<(), String> {
-    let samples = workspace_root().join("target").join(samples::FOLDER);
+    let samples = fetch::target_folder(samples::FOLDER);
     let bundled = bundled_folder();
     if bundled.join(format!("{PLUGIN}.clap")).exists() {
         copy_tree(&samples, &bundled.join(samples::FOLDER))?;
@@ -95,7 +91,7 @@ pub fn add_samples() -> Result<(), String> {
 
 /// Copies the ONNX Runtime library into the bundles in target/bundled.
 pub fn add_runtime() -> Result<(), String> {
-    let library = workspace_root().join("target").join("onnxruntime").join(onnxruntime::library_file_name());
+    let library = fetch::target_folder("onnxruntime").join(onnxruntime::library_file_name());
     if !library.is_file() {
         return Err(format!("{} is missing; run `cargo xtask onnxruntime`", library.display()));
     }

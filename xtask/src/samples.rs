@@ -10,40 +10,25 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::fetch;
+
 #[path = "../../src/piano/layout.rs"]
 mod layout;
 pub use layout::FOLDER;
 use layout::{CREDITS, CREDITS_FILE, LAYERS, NPM_VERSION, RELEASE_PACKAGE};
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent folder").to_path_buf()
-}
-
 pub fn run(args: &[String]) -> Result<(), String> {
-    let mut force = false;
-    for arg in args {
-        match arg.as_str() {
-            "--force" => force = true,
-            other => return Err(format!("`cargo xtask samples` takes only --force, got `{other}`")),
-        }
-    }
-    let folder = workspace_root().join("target").join(FOLDER);
+    let force = fetch::parse_force("samples", args)?;
+    let folder = fetch::target_folder(FOLDER);
     let files = layout::all_files();
     let complete = |folder: &Path| folder.join(CREDITS_FILE).is_file() && files.iter().all(|f| folder.join(f).is_file());
     if complete(&folder) && !force {
         println!("{} is already there (pass --force to fetch it again)", folder.display());
         return Ok(());
     }
-    std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
     // The credits go first out and last in: without them the folder counts as incomplete.
     let _ = std::fs::remove_file(folder.join(CREDITS_FILE));
-
-    let temp = folder.join(format!(".download-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&temp);
-    std::fs::create_dir_all(&temp).map_err(|e| format!("{}: {e}", temp.display()))?;
-    let result = download_and_unpack(&temp, &folder, &files);
-    let _ = std::fs::remove_dir_all(&temp);
-    result?;
+    fetch::in_scratch_folder(&folder, |temp| download_and_unpack(temp, &folder, &files))?;
     std::fs::write(folder.join(CREDITS_FILE), CREDITS).map_err(|e| format!("{}: {e}", folder.display()))?;
     if !complete(&folder) {
         return Err(format!("{} is still incomplete after the download", folder.display()));
