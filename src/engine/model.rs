@@ -489,10 +489,6 @@ impl Model {
         Ok((logits.to_vec(), hidden_out.to_vec()))
     }
 
-    pub fn layers(&self) -> usize {
-        self.card.layers
-    }
-
     /// The sampling the card recommends (`sampling`: `temperature`, `top_p`, chosen by
     /// measurement), else the engine's defaults.
     pub fn recommended_sampling(&self) -> crate::engine::sampling::Sampling {
@@ -524,10 +520,6 @@ impl Model {
     /// The key control vector of key `index` of the card's table.
     pub fn key_vector(&self, index: usize) -> Option<&[f32]> {
         self.card.key_control.as_ref()?.keys.vectors.get(index).map(|v| v.as_slice())
-    }
-
-    pub fn hidden_size(&self) -> usize {
-        self.card.hidden
     }
 
     /// A one-line description for people.
