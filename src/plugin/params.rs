@@ -143,13 +143,17 @@ pub struct PianoforteParams {
     pub clips: Arc<Mutex<Vec<String>>>,
 }
 
+/// Where the Temperature knob starts: the built-in model card's `sampling.temperature`, chosen by
+/// `benches/sampling_sweep.py` on validation statistics (a test checks that the two agree).
+pub const DEFAULT_TEMPERATURE: f32 = 1.05;
+
 /// Clips the project remembers at most.
 pub const MAX_REMEMBERED_CLIPS: usize = 200;
 
 impl Default for PianoforteParams {
     fn default() -> Self {
         PianoforteParams {
-            temperature: FloatParam::new("Temperature", 1.0, FloatRange::Linear { min: 0.1, max: 2.0 })
+            temperature: FloatParam::new("Temperature", DEFAULT_TEMPERATURE, FloatRange::Linear { min: 0.1, max: 2.0 })
                 .with_step_size(0.01)
                 .with_value_to_string(formatters::v2s_f32_rounded(2)),
             density: FloatParam::new(
@@ -233,6 +237,15 @@ impl PianoforteParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temperature_starts_where_the_built_in_model_recommends() {
+        use crate::engine::model::{LoadOptions, Model, ModelSource};
+        let model = Model::load(&ModelSource::Embedded, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(model.recommended_sampling().temperature, DEFAULT_TEMPERATURE);
+        assert_eq!(PianoforteParams::default().temperature.default_plain_value(), DEFAULT_TEMPERATURE);
+        assert_eq!(crate::plugin::source::StepControls::default().temperature, DEFAULT_TEMPERATURE);
+    }
 
     #[test]
     fn note_names_round_trip() {

@@ -26,7 +26,7 @@ pub struct StepControls {
 impl Default for StepControls {
     fn default() -> Self {
         StepControls {
-            temperature: 1.0,
+            temperature: crate::plugin::params::DEFAULT_TEMPERATURE,
             density: None,
             key_low: Pitch::LOWEST.midi(),
             key_high: Pitch::HIGHEST.midi(),
