@@ -2,7 +2,7 @@
 //! `generate` / `render` commands. Needs the ONNX Runtime library (`cargo xtask onnxruntime`).
 
 use pianoforte::codec::{self, Event, Note, PedalChange, Performance, Pitch, VOCABULARY};
-use pianoforte::engine::control::{Control, KeyControl};
+use pianoforte::engine::control::{Control, KEY_CHOICE_ONSETS, KeyControl};
 use pianoforte::engine::model::{EMBEDDED_MODEL, Error, LoadOptions, Model, ModelSource};
 use pianoforte::engine::runtime::{self, RuntimeOptions};
 use pianoforte::engine::sampling::Sampling;
@@ -220,6 +220,57 @@ fn the_key_control_and_the_state_reach_a_format_2_model() {
     let held = e.logits().to_vec();
     e.prime(&[codec::Event::PedalDown]).unwrap();
     assert_ne!(held, e.logits().to_vec());
+}
+
+/// `Any` is the model's own key: off until it has heard enough onsets, then the card key that
+/// fits them, held to the end; `Off` never conditions.
+#[test]
+fn key_any_settles_on_the_key_of_what_it_heard_and_holds_it() {
+    let mut e = engine(Settings::default());
+    if !e.model().has_features() {
+        println!("SKIPPED: the model is format {}", e.model().format());
+        return;
+    }
+    let d_minor = e.model().card.key_index("D minor").expect("the card names D minor") as u8;
+    // A primer of D minor arpeggios and scales (D F A, E G Bb C#), enough onsets to choose.
+    let notes = [62, 65, 69, 74, 64, 67, 70, 73, 62, 65, 69, 74, 69, 65, 62, 57, 50, 53];
+    assert!(notes.len() as u32 >= KEY_CHOICE_ONSETS);
+    let mut primer = Vec::new();
+    for &n in &notes {
+        let p = Pitch::new(n).unwrap();
+        primer.extend([Event::Velocity(codec::VelocityBin::new(20).unwrap()), Event::NoteOn(p)]);
+        primer.extend([Event::TimeShift(codec::Shift::new(15).unwrap()), Event::NoteOff(p)]);
+    }
+    e.prime(&primer).unwrap();
+    assert_eq!(e.chosen_key(), Some(d_minor), "the primer is in D minor");
+    let chosen = e.logits().to_vec();
+    e.set_key(KeyControl::Key(d_minor));
+    e.prime(&primer).unwrap();
+    assert_eq!(chosen, e.logits().to_vec(), "Any after a D minor primer plays as Key D minor");
+    assert_eq!(e.chosen_key(), None, "a named key is not a choice");
+    e.set_key(KeyControl::Off);
+    e.prime(&primer).unwrap();
+    assert_ne!(chosen, e.logits().to_vec(), "Off is unconditioned");
+    // Played from nothing: no key until the 16th onset, then one key for good.
+    e.set_key(KeyControl::Any);
+    e.reseed(3);
+    e.prime(&[]).unwrap();
+    let (mut onsets, mut settled_at) = (0, None);
+    while e.now() < 30.0 {
+        let step = e.step().unwrap();
+        onsets += matches!(step.event, Event::NoteOn(_)) as u32;
+        match (settled_at, e.chosen_key()) {
+            (None, Some(k)) => settled_at = Some((onsets, k)),
+            (Some((_, k)), now) => assert_eq!(now, Some(k), "the key holds"),
+            (None, None) => assert!(onsets < KEY_CHOICE_ONSETS, "no key after {onsets} onsets"),
+        }
+    }
+    assert_eq!(settled_at.map(|(n, _)| n), Some(KEY_CHOICE_ONSETS));
+    // Changing another control, or setting Any again, does not unsettle it.
+    let k = e.chosen_key();
+    e.set_control(Control::NotesPerSecond(4.0));
+    e.set_key(KeyControl::Any);
+    assert_eq!(e.chosen_key(), k);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The `pianoforte` command line.
 
 use crate::codec::{self, midi};
-use crate::engine::control::{Control, KeyControl};
+use crate::engine::control::{Control, KEY_CHOICE_ONSETS, KeyControl};
 use crate::engine::model::{LoadOptions, Model, ModelSource};
 use crate::engine::runtime::{self, RuntimeOptions};
 use crate::engine::sampling::Sampling;
@@ -117,7 +117,9 @@ struct GenerateArgs {
     /// Notes per second to aim for (through the model card's calibration), or `off`.
     #[arg(long, default_value = "off", value_parser = parse_density)]
     density: Control,
-    /// The key to play in, e.g. "D minor", "Eb major", or `any` (format-2 models).
+    /// The key to play in, e.g. "D minor", "Eb major"; `any`: the model settles on a key from its
+    /// first notes (the primer's included) and holds it; `off`: no key control at all (format-2
+    /// models).
     #[arg(long, default_value = "any")]
     key: String,
     /// A MIDI file to continue: encoded, fed to the model first, and kept at the start of the output.
@@ -309,8 +311,10 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         top_p: args.top_p.map_or(card_sampling.top_p, |p| p.0),
     };
     sampling.check()?;
-    let key = if args.key.eq_ignore_ascii_case("any") || args.key.eq_ignore_ascii_case("off") {
+    let key = if args.key.eq_ignore_ascii_case("any") {
         KeyControl::Any
+    } else if args.key.eq_ignore_ascii_case("off") {
+        KeyControl::Off
     } else {
         if !model.has_features() {
             return Err(format!("--key needs a model of format 2; {} is format {}", model.name, model.format()));
@@ -320,10 +324,13 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         })?;
         KeyControl::Key(index as u8)
     };
+    let key_name = |k: u8| model.card.key_control.as_ref().and_then(|c| c.keys.names.get(k as usize).cloned()).unwrap_or_default();
     let key_text = match key {
-        KeyControl::Key(k) => model.card.key_control.as_ref().map_or(String::new(), |c| c.keys.names[k as usize].clone()),
-        _ => "any".into(),
+        KeyControl::Key(k) => key_name(k),
+        KeyControl::Off => "off".into(),
+        _ => format!("any (the model's, from its first {KEY_CHOICE_ONSETS} notes)"),
     };
+    let key_names: Vec<String> = (0..24).map(key_name).collect();
     let guards = Guards { max_polyphony: args.max_polyphony, max_note_seconds: args.max_note_seconds };
     let settings = Settings { sampling, control: args.density, key, guards, seed };
     let mut engine = Engine::new(model, settings).map_err(|e| e.to_string())?;
@@ -383,6 +390,9 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
             generated.step_percentiles().0,
             generated.step_percentiles().1,
         );
+        if let (KeyControl::Any, Some(k)) = (key, engine.chosen_key()) {
+            println!("  key: the model settled on {}", key_names[k as usize]);
+        }
         if let (Some(piano), Some(wav)) = (&piano, &args.wav) {
             piano.write(&performance, &numbered(wav, i + 1, args.count))?;
         }

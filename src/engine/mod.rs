@@ -31,7 +31,7 @@ pub mod sampling;
 
 use crate::codec::features::{KEY_SIZE, STATE_SIZE, write_state_features};
 use crate::codec::{self, Change, Event, MAX_SHIFT_STEPS, MusicState, PITCHES, Performance, Pitch, STEPS_PER_SECOND, VOCABULARY};
-use control::{Control, DensityControl, KeyControl};
+use control::{Control, DensityControl, KEY_CHOICE_ONSETS, KeyControl, best_fitting_key};
 pub use model::Error;
 use model::{Inputs, Model, START_TOKEN};
 use ort::memory::Allocator;
@@ -101,6 +101,12 @@ pub struct Engine {
     features: bool,
     /// The key vectors of the card's named keys.
     key_table: Vec<[f32; KEY_SIZE]>,
+    /// Note onsets since the last prime (primer included), by pitch class, and how many: what
+    /// `KeyControl::Any` chooses its key from.
+    heard: [f32; KEY_SIZE],
+    onsets: u32,
+    /// The key `KeyControl::Any` settled on, once it has.
+    chosen_key: Option<u8>,
     /// Two hidden-state tensors used in turn: `runs[i]` reads `hidden[i]` and writes `hidden[1 - i]`
     /// and `logits_out[i]`. Each handle shares its tensor with the run options that write it.
     hidden: [DynValue; 2],
@@ -203,6 +209,9 @@ impl Engine {
             state_in,
             features,
             key_table,
+            heard: [0.0; KEY_SIZE],
+            onsets: 0,
+            chosen_key: None,
             hidden: [hidden_0, hidden_1],
             logits_out: [logits_0, logits_1],
             runs: [run_0, run_1],
@@ -239,20 +248,23 @@ impl Engine {
         events.push(START_TOKEN);
         events.extend(primer.iter().map(|e| e.id() as i64));
         let t = events.len();
-        let row: Vec<f32> = self.control_in.extract_tensor().1.to_vec();
-        let control: Vec<f32> = row.iter().copied().cycle().take(t * row.len()).collect();
-        let key_row: Vec<f32> = self.key_in.extract_tensor().1.to_vec();
-        let key: Vec<f32> = key_row.iter().copied().cycle().take(t * KEY_SIZE).collect();
         // The state before each input: the fresh state before START, then after each primer event.
         self.state = MusicState::with_max_note_steps(self.state.max_note_steps());
         self.due_offs = 0;
         self.prev = None;
+        (self.heard, self.onsets) = ([0.0; KEY_SIZE], 0);
+        self.restart_key();
         let mut state = vec![0.0f32; t * STATE_SIZE];
         write_state_features(&self.state, &mut state[..STATE_SIZE]);
         for (i, &event) in primer.iter().enumerate() {
             self.apply(event);
             write_state_features(&self.state, &mut state[(i + 1) * STATE_SIZE..(i + 2) * STATE_SIZE]);
         }
+        // The whole primer reads the key it ends with (a key chosen from the primer is its key).
+        let row: Vec<f32> = self.control_in.extract_tensor().1.to_vec();
+        let control: Vec<f32> = row.iter().copied().cycle().take(t * row.len()).collect();
+        let key_row: Vec<f32> = self.key_in.extract_tensor().1.to_vec();
+        let key: Vec<f32> = key_row.iter().copied().cycle().take(t * KEY_SIZE).collect();
         let zero = self.model.zero_hidden(1);
         let inputs = Inputs { events: &events, control: &control, key: &key, state: &state };
         let (logits, hidden) = self.model.run(&inputs, &zero, t, 1)?;
@@ -336,7 +348,26 @@ impl Engine {
         if let Event::NoteOff(pitch) | Event::NoteOn(pitch) = event {
             self.due_offs &= !(1 << pitch.index());
         }
+        if let Event::NoteOn(pitch) = event {
+            self.heard[pitch.midi() as usize % 12] += 1.0;
+            self.onsets = self.onsets.saturating_add(1);
+            if self.onsets == KEY_CHOICE_ONSETS {
+                self.choose_key();
+            }
+        }
         self.prev = Some(event);
+    }
+
+    /// With `KeyControl::Any`, settles on the card key that best fits the onsets heard so far (if
+    /// there have been enough and none is chosen yet) and writes it into the model's key input.
+    fn choose_key(&mut self) {
+        if self.settings.key != KeyControl::Any || self.chosen_key.is_some() || self.onsets < KEY_CHOICE_ONSETS {
+            return;
+        }
+        self.chosen_key = best_fitting_key(&self.heard, &self.key_table).map(|k| k as u8);
+        if let Some(k) = self.chosen_key {
+            self.key_in.extract_tensor_mut().1.copy_from_slice(&self.key_table[k as usize]);
+        }
     }
 
     /// Masks (sets to -inf) every event the grammar or the guards forbid now.
@@ -395,11 +426,26 @@ impl Engine {
     }
 
     /// Changes the key to play in (format-2 models; format 1 ignores it); from the next model
-    /// call. Allocation-free.
+    /// call. Changing to `Any` chooses from the onsets since the last prime. Allocation-free.
     pub fn set_key(&mut self, key: KeyControl) {
-        self.settings.key = key;
+        if key != self.settings.key {
+            self.settings.key = key;
+            self.restart_key();
+        }
+    }
+
+    /// Writes the key setting into the model's key input; `Any` forgets its choice and chooses
+    /// again if it has heard enough.
+    fn restart_key(&mut self) {
+        self.chosen_key = None;
         let table = &self.key_table;
-        key.write(|k| table.get(k).copied(), self.key_in.extract_tensor_mut().1);
+        self.settings.key.write(|k| table.get(k).copied(), self.key_in.extract_tensor_mut().1);
+        self.choose_key();
+    }
+
+    /// The key `KeyControl::Any` settled on (an index of the card's keys), once it has.
+    pub fn chosen_key(&self) -> Option<u8> {
+        self.chosen_key
     }
 
     pub fn set_sampling(&mut self, sampling: Sampling) -> Result<(), Error> {

@@ -28,7 +28,7 @@ pub enum Sound {
     MidiOnly,
 }
 
-/// The Key parameter: 0 = Any, 1..=24 = the model card's keys (C major .. B major, C minor ..
+/// The Key parameter: 0 = Any (the model settles on a key from its first notes and holds it), 1..=24 = the model card's keys (C major .. B major, C minor ..
 /// B minor), [`KEY_FOLLOW`] = follow what the musician plays.
 pub const KEY_ANY: i32 = 0;
 pub const KEY_FOLLOW: i32 = 25;

@@ -369,7 +369,7 @@ impl Worker {
         let tonality = match self.params.key.value() {
             k @ 1..=24 => KeyControl::Key(k as u8 - 1),
             super::params::KEY_FOLLOW => {
-                // The pitch classes the musician played lately (zeros, i.e. Any, before any).
+                // The pitch classes the musician played lately (zeros, i.e. no key, before any).
                 let mut counts = [0.0f32; 12];
                 for p in self.heard.iter().filter(|p| p.input) {
                     if let Midi::NoteOn { key, .. } = p.midi {
