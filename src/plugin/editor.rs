@@ -5,7 +5,7 @@ use crate::codec::Pitch;
 use crate::plugin::clips::{self, ClipLength};
 use crate::plugin::drag::{self, Drag, DragEnd, DragEvent};
 use crate::plugin::events::pair_played;
-use crate::plugin::params::{Mode, PianoforteParams, note_name};
+use crate::plugin::params::{KEY_ANY, KEY_NAMES, Mode, PianoforteParams, note_name};
 use crate::plugin::shared::Shared;
 use crate::plugin::worker::Command;
 use egui::{Align2, Color32, FontId, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, Vec2};
@@ -263,6 +263,11 @@ impl NiceEguiApp for EditorApp {
                 });
                 row(ui, "Key", &mut |ui| {
                     ui.add(ParamSlider::for_param(&self.params.key, &setter).with_width(150.0));
+                    // What "Any" chose, so the rest of the song can follow the piano.
+                    let chosen = status.chosen_key.and_then(|k| KEY_NAMES.get(k as usize));
+                    if let (KEY_ANY, Some(name)) = (self.params.key.value(), chosen) {
+                        ui.label(RichText::new(format!("playing in {name}")).small().weak());
+                    }
                 });
                 row(ui, "Seed", &mut |ui| {
                     ui.add(ParamSlider::for_param(&self.params.seed, &setter).with_width(150.0));

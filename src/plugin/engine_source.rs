@@ -109,4 +109,8 @@ impl Source for EngineSource {
         self.apply(controls)?;
         self.engine.step().map(|s| s.event).map_err(|e| e.to_string())
     }
+
+    fn chosen_key(&self) -> Option<u8> {
+        self.engine.chosen_key()
+    }
 }

@@ -32,6 +32,8 @@ pub struct Status {
     /// Wall-clock seconds the engine thread spent computing, and the seconds it has existed.
     pub busy_seconds: f64,
     pub alive_seconds: f64,
+    /// The key Key "Any" settled on in the performance being played (an index of `KEY_NAMES`).
+    pub chosen_key: Option<u8>,
     /// The built-in piano: None while its samples load, Ok(what was loaded) or Err(why not, in
     /// words, with how to get the samples).
     pub piano: Option<Result<String, String>>,

@@ -50,6 +50,10 @@ pub trait Source: Send {
     fn restart(&mut self, primer: &[Event], seed: u64) -> Result<(), String>;
     /// The next event of the performance.
     fn next(&mut self, controls: &StepControls) -> Result<Event, String>;
+    /// The key (an index of `KEY_NAMES`) that Key "Any" settled on in this performance, if it has.
+    fn chosen_key(&self) -> Option<u8> {
+        None
+    }
 }
 
 /// Turns a stream of codec events into MIDI events with model times in seconds: the codec's

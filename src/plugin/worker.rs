@@ -184,9 +184,11 @@ impl Worker {
             if self.last_status.elapsed() > Duration::from_millis(250) {
                 self.last_status = Instant::now();
                 let (busy, alive) = (self.busy.as_secs_f64(), self.started.elapsed().as_secs_f64());
+                let chosen_key = self.source.as_ref().and_then(|s| s.chosen_key());
                 self.shared.update_status(|s| {
                     s.busy_seconds = busy;
                     s.alive_seconds = alive;
+                    s.chosen_key = chosen_key;
                 });
             }
             #[cfg(feature = "test-hooks")]
