@@ -124,8 +124,13 @@ fn step_does_not_allocate_after_warm_up() {
                     // Changing the control and the sampling on the fly is allocation-free too.
                     engine.set_control(if i % 1000 == 250 { Control::Off } else { Control::NotesPerSecond(4.0) });
                     engine.set_sampling(Sampling { temperature: 1.0 + (i % 3) as f32 * 0.25, top_p: None }).unwrap();
-                    // So is changing the key (format 2 feeds it, with the state features, every step).
-                    engine.set_key(if i % 1000 == 250 { KeyControl::Key(14) } else { KeyControl::PitchClasses([1.0; 12]) });
+                    // So is changing the key (format 2 feeds it, with the state features, every step);
+                    // Any chooses its key from what it has heard.
+                    engine.set_key(match (i / 500) % 3 {
+                        0 => KeyControl::Key(14),
+                        1 => KeyControl::Any,
+                        _ => KeyControl::PitchClasses([1.0; 12]),
+                    });
                 }
                 let step = engine.step().unwrap();
                 events += step.event.id() as usize; // keep the loop honest
