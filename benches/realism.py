@@ -335,7 +335,8 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=None, help="default: the model card's")
     p.add_argument("--top-p", default=None, help="a probability or 'off' (default: the model card's)")
     p.add_argument("--density", default="off")
-    p.add_argument("--key", default=None, help='e.g. "D minor": also report the share of onsets in its scale')
+    p.add_argument("--key", default=None,
+                   help='e.g. "D minor": also report the share of onsets in its scale; "off": no key control')
     p.add_argument("--raw-reference", action="store_true", help="MAESTRO files as they are, not after the codec")
     p.add_argument("--csv", default=MAESTRO_CSV, help="MAESTRO CSV (its validation rows are the reference)")
     p.add_argument("--max-files", type=int, default=40, help="reference files (0: all 137)")
@@ -351,7 +352,7 @@ def main() -> None:
     gen, gen_raw, stuck = generate_pieces(a.binary, a.model, a.count, a.seconds, a.seed, a.temperature, a.top_p,
                                           a.density, a.key, a.keep)
     in_key = None
-    if a.key:
+    if a.key and a.key.lower() not in ("any", "off"):
         scale = scale_of(a.key)
         pitches = np.concatenate([r["pitch"] for r in gen_raw]).astype(int)
         in_key = float(np.isin(pitches % 12, list(scale)).mean()) if len(pitches) else math.nan
