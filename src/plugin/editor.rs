@@ -263,11 +263,6 @@ impl NiceEguiApp for EditorApp {
                 });
                 row(ui, "Key", &mut |ui| {
                     ui.add(ParamSlider::for_param(&self.params.key, &setter).with_width(150.0));
-                    // What "Any" chose, so the rest of the song can follow the piano.
-                    let chosen = status.chosen_key.and_then(|k| KEY_NAMES.get(k as usize));
-                    if let (KEY_ANY, Some(name)) = (self.params.key.value(), chosen) {
-                        ui.label(RichText::new(format!("playing in {name}")).small().weak());
-                    }
                 });
                 row(ui, "Seed", &mut |ui| {
                     ui.add(ParamSlider::for_param(&self.params.seed, &setter).with_width(150.0));
@@ -376,6 +371,11 @@ impl NiceEguiApp for EditorApp {
                         line(ui, true, "Model loaded and checked".into());
                     } else if status.started {
                         line(ui, false, "No model loaded".into());
+                    }
+                    // What Key "Any" chose, so the rest of the song can follow the piano.
+                    let chosen = status.chosen_key.and_then(|k| KEY_NAMES.get(k as usize));
+                    if let (KEY_ANY, Some(name)) = (self.params.key.value(), chosen) {
+                        line(ui, true, format!("Key Any: playing in {name}"));
                     }
                     if let Some(e) = &status.model_error {
                         let keeps = if status.model.is_some() { " (the model above keeps playing)" } else { "" };
