@@ -269,6 +269,11 @@ fn numbered(path: &Path, index: usize, count: usize) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// The name the model's card gives key `k` (empty if the card names none).
+fn card_key_name(model: &Model, k: u8) -> &str {
+    model.card.key_control.as_ref().and_then(|c| c.keys.names.get(k as usize)).map_or("", String::as_str)
+}
+
 fn describe_control(control: Control) -> String {
     match control {
         Control::Off => "off".into(),
@@ -324,13 +329,11 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         })?;
         KeyControl::Key(index as u8)
     };
-    let key_name = |k: u8| model.card.key_control.as_ref().and_then(|c| c.keys.names.get(k as usize).cloned()).unwrap_or_default();
     let key_text = match key {
-        KeyControl::Key(k) => key_name(k),
+        KeyControl::Key(k) => card_key_name(&model, k).to_string(),
         KeyControl::Off => "off".into(),
         _ => format!("any (the model's, from its first {KEY_CHOICE_ONSETS} notes)"),
     };
-    let key_names: Vec<String> = (0..24).map(key_name).collect();
     let guards = Guards { max_polyphony: args.max_polyphony, max_note_seconds: args.max_note_seconds };
     let settings = Settings { sampling, control: args.density, key, guards, seed };
     let mut engine = Engine::new(model, settings).map_err(|e| e.to_string())?;
@@ -391,7 +394,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
             generated.step_percentiles().1,
         );
         if let (KeyControl::Any, Some(k)) = (key, engine.chosen_key()) {
-            println!("  key: the model settled on {}", key_names[k as usize]);
+            println!("  key: the model settled on {}", card_key_name(engine.model(), k));
         }
         if let (Some(piano), Some(wav)) = (&piano, &args.wav) {
             piano.write(&performance, &numbered(wav, i + 1, args.count))?;

@@ -101,10 +101,9 @@ pub struct Engine {
     features: bool,
     /// The key vectors of the card's named keys.
     key_table: Vec<[f32; KEY_SIZE]>,
-    /// Note onsets since the last prime (primer included), by pitch class, and how many: what
-    /// `KeyControl::Any` chooses its key from.
-    heard: [f32; KEY_SIZE],
-    onsets: u32,
+    /// Note onsets since the last prime (primer included), by pitch class: what `KeyControl::Any`
+    /// chooses its key from.
+    heard: [u32; KEY_SIZE],
     /// The key `KeyControl::Any` settled on, once it has.
     chosen_key: Option<u8>,
     /// Two hidden-state tensors used in turn: `runs[i]` reads `hidden[i]` and writes `hidden[1 - i]`
@@ -209,8 +208,7 @@ impl Engine {
             state_in,
             features,
             key_table,
-            heard: [0.0; KEY_SIZE],
-            onsets: 0,
+            heard: [0; KEY_SIZE],
             chosen_key: None,
             hidden: [hidden_0, hidden_1],
             logits_out: [logits_0, logits_1],
@@ -252,7 +250,7 @@ impl Engine {
         self.state = MusicState::with_max_note_steps(self.state.max_note_steps());
         self.due_offs = 0;
         self.prev = None;
-        (self.heard, self.onsets) = ([0.0; KEY_SIZE], 0);
+        self.heard = [0; KEY_SIZE];
         self.restart_key();
         let mut state = vec![0.0f32; t * STATE_SIZE];
         write_state_features(&self.state, &mut state[..STATE_SIZE]);
@@ -349,22 +347,27 @@ impl Engine {
             self.due_offs &= !(1 << pitch.index());
         }
         if let Event::NoteOn(pitch) = event {
-            self.heard[pitch.midi() as usize % 12] += 1.0;
-            self.onsets = self.onsets.saturating_add(1);
-            if self.onsets == KEY_CHOICE_ONSETS {
+            let class = &mut self.heard[pitch.midi() as usize % 12];
+            *class = class.saturating_add(1);
+            if self.onsets() == KEY_CHOICE_ONSETS {
                 self.choose_key();
             }
         }
         self.prev = Some(event);
     }
 
+    /// Note onsets since the last prime, primer included.
+    fn onsets(&self) -> u32 {
+        self.heard.iter().fold(0, |sum, &n| sum.saturating_add(n))
+    }
+
     /// With `KeyControl::Any`, settles on the card key that best fits the onsets heard so far (if
     /// there have been enough and none is chosen yet) and writes it into the model's key input.
     fn choose_key(&mut self) {
-        if self.settings.key != KeyControl::Any || self.chosen_key.is_some() || self.onsets < KEY_CHOICE_ONSETS {
+        if self.settings.key != KeyControl::Any || self.chosen_key.is_some() || self.onsets() < KEY_CHOICE_ONSETS {
             return;
         }
-        self.chosen_key = best_fitting_key(&self.heard, &self.key_table).map(|k| k as u8);
+        self.chosen_key = best_fitting_key(&self.heard.map(|n| n as f32), &self.key_table).map(|k| k as u8);
         if let Some(k) = self.chosen_key {
             self.key_in.extract_tensor_mut().1.copy_from_slice(&self.key_table[k as usize]);
         }

@@ -6,10 +6,10 @@ use crate::plugin::clips::{self, ClipLength};
 use crate::plugin::drag::{self, Drag, DragEnd, DragEvent};
 use crate::plugin::events::pair_played;
 use crate::plugin::params::{KEY_ANY, KEY_NAMES, Mode, PianoforteParams, note_name};
-use crate::plugin::shared::Shared;
+use crate::plugin::shared::{Shared, Status};
 use crate::plugin::worker::Command;
 use egui::{Align2, Color32, FontId, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, Vec2};
-use nice_plug::context::gui::GuiContext;
+use nice_plug::context::gui::{GuiContext, ParamSetter};
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{EguiEditorState, Frame, NiceEguiApp};
 use std::path::PathBuf;
@@ -27,6 +27,8 @@ pub fn default_state() -> Arc<EguiEditorState> {
 
 /// Seconds of music the piano roll shows.
 const ROLL_SECONDS: f64 = 8.0;
+/// The parameter sliders' length: with the label and the value box it fits the 300 px panel.
+const SLIDER_WIDTH: f32 = 120.0;
 /// Clip lengths offered: seconds (0 = the whole take) or bars.
 const CLIP_CHOICES: [ClipChoice; 9] = [
     ClipChoice::Seconds(15),
@@ -227,104 +229,9 @@ impl NiceEguiApp for EditorApp {
             });
         });
 
+        // Scrolls: the model's figures, the Load row and About run past the window's height.
         egui::Panel::left("controls").exact_size(300.0).show(ui, |ui| {
-            section(ui, "Performance");
-            ui.horizontal(|ui| {
-                let play = self.params.play.value();
-                let label = if play { "Stop playing (Play is on)" } else { "Play without transport" };
-                if ui.add(egui::Button::new(label).selected(play).min_size(Vec2::new(200.0, 28.0))).clicked() {
-                    setter.begin_set_parameter(&self.params.play);
-                    setter.set_parameter(&self.params.play, !play);
-                    setter.end_set_parameter(&self.params.play);
-                }
-            });
-            ui.horizontal(|ui| {
-                ui.label("Mode");
-                let mode = self.params.mode.value();
-                for (value, label) in [(Mode::Free, "Free"), (Mode::Continue, "Continue my playing")] {
-                    if ui.add(egui::Button::new(label).selected(mode == value)).clicked() && mode != value {
-                        setter.begin_set_parameter(&self.params.mode);
-                        setter.set_parameter(&self.params.mode, value);
-                        setter.end_set_parameter(&self.params.mode);
-                    }
-                }
-            });
-            egui::Grid::new("params").num_columns(2).spacing([8.0, 8.0]).show(ui, |ui| {
-                let row = |ui: &mut egui::Ui, label: &str, add: &mut dyn FnMut(&mut egui::Ui)| {
-                    ui.label(label);
-                    add(ui);
-                    ui.end_row();
-                };
-                row(ui, "Temperature", &mut |ui| {
-                    ui.add(ParamSlider::for_param(&self.params.temperature, &setter).with_width(150.0));
-                });
-                row(ui, "Density", &mut |ui| {
-                    ui.add(ParamSlider::for_param(&self.params.density, &setter).with_width(150.0));
-                });
-                row(ui, "Key", &mut |ui| {
-                    ui.add(ParamSlider::for_param(&self.params.key, &setter).with_width(150.0));
-                });
-                row(ui, "Seed", &mut |ui| {
-                    ui.add(ParamSlider::for_param(&self.params.seed, &setter).with_width(150.0));
-                });
-                row(ui, "Velocity min", &mut |ui| {
-                    ui.add(ParamSlider::for_param(&self.params.velocity_min, &setter).with_width(150.0));
-                });
-                row(ui, "Velocity max", &mut |ui| {
-                    ui.add(ParamSlider::for_param(&self.params.velocity_max, &setter).with_width(150.0));
-                });
-                row(ui, "Lowest key", &mut |ui| {
-                    ui.add(ParamSlider::for_param(&self.params.key_low, &setter).with_width(150.0));
-                });
-                row(ui, "Highest key", &mut |ui| {
-                    ui.add(ParamSlider::for_param(&self.params.key_high, &setter).with_width(150.0));
-                });
-                row(ui, "Sound", &mut |ui| {
-                    ui.add(ParamSlider::for_param(&self.params.sound, &setter).with_width(150.0));
-                });
-                row(ui, "Volume", &mut |ui| {
-                    ui.add(ParamSlider::for_param(&self.params.volume, &setter).with_width(150.0));
-                });
-            });
-            ui.label(
-                RichText::new("Temperature: lower is safer, higher more adventurous. Density: notes per second, or Auto. A new Seed starts a new performance.")
-                    .small()
-                    .weak(),
-            );
-
-            section(ui, "Model");
-            if let Some(model) = &status.model {
-                ui.label(RichText::new(&model.name).strong());
-                egui::Grid::new("card").num_columns(2).show(ui, |ui| {
-                    for (label, value) in &model.figures {
-                        ui.label(RichText::new(label).weak());
-                        ui.label(value);
-                        ui.end_row();
-                    }
-                });
-                ui.label(RichText::new(format!("from: {}", status.model_origin)).small().weak());
-            } else {
-                ui.label(RichText::new("no model loaded").weak());
-            }
-            ui.horizontal(|ui| {
-                ui.add(egui::TextEdit::singleline(&mut self.model_path).hint_text("/path/to/model.onnx").desired_width(190.0));
-                if ui.button("Load").clicked() && !self.model_path.trim().is_empty() {
-                    let path = PathBuf::from(self.model_path.trim());
-                    if !self.shared.send(Command::LoadModel(Some(path))) {
-                        self.shared.update_status(|s| {
-                            s.model_error = Some("the engine is not running yet (start the host's audio)".into())
-                        });
-                    }
-                }
-            });
-            if ui.button("Use the built-in model").clicked() {
-                self.model_path.clear();
-                self.shared.send(Command::LoadModel(None));
-            }
-            egui::CollapsingHeader::new("About").show(ui, |ui| {
-                ui.label(RichText::new(ABOUT).small());
-                ui.label(RichText::new(crate::piano::layout::CREDITS).small());
-            });
+            egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui, &setter, &status));
         });
 
         egui::CentralPanel::default().show(ui, |ui| {
@@ -438,6 +345,105 @@ fn short_path(path: &str) -> String {
 }
 
 impl EditorApp {
+    /// The left panel: performance parameters, the model and its figures, About.
+    fn controls(&mut self, ui: &mut egui::Ui, setter: &ParamSetter, status: &Status) {
+        section(ui, "Performance");
+        ui.horizontal(|ui| {
+            let play = self.params.play.value();
+            let label = if play { "Stop playing (Play is on)" } else { "Play without transport" };
+            if ui.add(egui::Button::new(label).selected(play).min_size(Vec2::new(200.0, 28.0))).clicked() {
+                setter.begin_set_parameter(&self.params.play);
+                setter.set_parameter(&self.params.play, !play);
+                setter.end_set_parameter(&self.params.play);
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("Mode");
+            let mode = self.params.mode.value();
+            for (value, label) in [(Mode::Free, "Free"), (Mode::Continue, "Continue my playing")] {
+                if ui.add(egui::Button::new(label).selected(mode == value)).clicked() && mode != value {
+                    setter.begin_set_parameter(&self.params.mode);
+                    setter.set_parameter(&self.params.mode, value);
+                    setter.end_set_parameter(&self.params.mode);
+                }
+            }
+        });
+        egui::Grid::new("params").num_columns(2).spacing([8.0, 8.0]).show(ui, |ui| {
+            let row = |ui: &mut egui::Ui, label: &str, add: &mut dyn FnMut(&mut egui::Ui)| {
+                ui.label(label);
+                add(ui);
+                ui.end_row();
+            };
+            row(ui, "Temperature", &mut |ui| {
+                ui.add(ParamSlider::for_param(&self.params.temperature, setter).with_width(SLIDER_WIDTH));
+            });
+            row(ui, "Density", &mut |ui| {
+                ui.add(ParamSlider::for_param(&self.params.density, setter).with_width(SLIDER_WIDTH));
+            });
+            row(ui, "Key", &mut |ui| {
+                ui.add(ParamSlider::for_param(&self.params.key, setter).with_width(SLIDER_WIDTH));
+            });
+            row(ui, "Seed", &mut |ui| {
+                ui.add(ParamSlider::for_param(&self.params.seed, setter).with_width(SLIDER_WIDTH));
+            });
+            row(ui, "Velocity min", &mut |ui| {
+                ui.add(ParamSlider::for_param(&self.params.velocity_min, setter).with_width(SLIDER_WIDTH));
+            });
+            row(ui, "Velocity max", &mut |ui| {
+                ui.add(ParamSlider::for_param(&self.params.velocity_max, setter).with_width(SLIDER_WIDTH));
+            });
+            row(ui, "Lowest key", &mut |ui| {
+                ui.add(ParamSlider::for_param(&self.params.key_low, setter).with_width(SLIDER_WIDTH));
+            });
+            row(ui, "Highest key", &mut |ui| {
+                ui.add(ParamSlider::for_param(&self.params.key_high, setter).with_width(SLIDER_WIDTH));
+            });
+            row(ui, "Sound", &mut |ui| {
+                ui.add(ParamSlider::for_param(&self.params.sound, setter).with_width(SLIDER_WIDTH));
+            });
+            row(ui, "Volume", &mut |ui| {
+                ui.add(ParamSlider::for_param(&self.params.volume, setter).with_width(SLIDER_WIDTH));
+            });
+        });
+        ui.label(
+        RichText::new("Temperature: lower is safer, higher more adventurous. Density: notes per second, or Auto. A new Seed starts a new performance.")
+            .small()
+            .weak(),
+    );
+
+        section(ui, "Model");
+        if let Some(model) = &status.model {
+            ui.label(RichText::new(&model.name).strong());
+            egui::Grid::new("card").num_columns(2).show(ui, |ui| {
+                for (label, value) in &model.figures {
+                    ui.label(RichText::new(label).weak());
+                    ui.label(value);
+                    ui.end_row();
+                }
+            });
+            ui.label(RichText::new(format!("from: {}", status.model_origin)).small().weak());
+        } else {
+            ui.label(RichText::new("no model loaded").weak());
+        }
+        ui.horizontal(|ui| {
+            ui.add(egui::TextEdit::singleline(&mut self.model_path).hint_text("/path/to/model.onnx").desired_width(190.0));
+            if ui.button("Load").clicked() && !self.model_path.trim().is_empty() {
+                let path = PathBuf::from(self.model_path.trim());
+                if !self.shared.send(Command::LoadModel(Some(path))) {
+                    self.shared.update_status(|s| s.model_error = Some("the engine is not running yet (start the host's audio)".into()));
+                }
+            }
+        });
+        if ui.button("Use the built-in model").clicked() {
+            self.model_path.clear();
+            self.shared.send(Command::LoadModel(None));
+        }
+        egui::CollapsingHeader::new("About").show(ui, |ui| {
+            ui.label(RichText::new(ABOUT).small());
+            ui.label(RichText::new(crate::piano::layout::CREDITS).small());
+        });
+    }
+
     fn piano_roll(&self, ui: &egui::Ui, rect: Rect, now: f64) {
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 4.0, Color32::from_rgb(22, 24, 30));

@@ -38,6 +38,30 @@ pub fn runtime_options(plugin_folder: Option<&Path>) -> RuntimeOptions {
     }
 }
 
+/// The card's validation scores worth a line in the editor, headline first: the score with every
+/// control off, then the one with the controls the music implies (nested under `controlled`).
+fn validation_figures(validation: &serde_json::Value) -> Vec<(String, String)> {
+    let number = |v: &serde_json::Value, key: &str| v.get(key).and_then(serde_json::Value::as_f64);
+    let headline = match validation.get("controls").and_then(serde_json::Value::as_str) {
+        Some("off") => "NLL, controls off",
+        _ => "validation NLL",
+    };
+    let mut figures = Vec::new();
+    if let Some(nll) = number(validation, "nll_nats_per_event") {
+        figures.push((headline.to_string(), format!("{nll:.3} nats/event")));
+    }
+    if let Some(nll) = validation.get("controlled").and_then(|c| number(c, "nll_nats_per_event")) {
+        figures.push(("NLL, controlled".to_string(), format!("{nll:.3} nats/event")));
+    }
+    if let Some(bits) = number(validation, "bits_per_second") {
+        figures.push(("bits per second".to_string(), format!("{bits:.1}")));
+    }
+    if let Some(accuracy) = number(validation, "accuracy") {
+        figures.push(("next-event accuracy".to_string(), format!("{:.1} %", accuracy * 100.0)));
+    }
+    figures
+}
+
 impl EngineSource {
     /// Loads and checks a model (`None`: the embedded one) and warms the engine up.
     pub fn load(model: Option<&Path>, plugin_folder: Option<&Path>) -> Result<EngineSource, LoadError> {
@@ -54,19 +78,7 @@ impl EngineSource {
             Some(steps) => figures.push(("training steps".into(), steps.to_string())),
             None => {}
         }
-        if let Some(object) = model.card.validation.as_object() {
-            for (key, value) in object.iter().filter(|(_, v)| !v.is_null()).take(4) {
-                let text = match value {
-                    serde_json::Value::Number(n) => n
-                        .as_f64()
-                        .map(|f| if f.fract() == 0.0 { format!("{f:.0}") } else { format!("{f:.3}") })
-                        .unwrap_or_else(|| n.to_string()),
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                figures.push((format!("validation {key}"), text));
-            }
-        }
+        figures.extend(validation_figures(&model.card.validation));
         let name = match model.card.extra.get("name").and_then(|v| v.as_str()) {
             Some(n) => n.to_string(),
             None => match &source {
@@ -112,5 +124,38 @@ impl Source for EngineSource {
 
     fn chosen_key(&self) -> Option<u8> {
         self.engine.chosen_key()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validation_figures;
+
+    #[test]
+    fn validation_figures_lead_with_the_unconditioned_score_and_flatten_the_controlled_one() {
+        let card = serde_json::json!({
+            "accuracy": 0.3249, "bits_per_second": 145.76, "controls": "off", "docs": 137,
+            "controlled": { "nll_nats_per_event": 2.2816, "accuracy": 0.328 },
+            "nll_nats_per_event": 2.3072, "split": "MAESTRO v2.0.0 validation"
+        });
+        let figures = validation_figures(&card);
+        let text: Vec<String> = figures.iter().map(|(label, value)| format!("{label}: {value}")).collect();
+        assert_eq!(
+            text,
+            [
+                "NLL, controls off: 2.307 nats/event",
+                "NLL, controlled: 2.282 nats/event",
+                "bits per second: 145.8",
+                "next-event accuracy: 32.5 %"
+            ]
+        );
+        assert!(text.iter().all(|line| !line.contains('{')), "no raw JSON in the editor: {text:?}");
+    }
+
+    #[test]
+    fn a_card_without_scores_adds_no_lines() {
+        assert!(validation_figures(&serde_json::Value::Null).is_empty());
+        let unevaluated = serde_json::json!({ "nll_nats_per_event": null, "accuracy": null });
+        assert!(validation_figures(&unevaluated).is_empty());
     }
 }

@@ -28,8 +28,9 @@ pub enum Sound {
     MidiOnly,
 }
 
-/// The Key parameter: 0 = Any (the model settles on a key from its first notes and holds it), 1..=24 = the model card's keys (C major .. B major, C minor ..
-/// B minor), [`KEY_FOLLOW`] = follow what the musician plays.
+/// The Key parameter: 0 = Any (the model settles on a key from its first notes and holds it),
+/// 1..=24 = the model card's keys (C major .. B major, C minor .. B minor), [`KEY_FOLLOW`] =
+/// follow what the musician plays.
 pub const KEY_ANY: i32 = 0;
 pub const KEY_FOLLOW: i32 = 25;
 /// The names of the 24 keys, in the model card's order.

@@ -19,7 +19,7 @@ wait_for_editor
 # Let the model load and the piano roll fill.
 sleep "${PIANOFORTE_SCREENSHOT_WAIT:-10}"
 
-# Press "Save clip" (its place in the 980x660 layout of src/editor.rs) and look for the file.
+# Press "Save clip" (its place in the 980x660 layout of src/plugin/editor.rs) and look for the file.
 xdotool mousemove $((x + 798)) $((y + 379)) click 1
 clips="$HOME/Documents/pianoforte clips"
 for _ in $(seq 50); do compgen -G "$clips/*.mid" > /dev/null && break; sleep 0.1; done
