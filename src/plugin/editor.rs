@@ -10,6 +10,7 @@ use crate::plugin::shared::{Shared, Status};
 use crate::plugin::worker::Command;
 use egui::{Align2, Color32, FontId, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, Vec2};
 use nice_plug::context::gui::{GuiContext, ParamSetter};
+use nice_plug::params::Param;
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{EguiEditorState, Frame, NiceEguiApp};
 use std::path::PathBuf;
@@ -174,6 +175,13 @@ fn velocity_colour(velocity: u8, input: bool) -> Color32 {
     } else {
         Color32::from_rgb(mix(40.0, 255.0), mix(70.0, 170.0), mix(170.0, 40.0))
     }
+}
+
+/// One row of the parameter grid: the name, then the host-aware slider.
+fn slider_row<P: Param>(ui: &mut egui::Ui, label: &str, param: &P, setter: &ParamSetter) {
+    ui.label(label);
+    ui.add(ParamSlider::for_param(param, setter).with_width(SLIDER_WIDTH));
+    ui.end_row();
 }
 
 fn section(ui: &mut egui::Ui, title: &str) {
@@ -368,48 +376,27 @@ impl EditorApp {
                 }
             }
         });
+        let p = &*self.params;
         egui::Grid::new("params").num_columns(2).spacing([8.0, 8.0]).show(ui, |ui| {
-            let row = |ui: &mut egui::Ui, label: &str, add: &mut dyn FnMut(&mut egui::Ui)| {
-                ui.label(label);
-                add(ui);
-                ui.end_row();
-            };
-            row(ui, "Temperature", &mut |ui| {
-                ui.add(ParamSlider::for_param(&self.params.temperature, setter).with_width(SLIDER_WIDTH));
-            });
-            row(ui, "Density", &mut |ui| {
-                ui.add(ParamSlider::for_param(&self.params.density, setter).with_width(SLIDER_WIDTH));
-            });
-            row(ui, "Key", &mut |ui| {
-                ui.add(ParamSlider::for_param(&self.params.key, setter).with_width(SLIDER_WIDTH));
-            });
-            row(ui, "Seed", &mut |ui| {
-                ui.add(ParamSlider::for_param(&self.params.seed, setter).with_width(SLIDER_WIDTH));
-            });
-            row(ui, "Velocity min", &mut |ui| {
-                ui.add(ParamSlider::for_param(&self.params.velocity_min, setter).with_width(SLIDER_WIDTH));
-            });
-            row(ui, "Velocity max", &mut |ui| {
-                ui.add(ParamSlider::for_param(&self.params.velocity_max, setter).with_width(SLIDER_WIDTH));
-            });
-            row(ui, "Lowest key", &mut |ui| {
-                ui.add(ParamSlider::for_param(&self.params.key_low, setter).with_width(SLIDER_WIDTH));
-            });
-            row(ui, "Highest key", &mut |ui| {
-                ui.add(ParamSlider::for_param(&self.params.key_high, setter).with_width(SLIDER_WIDTH));
-            });
-            row(ui, "Sound", &mut |ui| {
-                ui.add(ParamSlider::for_param(&self.params.sound, setter).with_width(SLIDER_WIDTH));
-            });
-            row(ui, "Volume", &mut |ui| {
-                ui.add(ParamSlider::for_param(&self.params.volume, setter).with_width(SLIDER_WIDTH));
-            });
+            slider_row(ui, "Temperature", &p.temperature, setter);
+            slider_row(ui, "Density", &p.density, setter);
+            slider_row(ui, "Key", &p.key, setter);
+            slider_row(ui, "Seed", &p.seed, setter);
+            slider_row(ui, "Velocity min", &p.velocity_min, setter);
+            slider_row(ui, "Velocity max", &p.velocity_max, setter);
+            slider_row(ui, "Lowest key", &p.key_low, setter);
+            slider_row(ui, "Highest key", &p.key_high, setter);
+            slider_row(ui, "Sound", &p.sound, setter);
+            slider_row(ui, "Volume", &p.volume, setter);
         });
         ui.label(
-        RichText::new("Temperature: lower is safer, higher more adventurous. Density: notes per second, or Auto. A new Seed starts a new performance.")
+            RichText::new(
+                "Temperature: lower is safer, higher more adventurous. Density: notes per second, or Auto. \
+                 A new Seed starts a new performance.",
+            )
             .small()
             .weak(),
-    );
+        );
 
         section(ui, "Model");
         if let Some(model) = &status.model {
