@@ -36,7 +36,7 @@ pub enum KeyControl {
     /// The model's own choice, held: the key control is off for its first [`KEY_CHOICE_ONSETS`]
     /// notes (a primer's included); then the card key that best fits them holds for the rest of
     /// the performance, as a pianist stays in the key they began in. Left unconditioned, the
-    /// model wanders between keys (key clarity 0.72 against MAESTRO's 0.77).
+    /// model wanders between keys (key clarity 0.69-0.72 against MAESTRO's 0.77).
     #[default]
     Any,
     /// No key at all: the key control stays off (all zeros), the unconditioned model.
