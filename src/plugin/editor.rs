@@ -579,10 +579,12 @@ impl EditorApp {
                         if ui.small_button("copy path").clicked() {
                             ui.ctx().copy_text(path.clone());
                         }
-                        ui.label(name).on_hover_text(path.as_str());
+                        // Long names end in "…" at the panel's edge; the whole path shows on hover.
+                        ui.add(egui::Label::new(name).truncate()).on_hover_text(path.as_str());
                     } else {
                         ui.label(RichText::new("missing").small().color(Color32::from_rgb(235, 110, 90)));
-                        ui.label(RichText::new(name).weak().strikethrough()).on_hover_text(format!("{path} no longer exists"));
+                        ui.add(egui::Label::new(RichText::new(name).weak().strikethrough()).truncate())
+                            .on_hover_text(format!("{path} no longer exists"));
                     }
                 });
             }
