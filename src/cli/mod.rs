@@ -269,11 +269,6 @@ fn numbered(path: &Path, index: usize, count: usize) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// The name the model's card gives key `k` (empty if the card names none).
-fn card_key_name(model: &Model, k: u8) -> &str {
-    model.card.key_control.as_ref().and_then(|c| c.keys.names.get(k as usize)).map_or("", String::as_str)
-}
-
 fn describe_control(control: Control) -> String {
     match control {
         Control::Off => "off".into(),
@@ -330,7 +325,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         KeyControl::Key(index as u8)
     };
     let key_text = match key {
-        KeyControl::Key(k) => card_key_name(&model, k).to_string(),
+        KeyControl::Key(k) => model.card.key_name(k as usize).unwrap_or_default().to_string(),
         KeyControl::Off => "off".into(),
         _ => format!("any (the model's, from its first {KEY_CHOICE_ONSETS} notes)"),
     };
@@ -394,7 +389,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
             generated.step_percentiles().1,
         );
         if let (KeyControl::Any, Some(k)) = (key, engine.chosen_key()) {
-            println!("  key: the model settled on {}", card_key_name(engine.model(), k));
+            println!("  key: the model settled on {}", engine.model().card.key_name(k as usize).unwrap_or_default());
         }
         if let (Some(piano), Some(wav)) = (&piano, &args.wav) {
             piano.write(&performance, &numbered(wav, i + 1, args.count))?;

@@ -226,6 +226,11 @@ impl ModelCard {
         keys.names.iter().position(|n| normalise_key_name(n).as_deref() == Some(wanted.as_str()))
     }
 
+    /// The name of key `index` in the card's table (the inverse of [`ModelCard::key_index`]).
+    pub fn key_name(&self, index: usize) -> Option<&str> {
+        self.key_control.as_ref()?.keys.names.get(index).map(String::as_str)
+    }
+
     /// Training steps, if the card says (0 for an untrained placeholder).
     pub fn training_steps(&self) -> Option<u64> {
         self.training.get("steps").and_then(|v| v.as_u64())
