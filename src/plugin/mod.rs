@@ -19,6 +19,7 @@ pub mod params;
 pub mod player;
 pub mod shared;
 pub mod source;
+pub mod threads;
 pub mod worker;
 
 use editor::EditorApp;

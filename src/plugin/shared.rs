@@ -74,6 +74,8 @@ pub struct Shared {
     /// Commands for the engine thread (set once it runs).
     pub commands: Mutex<Option<Sender<Command>>>,
     pub piano: Mutex<PianoHandoff>,
+    /// Every thread this instance starts (joined when the host drops it).
+    pub threads: super::threads::Threads,
 }
 
 impl Shared {
