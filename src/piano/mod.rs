@@ -27,6 +27,7 @@
 //!
 //! A [`Piano`] holds an `Arc` of its [`SampleSet`]: create and drop both off the audio thread.
 
+mod cache;
 mod denormal;
 mod instrument;
 pub mod layout;
@@ -34,6 +35,7 @@ mod load;
 mod offline;
 mod voice;
 
+pub use cache::shared_samples;
 pub use instrument::{DEFAULT_SPREAD, DEFAULT_VOLUME_DB, POLYPHONY, Piano, QUEUE, QueueFull};
 pub use load::{ENV_VAR, FADE_SECONDS, LoadError, LoadOptions, MAX_SECONDS, SampleSet, locate};
 pub use offline::{Stereo, render, render_with, write_wav, write_wav_file};

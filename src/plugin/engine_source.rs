@@ -112,7 +112,8 @@ impl Source for EngineSource {
         self.info.clone()
     }
 
-    fn restart(&mut self, primer: &[Event], seed: u64) -> Result<(), String> {
+    fn restart(&mut self, primer: &[Event], seed: u64, controls: &StepControls) -> Result<(), String> {
+        self.apply(controls)?;
         self.engine.reseed(seed);
         self.engine.prime(primer).map_err(|e| e.to_string())
     }
@@ -122,8 +123,13 @@ impl Source for EngineSource {
         self.engine.step().map(|s| s.event).map_err(|e| e.to_string())
     }
 
-    fn chosen_key(&self) -> Option<u8> {
-        self.engine.chosen_key()
+    fn key_index(&self, name: &str) -> Option<u8> {
+        self.engine.model().card.key_index(name).and_then(|k| u8::try_from(k).ok())
+    }
+
+    fn chosen_key(&self) -> Option<String> {
+        let card = &self.engine.model().card;
+        self.engine.chosen_key().and_then(|k| card.key_name(k.into())).map(str::to_string)
     }
 }
 

@@ -15,10 +15,13 @@ pub mod editor;
 pub mod engine_source;
 pub mod events;
 pub mod locate;
+pub mod pace;
 pub mod params;
 pub mod player;
 pub mod shared;
 pub mod source;
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod synthetic;
 pub mod threads;
 pub mod worker;
 
@@ -28,19 +31,22 @@ use nice_plug::context::process::SendEventError;
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 use nice_plug_egui::{EguiEditor, EguiEditorState, EguiNiceSettings, RepaintNotifier, create_egui_editor};
+use pace::Pace;
 use params::{Mode, PianoforteParams, Sound};
 use player::{Controls, InEvent, InKind, OutKind, Player, Sink, TransportView};
 use shared::Shared;
+use shared::{Attachment, Command};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
-use worker::{Attachment, Command, QUEUE_CAPACITY, Worker};
-
-/// The piano samples of this process, shared by every instance while any of them holds them.
-static PIANO_SAMPLES: std::sync::Mutex<std::sync::Weak<crate::piano::SampleSet>> = std::sync::Mutex::new(std::sync::Weak::new());
+use worker::{QUEUE_CAPACITY, Worker};
 
 /// The events nice-plug hands us (no SysEx).
 type HostEvent = NoteEvent<()>;
+
+/// Input events one buffer holds; the last [`RELEASE_RESERVE`] places are kept for releases, so
+/// a flood of notes never drops a NOTE_OFF (what does not fit is counted and shown).
+const INPUT_CAPACITY: usize = 4096;
+const RELEASE_RESERVE: usize = 1024;
 
 pub struct Pianoforte {
     params: Arc<PianoforteParams>,
@@ -49,10 +55,10 @@ pub struct Pianoforte {
     queue: Option<rtrb::Consumer<Timed>>,
     played: Option<rtrb::Producer<Played>>,
     inputs: Vec<InEvent<HostEvent>>,
-    worker: Option<JoinHandle<()>>,
+    engine_started: bool,
     editor_state: Arc<EguiEditorState>,
-    /// The host renders offline (faster than real time); from the activation's process mode.
-    offline: bool,
+    /// How fast the host renders (declared offline, or faster than real time on its clock).
+    pace: Pace,
     /// The built-in piano (None until its samples are loaded), and where it arrives from.
     piano: Option<crate::piano::Piano>,
     pianos: Option<rtrb::Consumer<crate::piano::Piano>>,
@@ -69,10 +75,10 @@ impl Default for Pianoforte {
             player: Player::new(48_000.0),
             queue: None,
             played: None,
-            inputs: Vec::with_capacity(Self::INPUT_EVENT_CAPACITY),
-            worker: None,
+            inputs: Vec::with_capacity(INPUT_CAPACITY),
+            engine_started: false,
             editor_state: editor::default_state(),
-            offline: false,
+            pace: Pace::default(),
             piano: None,
             pianos: None,
             sound: Sound::Piano,
@@ -84,33 +90,30 @@ impl Default for Pianoforte {
 impl Pianoforte {
     /// Starts the engine thread (once per plugin instance, at the first activation).
     fn ensure_worker(&mut self) {
-        if self.worker.is_some() {
+        if std::mem::replace(&mut self.engine_started, true) {
             return;
         }
         let (sender, receiver) = std::sync::mpsc::channel();
-        if let Ok(mut commands) = self.shared.commands.lock() {
-            *commands = Some(sender);
-        }
+        *shared::relock(&self.shared.commands) = Some(sender);
         let worker = Worker::new(self.shared.clone(), self.params.clone(), receiver, locate::own_folder());
         let shared = self.shared.clone();
         let run = move || {
             // A panic must not leave notes sounding or the editor guessing: the audio thread ends
             // the performance (new generation) and stops waiting for the engine; the editor says why.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()));
-            let rt = &shared.rt;
-            rt.engine_alive.store(false, Ordering::Release);
+            shared.rt.engine_alive.store(false, Ordering::Release);
             if let Err(panic) = outcome {
-                rt.generation.fetch_add(1, Ordering::AcqRel);
-                let why = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
-                let message =
-                    format!("the engine stopped unexpectedly ({}); reload the plugin", why.unwrap_or_else(|| "no reason given".into()));
+                shared.rt.generation.fetch_add(1, Ordering::AcqRel);
+                let message = format!("the engine stopped unexpectedly ({}); reload the plugin", panic_message(&*panic));
                 nice_plug::nice_log!("pianoforte: {message}");
                 shared.update_status(|s| s.engine_error = Some(message));
             }
         };
-        match std::thread::Builder::new().name("pianoforte-engine".into()).spawn(run) {
-            Ok(handle) => self.worker = Some(handle),
-            Err(e) => self.shared.update_status(|s| s.engine_error = Some(format!("cannot start the engine thread: {e}"))),
+        // Alive from now: a fast render's first buffer waits for the engine, not past it.
+        self.shared.rt.engine_alive.store(true, Ordering::Release);
+        if let Err(e) = self.shared.threads.spawn("pianoforte-engine", run) {
+            self.shared.rt.engine_alive.store(false, Ordering::Release);
+            self.shared.update_status(|s| s.engine_error = Some(e));
         }
     }
 
@@ -120,25 +123,17 @@ impl Pianoforte {
         if std::mem::replace(&mut self.piano_samples_requested, true) {
             return;
         }
+        self.shared.rt.piano_loading.store(true, Ordering::Release);
         let shared = self.shared.clone();
         let load = move || {
-            let folder = locate::own_folder();
-            let candidates: Vec<std::path::PathBuf> = folder
+            // Cleared however the load ends (a panic included): a fast render stops waiting.
+            let _loading = ClearOnDrop(&shared.rt.piano_loading);
+            let candidates: Vec<std::path::PathBuf> = locate::own_folder()
                 .iter()
                 .flat_map(|f| [f.join(crate::piano::layout::FOLDER), f.join("../Resources").join(crate::piano::layout::FOLDER)])
                 .collect();
             let began = std::time::Instant::now();
-            // Every instance in the host shares one set (and waits for the one load under way).
-            let mut cached = shared::relock(&PIANO_SAMPLES);
-            let loaded = match cached.upgrade() {
-                Some(set) => Ok(set),
-                None => crate::piano::locate(&candidates).and_then(|found| crate::piano::SampleSet::load(&found)).map(Arc::new),
-            };
-            if let Ok(set) = &loaded {
-                *cached = Arc::downgrade(set);
-            }
-            drop(cached);
-            let status = match loaded {
+            let status = match crate::piano::shared_samples(&candidates) {
                 Ok(set) => {
                     let note =
                         format!("{:.0} MB of samples, ready in {:.1} s", set.memory_bytes() as f64 / 1e6, began.elapsed().as_secs_f64());
@@ -153,23 +148,65 @@ impl Pianoforte {
                 }
             };
             shared.update_status(|s| s.piano = Some(status));
-            shared.rt.piano_loading.store(false, Ordering::Release);
         };
-        self.shared.rt.piano_loading.store(true, Ordering::Release);
-        if let Err(e) = std::thread::Builder::new().name("pianoforte-samples".into()).spawn(load) {
+        if let Err(e) = self.shared.threads.spawn("pianoforte-samples", load) {
             self.shared.rt.piano_loading.store(false, Ordering::Release);
             self.shared.update_status(|s| s.piano = Some(Err(format!("cannot load the piano samples: {e}"))));
         }
     }
 
+    /// Takes the piano once its samples have arrived; a fast render waits for them (within its
+    /// budget), so a bounce never starts silent.
+    fn take_piano(&mut self, sound: Sound) {
+        if self.piano.is_none() && sound == Sound::Piano {
+            let loading = &self.shared.rt.piano_loading;
+            if !self.pace.wait(|| !loading.load(Ordering::Acquire)) {
+                self.shared.rt.offline_timeouts.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if self.piano.is_none()
+            && let Some(piano) = self.pianos.as_mut().and_then(|q| q.pop().ok())
+        {
+            self.piano = Some(piano);
+        }
+        if let Some(piano) = self.piano.as_mut() {
+            if sound != self.sound {
+                piano.reset();
+            }
+            piano.set_volume(crate::piano::Decibels::new(self.params.volume.value()).unwrap_or(crate::piano::Decibels::DEFAULT));
+        }
+        self.sound = sound;
+    }
+
+    /// The host's events of this buffer. When more come than fit, releases still get the
+    /// reserved places; what is left out is counted (the editor shows it).
+    fn collect_inputs(&mut self, context: &mut impl ProcessContext<Self>) {
+        self.inputs.clear();
+        let mut dropped = 0u64;
+        while let Some(event) = context.next_event() {
+            let kind = input_kind(&event);
+            let release = matches!(kind, InKind::NoteOff { .. } | InKind::Pedal { down: false });
+            let room = if release { self.inputs.capacity() } else { self.inputs.capacity() - RELEASE_RESERVE };
+            if self.inputs.len() < room {
+                self.inputs.push(InEvent { timing: event.timing(), kind, raw: event });
+            } else {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            self.shared.rt.dropped_input.fetch_add(dropped, Ordering::Relaxed);
+        }
+    }
+
     fn controls(&self) -> Controls {
         let p = &self.params;
+        let (key_low, key_high) = p.key_range();
         Controls {
             play: p.play.value(),
             bypass: p.bypass.value(),
             continue_mode: p.mode.value() == Mode::Continue,
-            key_low: p.key_low.value().clamp(0, 127) as u8,
-            key_high: p.key_high.value().clamp(0, 127) as u8,
+            key_low,
+            key_high,
             velocity_min: p.velocity_min.value().clamp(1, 127) as u8,
             velocity_max: p.velocity_max.value().clamp(1, 127) as u8,
             seed: p.seed.value(),
@@ -177,94 +214,76 @@ impl Pianoforte {
     }
 }
 
-/// Offline, the longest one buffer waits for the piano samples to load.
-const PIANO_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// A panic's message, in words.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+    text.unwrap_or_else(|| "no reason given".into())
+}
 
-/// How long closing the plugin waits for the engine thread to finish its model step.
-const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Stores `false` when dropped (also when the thread that holds it panics).
+struct ClearOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
 
-impl Drop for Pianoforte {
+impl Drop for ClearOnDrop<'_> {
     fn drop(&mut self) {
-        self.shared.send(Command::Shutdown);
-        *shared::relock(&self.shared.commands) = None;
-        let Some(handle) = self.worker.take() else {
-            return;
-        };
-        // Bounded: a host closing a project never hangs on us. A thread that does not finish in
-        // time is left to end on its own (it holds its own references to what it uses).
-        let began = std::time::Instant::now();
-        while !handle.is_finished() && began.elapsed() < SHUTDOWN_WAIT {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        if handle.is_finished() {
-            let _ = handle.join();
-        }
+        self.0.store(false, Ordering::Release);
     }
 }
 
-/// The host's output list as the player's sink; what is sent also plays on the built-in piano.
+impl Drop for Pianoforte {
+    /// Every thread of this instance ends and is joined before the host's last call returns, so
+    /// the host may unload the library right after (docs/plugin.md).
+    fn drop(&mut self) {
+        self.shared.send(Command::Shutdown);
+        *shared::relock(&self.shared.commands) = None;
+        self.shared.threads.join_all();
+    }
+}
+
+/// The player's sink: the built-in piano (when it plays) and the host's MIDI output.
 struct HostSink<'a, C> {
     context: &'a mut C,
     piano: Option<&'a mut crate::piano::Piano>,
 }
 
-impl<C> HostSink<'_, C> {
-    /// Plays what was sent (generated or passed through) on the piano; a full piano queue drops it.
-    fn play(&mut self, timing: u32, midi: InKind) {
+impl<C: ProcessContext<Pianoforte>> Sink<HostEvent> for HostSink<'_, C> {
+    /// Plays on the piano whatever the host does with MIDI out; a full piano queue drops it.
+    fn play(&mut self, timing: u32, midi: Midi) {
         use crate::piano::{Pitch, Velocity};
         let Some(piano) = self.piano.as_deref_mut() else {
             return;
         };
         let _ = match midi {
-            InKind::NoteOn { key, velocity } => match (Pitch::new(key), Velocity::new(velocity)) {
+            Midi::NoteOn { key, velocity } => match (Pitch::new(key), Velocity::new(velocity)) {
                 (Some(key), Some(velocity)) => piano.note_on(timing, key, velocity),
                 _ => Ok(()),
             },
-            InKind::NoteOff { key } => Pitch::new(key).map_or(Ok(()), |key| piano.note_off(timing, key)),
-            InKind::Pedal { down } => piano.pedal(timing, down),
-            InKind::Other => Ok(()),
+            Midi::NoteOff { key } => Pitch::new(key).map_or(Ok(()), |key| piano.note_off(timing, key)),
+            Midi::Pedal { down } => piano.pedal(timing, down),
         };
+    }
+
+    /// MIDI out, a copy of what the piano plays. Only a full host buffer is a refusal (a
+    /// release is sent again next buffer); a host without MIDI out has nothing to refuse.
+    fn send(&mut self, timing: u32, out: &OutKind<HostEvent>) -> bool {
+        let event = match *out {
+            OutKind::Thru(raw) => raw,
+            OutKind::Gen(midi) => host_event(timing, midi),
+        };
+        !matches!(self.context.try_send_event(event), Err((_, SendEventError::HostBufferFull)))
     }
 }
 
-impl<C: ProcessContext<Pianoforte>> Sink<HostEvent> for HostSink<'_, C> {
-    fn send(&mut self, timing: u32, out: &OutKind<HostEvent>) -> bool {
-        let event = match *out {
-            OutKind::Thru(raw) => {
-                // Passing through is best effort: an event kind the host cannot take is not an error.
-                self.play(timing, input_kind(&raw));
-                return !matches!(self.context.try_send_event(raw), Err((_, SendEventError::HostBufferFull)));
-            }
-            OutKind::Gen(Midi::NoteOn { key, velocity }) => NoteEvent::NoteOn {
-                timing,
-                voice_id: VoiceID::Wildcard,
-                channel: Channel::Number(0),
-                key: Key::Number(key),
-                velocity: velocity as f32 / 127.0,
-            },
-            OutKind::Gen(Midi::NoteOff { key }) => NoteEvent::NoteOff {
-                timing,
-                voice_id: VoiceID::Wildcard,
-                channel: Channel::Number(0),
-                key: Key::Number(key),
-                velocity: 0.0,
-            },
-            OutKind::Gen(Midi::Pedal { down }) => {
-                NoteEvent::MidiCC { timing, channel: 0, cc: control_change::DAMPER_PEDAL, value: if down { 1.0 } else { 0.0 } }
-            }
-        };
-        let sent = self.context.try_send_event(event).is_ok();
-        if sent && let OutKind::Gen(midi) = *out {
-            self.play(
-                timing,
-                match midi {
-                    Midi::NoteOn { key, velocity } => InKind::NoteOn { key, velocity },
-                    Midi::NoteOff { key } => InKind::NoteOff { key },
-                    Midi::Pedal { down } => InKind::Pedal { down },
-                },
-            );
+/// A generated event as the host's MIDI event (channel 1).
+fn host_event(timing: u32, midi: Midi) -> HostEvent {
+    let (voice_id, channel) = (VoiceID::Wildcard, Channel::Number(0));
+    match midi {
+        Midi::NoteOn { key, velocity } => {
+            NoteEvent::NoteOn { timing, voice_id, channel, key: Key::Number(key), velocity: velocity as f32 / 127.0 }
         }
-        sent
+        Midi::NoteOff { key } => NoteEvent::NoteOff { timing, voice_id, channel, key: Key::Number(key), velocity: 0.0 },
+        Midi::Pedal { down } => {
+            NoteEvent::MidiCC { timing, channel: 0, cc: control_change::DAMPER_PEDAL, value: if down { 1.0 } else { 0.0 } }
+        }
     }
 }
 
@@ -295,6 +314,7 @@ impl Plugin for Pianoforte {
     const MIDI_INPUT: MidiConfig = MidiConfig::MidiCCs;
     const MIDI_OUTPUT: MidiConfig = MidiConfig::MidiCCs;
     const SAMPLE_ACCURATE_AUTOMATION: bool = false;
+    const INPUT_EVENT_CAPACITY: usize = INPUT_CAPACITY;
 
     type SysExMessage = ();
     type BackgroundTask = ();
@@ -324,7 +344,7 @@ impl Plugin for Pianoforte {
     fn activate(&mut self, _layout: &AudioIOLayout, config: &BufferConfig, _context: &mut impl ActivateContext<Self>) -> bool {
         self.ensure_worker();
         self.ensure_piano_samples();
-        self.offline = config.process_mode == ProcessMode::Offline;
+        self.pace.activate(config.process_mode == ProcessMode::Offline);
         // A piano for this activation's sample rate, made here or by the loader when it finishes.
         let (pianos_in, pianos_out) = rtrb::RingBuffer::new(2);
         self.piano = None;
@@ -341,15 +361,11 @@ impl Plugin for Pianoforte {
         self.player.reset();
         self.queue = Some(events_out);
         self.played = Some(played_in);
-        if self.inputs.capacity() < Self::INPUT_EVENT_CAPACITY {
-            self.inputs = Vec::with_capacity(Self::INPUT_EVENT_CAPACITY);
-        }
         self.shared.send(Command::Attach(Box::new(Attachment {
             events: events_in,
             played: played_out,
             sample_rate: config.sample_rate as f64,
             max_buffer: config.max_buffer_size.max(1),
-            offline: self.offline,
         })));
         true
     }
@@ -367,40 +383,20 @@ impl Plugin for Pianoforte {
             channel.fill(0.0);
         }
         let frames = buffer.samples() as u32;
+        let fast = self.pace.buffer_begins(std::time::Instant::now(), self.player.seconds(frames));
+        // The engine fills exactly to what a fast render waits for (see worker.rs).
+        self.shared.rt.fast.store(fast, Ordering::Release);
         let transport = {
             let t = context.transport();
             // The song's grid for clips (lock-free; published only when it changes).
             self.shared.grid.publish(&clips::GridAnchor::from_transport(self.player.clock_seconds(), t));
-            TransportView { playing: t.playing, pos_samples: t.pos_samples(), offline: self.offline }
+            TransportView { playing: t.playing, pos_samples: t.pos_samples() }
         };
         let controls = self.controls();
-        self.inputs.clear();
-        while let Some(event) = context.next_event() {
-            if self.inputs.len() < self.inputs.capacity() {
-                self.inputs.push(InEvent { timing: event.timing(), kind: input_kind(&event), raw: event });
-            }
-        }
-        // The piano: arrives once its samples are loaded (an offline render waits for them, so
-        // a bounce never starts silent); "MIDI only" silences it at once.
+        self.collect_inputs(context);
+        // "MIDI only" silences the piano at once.
         let sound = self.params.sound.value();
-        if self.piano.is_none() && self.offline && sound == Sound::Piano {
-            let began = std::time::Instant::now();
-            while self.shared.rt.piano_loading.load(Ordering::Acquire) && began.elapsed() < PIANO_WAIT {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-        }
-        if self.piano.is_none()
-            && let Some(piano) = self.pianos.as_mut().and_then(|q| q.pop().ok())
-        {
-            self.piano = Some(piano);
-        }
-        if let Some(piano) = self.piano.as_mut() {
-            if sound != self.sound {
-                piano.reset();
-            }
-            piano.set_volume(crate::piano::Decibels::new(self.params.volume.value()).unwrap_or(crate::piano::Decibels::DEFAULT));
-        }
-        self.sound = sound;
+        self.take_piano(sound);
         let piano = self.piano.as_mut().filter(|_| sound == Sound::Piano);
         let mut sink = HostSink { context, piano };
         self.player.process(
@@ -411,6 +407,7 @@ impl Plugin for Pianoforte {
             self.queue.as_mut(),
             self.played.as_mut(),
             &self.shared.rt,
+            &mut self.pace,
             &mut sink,
         );
         if let Some(piano) = sink.piano

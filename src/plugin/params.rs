@@ -196,7 +196,18 @@ impl Default for PianoforteParams {
     }
 }
 
+/// A key range as (lowest, highest) on the piano, whichever way round its ends were set.
+pub fn ordered_key_range(a: i32, b: i32) -> (u8, u8) {
+    let (lowest, highest) = (crate::codec::Pitch::LOWEST.midi() as i32, crate::codec::Pitch::HIGHEST.midi() as i32);
+    (a.min(b).clamp(lowest, highest) as u8, a.max(b).clamp(lowest, highest) as u8)
+}
+
 impl PianoforteParams {
+    /// The Lowest key .. Highest key range, ordered.
+    pub fn key_range(&self) -> (u8, u8) {
+        ordered_key_range(self.key_low.value(), self.key_high.value())
+    }
+
     /// Density in notes per second, None for Auto.
     pub fn density_setting(&self) -> Option<f32> {
         let v = self.density.value();

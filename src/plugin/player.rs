@@ -25,12 +25,10 @@
 //! and sorted in place.
 
 use super::events::{Midi, Played, Timed};
+use super::pace::Pace;
+use super::shared::RtShared;
 use crate::codec::Keys;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-use atomic_float::AtomicF64;
+use std::sync::atomic::Ordering;
 
 /// No key / no owner.
 const NONE: u8 = u8::MAX;
@@ -43,67 +41,6 @@ const JUMP_TOLERANCE_SAMPLES: i64 = 2;
 const JUMP_FORWARD_BUFFERS: i64 = 4;
 /// A performance begins this long after its start, so the engine has its first events ready.
 pub const START_DELAY_SECONDS: f64 = 0.05;
-/// Offline, the longest the player waits for the engine in one buffer.
-pub const OFFLINE_WAIT: Duration = Duration::from_secs(2);
-
-/// Counters and the clock the audio thread publishes (lock-free, read by the engine thread and
-/// the editor).
-#[derive(Debug, Default)]
-pub struct RtShared {
-    /// The current performance; bumped by the engine thread (restart) or the audio thread (the
-    /// musician takes over in "Continue my playing" mode).
-    pub generation: AtomicU32,
-    /// Performance-clock seconds at the end of the last processed buffer.
-    pub clock_seconds: AtomicF64,
-    /// Whether the last buffer was playing.
-    pub playing: std::sync::atomic::AtomicBool,
-    /// Late NOTE_ONs and pedal-downs skipped because the engine fell behind.
-    pub skipped_late: AtomicU64,
-    /// Events the host had no room for (or dropped because a buffer held too many).
-    pub dropped_output: AtomicU64,
-    /// Generated NOTE_ONs sent so far.
-    pub notes_played: AtomicU64,
-    /// Buffers processed.
-    pub buffers: AtomicU64,
-    /// The generation the last start began, its clock time in seconds and its song position in
-    /// ms; written before the generation is bumped.
-    pub start_generation: AtomicU32,
-    pub start_seconds: AtomicF64,
-    pub start_position_ms: AtomicI64,
-    /// Song position of the last buffer in ms (-1: unknown).
-    pub position_ms: AtomicI64,
-    /// Keys the musician holds down now.
-    pub held_keys: AtomicU32,
-    /// The engine has queued every event before `decided_until` (clock seconds) of
-    /// `decided_generation`; infinity when it will queue nothing for it (listening, no model).
-    pub decided_generation: AtomicU32,
-    pub decided_until: AtomicF64,
-    /// Offline: the clock seconds the audio thread waits for.
-    pub wanted_until: AtomicF64,
-    /// The engine thread runs (false once it has stopped, even by a panic).
-    pub engine_alive: AtomicBool,
-    /// Offline buffers whose wait for the engine ran out.
-    pub offline_timeouts: AtomicU64,
-    /// The piano samples are loading (an offline render waits for them, bounded).
-    pub piano_loading: AtomicBool,
-    /// The engine thread, to wake it without a lock.
-    pub engine_thread: OnceLock<std::thread::Thread>,
-}
-
-impl RtShared {
-    /// Wakes the engine thread (no allocation, no lock).
-    pub fn wake_engine(&self) {
-        if let Some(thread) = self.engine_thread.get() {
-            thread.unpark();
-        }
-    }
-
-    /// Publishes how far the engine has decided generation `generation`.
-    pub fn publish_decided(&self, generation: u32, until: f64) {
-        self.decided_until.store(until, Ordering::Release);
-        self.decided_generation.store(generation, Ordering::Release);
-    }
-}
 
 /// Whether generation `a` is newer than `b` (generations wrap).
 pub fn newer(a: u32, b: u32) -> bool {
@@ -129,6 +66,7 @@ pub struct Controls {
     pub bypass: bool,
     /// "Continue my playing": a note from the musician ends the generated performance.
     pub continue_mode: bool,
+    /// The key range, ordered (`PianoforteParams::key_range`).
     pub key_low: u8,
     pub key_high: u8,
     pub velocity_min: u8,
@@ -158,8 +96,6 @@ pub struct TransportView {
     pub playing: bool,
     /// Song position in samples at the start of the buffer, when the host tells it.
     pub pos_samples: Option<i64>,
-    /// The host renders offline (faster than real time): the player waits for the engine.
-    pub offline: bool,
 }
 
 /// What an input event means to the player (everything is passed through regardless).
@@ -169,6 +105,18 @@ pub enum InKind {
     NoteOff { key: u8 },
     Pedal { down: bool },
     Other,
+}
+
+impl InKind {
+    /// The MIDI it plays on the piano (None: nothing the piano plays).
+    fn midi(self) -> Option<Midi> {
+        match self {
+            InKind::NoteOn { key, velocity } => Some(Midi::NoteOn { key: key & 0x7f, velocity }),
+            InKind::NoteOff { key } => Some(Midi::NoteOff { key: key & 0x7f }),
+            InKind::Pedal { down } => Some(Midi::Pedal { down }),
+            InKind::Other => None,
+        }
+    }
 }
 
 /// An event from the host: its sample in the buffer, its meaning, and the raw event to forward.
@@ -193,10 +141,15 @@ struct Out<T: Copy> {
     timing: u32,
     seq: u32,
     kind: OutKind<T>,
+    /// What the built-in piano plays (None for a release sent again to MIDI out only).
+    sound: Option<Midi>,
 }
 
-/// Where the player sends its events (the host's output list); `false` when it has no room.
+/// Where the player's events go: the built-in piano, and the host's MIDI output.
 pub trait Sink<T: Copy> {
+    /// Plays on the built-in piano: every event, whatever the host does with MIDI out.
+    fn play(&mut self, timing: u32, midi: Midi);
+    /// Sends to MIDI out (a copy of what the piano plays); `false` when the host had no room.
     fn send(&mut self, timing: u32, event: &OutKind<T>) -> bool;
 }
 
@@ -213,7 +166,7 @@ pub struct Player<T: Copy> {
     /// Keys the musician holds down.
     held: Keys<()>,
     pedal_down: bool,
-    /// Generated NOTE_OFFs and a pedal-up the host had no room for, sent at the next buffer.
+    /// Generated NOTE_OFFs and a pedal-up MIDI out had no room for, sent again at the next buffer.
     owed_offs: Keys<()>,
     owed_pedal_up: bool,
     /// The musician holds the sustain pedal: it is theirs, generated pedal events wait.
@@ -227,6 +180,8 @@ pub struct Player<T: Copy> {
     out: Vec<Out<T>>,
     seq: u32,
     dropped: u64,
+    /// Generated NOTE_ONs played in this buffer.
+    notes: u64,
 }
 
 impl<T: Copy> Player<T> {
@@ -250,6 +205,7 @@ impl<T: Copy> Player<T> {
             out: Vec::with_capacity(MAX_OUT_EVENTS),
             seq: 0,
             dropped: 0,
+            notes: 0,
         }
     }
 
@@ -262,11 +218,12 @@ impl<T: Copy> Player<T> {
     }
 
     /// The host reset the plugin (or re-activated it): whatever sounded before ends in the next
-    /// buffer, and transport tracking starts afresh.
+    /// buffer, and transport tracking starts afresh. The musician's keys and pedal are up.
     pub fn reset(&mut self) {
         self.cut_pending = true;
         self.last_pos = None;
         self.held = Keys::new();
+        self.input_pedal = false;
         // The first buffer that plays after this is a start (a new performance).
         self.was_running = false;
     }
@@ -274,6 +231,11 @@ impl<T: Copy> Player<T> {
     /// Performance-clock seconds at the start of the next buffer.
     pub fn clock_seconds(&self) -> f64 {
         self.clock as f64 / self.sample_rate
+    }
+
+    /// Seconds of `frames` samples.
+    pub fn seconds(&self, frames: u32) -> f64 {
+        frames as f64 / self.sample_rate
     }
 
     /// The performance now playing.
@@ -290,12 +252,26 @@ impl<T: Copy> Player<T> {
         self.pedal_down
     }
 
-    fn push(&mut self, timing: u32, kind: OutKind<T>) {
+    fn push(&mut self, timing: u32, kind: OutKind<T>, sound: Option<Midi>) {
         if self.out.len() < self.out.capacity() {
-            self.out.push(Out { timing, seq: self.seq, kind });
+            self.out.push(Out { timing, seq: self.seq, kind, sound });
             self.seq = self.seq.wrapping_add(1);
         } else {
             self.dropped += 1;
+        }
+    }
+
+    /// A generated event, for the piano and MIDI out.
+    fn push_gen(&mut self, timing: u32, midi: Midi) {
+        self.push(timing, OutKind::Gen(midi), Some(midi));
+    }
+
+    /// Ends the generated note on output `key` (if one sounds there) at `timing`.
+    fn end_key(&mut self, timing: u32, key: u8) {
+        let source = std::mem::replace(&mut self.owner_of[key as usize], NONE);
+        if source != NONE {
+            self.key_of[source as usize] = NONE;
+            self.push_gen(timing, Midi::NoteOff { key });
         }
     }
 
@@ -303,21 +279,17 @@ impl<T: Copy> Player<T> {
     /// pedal-up even when the pedal is (as far as we know) already up.
     fn cut(&mut self, timing: u32, lift_always: bool) {
         for key in 0..128u8 {
-            let source = self.owner_of[key as usize];
-            if source != NONE {
-                self.owner_of[key as usize] = NONE;
-                self.key_of[source as usize] = NONE;
-                self.push(timing, OutKind::Gen(Midi::NoteOff { key }));
-            }
+            self.end_key(timing, key);
         }
         if self.pedal_down || lift_always {
             self.pedal_down = false;
-            self.push(timing, OutKind::Gen(Midi::Pedal { down: false }));
+            self.push_gen(timing, Midi::Pedal { down: false });
         }
     }
 
     /// Processes one buffer of `frames` samples: `inputs` are the host's events (in time order),
-    /// `queue` the engine's events, `played` receives what was sent (for the take), `sink` the host.
+    /// `queue` the engine's events, `played` receives what was played (for the take), `sink` the
+    /// piano and the host. In a fast render (`pace`) it waits for the engine.
     #[allow(clippy::too_many_arguments)]
     pub fn process(
         &mut self,
@@ -328,25 +300,51 @@ impl<T: Copy> Player<T> {
         queue: Option<&mut rtrb::Consumer<Timed>>,
         mut played: Option<&mut rtrb::Producer<Played>>,
         shared: &RtShared,
+        pace: &mut Pace,
         sink: &mut impl Sink<T>,
     ) {
         self.out.clear();
         self.seq = 0;
-        let n = frames as i64;
         let running = !controls.bypass && (transport.playing || controls.play);
+        self.resend_owed_releases();
+        let jumped = self.follow_transport(frames, transport, running, shared);
+        let mut generation = shared.generation.load(Ordering::Acquire);
+        let seed_changed = std::mem::replace(&mut self.seed, controls.seed) != controls.seed;
+        if running && (!self.was_running || jumped || seed_changed) {
+            generation = self.start(shared);
+        }
+        if let Some(taken_over) = self.pass_inputs(frames, inputs, running, controls, played.as_deref_mut(), shared) {
+            generation = taken_over;
+        }
+        if generation != self.generation {
+            self.cut(0, false);
+            self.generation = generation;
+        }
+        if running && let Some(queue) = queue {
+            self.wait_for_engine(frames, shared, pace);
+            self.take_from_queue(queue, frames, controls, shared);
+        }
+        self.emit(sink, played);
+        self.end_buffer(frames, running, shared);
+    }
 
-        // What the host could not take last time goes first.
+    /// Releases MIDI out had no room for last time go first (the piano has them already).
+    fn resend_owed_releases(&mut self) {
         for key in 0..128u8 {
             if self.owed_offs.release(key).is_some() && self.owner_of[key as usize] == NONE {
-                self.push(0, OutKind::Gen(Midi::NoteOff { key }));
+                self.push(0, OutKind::Gen(Midi::NoteOff { key }), None);
             }
         }
         if std::mem::take(&mut self.owed_pedal_up) && !self.pedal_down {
-            self.push(0, OutKind::Gen(Midi::Pedal { down: false }));
+            self.push(0, OutKind::Gen(Midi::Pedal { down: false }), None);
         }
+    }
 
-        // Stop, bypass, reset, jump: cut at the first sample. A stop or a reset also sends a
-        // pedal-up when the pedal is already up, for receivers that missed something.
+    /// Stop, bypass, reset, jump: cut at the first sample. A stop or a reset also sends a
+    /// pedal-up when the pedal is already up, for receivers that missed something. Publishes the
+    /// song position; returns whether the host jumped.
+    fn follow_transport(&mut self, frames: u32, transport: TransportView, running: bool, shared: &RtShared) -> bool {
+        let n = frames as i64;
         let stopped = self.cut_pending || (self.was_running && !running);
         let mut jumped = false;
         if running
@@ -366,100 +364,96 @@ impl<T: Copy> Player<T> {
         };
         let position_ms = transport.pos_samples.map_or(-1, |pos| (pos as f64 * 1000.0 / self.sample_rate).round() as i64);
         shared.position_ms.store(position_ms, Ordering::Relaxed);
+        jumped
+    }
 
-        // A start: a new performance from this buffer's first sample.
-        let mut generation = shared.generation.load(Ordering::Acquire);
-        let seed_changed = controls.seed != self.seed;
-        self.seed = controls.seed;
-        if running && (!self.was_running || jumped || seed_changed) {
-            shared.start_seconds.store(self.clock as f64 / self.sample_rate, Ordering::Relaxed);
-            shared.start_position_ms.store(position_ms.max(0), Ordering::Relaxed);
-            generation = shared.generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-            shared.start_generation.store(generation, Ordering::Release);
-            shared.wake_engine();
-        }
+    /// A start: a new performance from this buffer's first sample; returns its generation.
+    fn start(&mut self, shared: &RtShared) -> u32 {
+        let position_ms = shared.position_ms.load(Ordering::Relaxed);
+        shared.start_seconds.store(self.clock as f64 / self.sample_rate, Ordering::Relaxed);
+        shared.start_position_ms.store(position_ms.max(0), Ordering::Relaxed);
+        let generation = shared.generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        shared.start_generation.store(generation, Ordering::Release);
+        shared.wake_engine();
+        generation
+    }
 
-        // The musician's events pass through; in "Continue" mode a note ends the generated
-        // performance (the engine thread listens, then continues from what was played).
+    /// The musician's events pass through (and play on the piano); in "Continue" mode a note
+    /// ends the generated performance (the engine listens, then continues from what was played):
+    /// returns the new generation then.
+    fn pass_inputs(
+        &mut self,
+        frames: u32,
+        inputs: &[InEvent<T>],
+        running: bool,
+        controls: Controls,
+        mut played: Option<&mut rtrb::Producer<Played>>,
+        shared: &RtShared,
+    ) -> Option<u32> {
+        let mut taken_over = None;
         for input in inputs {
             let timing = input.timing.min(frames.saturating_sub(1));
-            if let InKind::NoteOn { key, .. } = input.kind {
-                // The musician takes this key over: a generated note on it ends first.
-                let key = key & 0x7f;
-                let source = self.owner_of[key as usize];
-                if source != NONE {
-                    self.owner_of[key as usize] = NONE;
-                    self.key_of[source as usize] = NONE;
-                    self.push(timing, OutKind::Gen(Midi::NoteOff { key }));
-                }
-            }
-            self.push(timing, OutKind::Thru(input.raw));
-            let midi = match input.kind {
-                InKind::NoteOn { key, velocity } => {
-                    let key = key & 0x7f;
+            let midi = input.kind.midi();
+            match midi {
+                Some(Midi::NoteOn { key, .. }) => {
+                    // The musician takes this key over: a generated note on it ends first.
+                    self.end_key(timing, key);
                     self.held.press(key, ());
                     if running && controls.continue_mode {
-                        generation = shared.generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+                        let time = (self.clock + timing as i64) as f64 / self.sample_rate;
+                        shared.takeover_seconds.store(time, Ordering::Release);
+                        taken_over = Some(shared.generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1));
                         shared.wake_engine();
                     }
-                    Some(Midi::NoteOn { key, velocity })
                 }
-                InKind::NoteOff { key } => {
-                    self.held.release(key);
-                    Some(Midi::NoteOff { key: key & 0x7f })
-                }
-                InKind::Pedal { down } => {
-                    self.input_pedal = down;
-                    Some(Midi::Pedal { down })
-                }
-                InKind::Other => None,
-            };
+                Some(Midi::NoteOff { key }) => _ = self.held.release(key),
+                Some(Midi::Pedal { down }) => self.input_pedal = down,
+                None => {}
+            }
+            self.push(timing, OutKind::Thru(input.raw), midi);
             if let (Some(midi), true, Some(played)) = (midi, running, played.as_deref_mut()) {
                 let time = (self.clock + timing as i64) as f64 / self.sample_rate;
                 let _ = played.push(Played { time, midi, input: true });
             }
         }
         shared.held_keys.store(self.held.count() as u32, Ordering::Relaxed);
-        if generation != self.generation {
-            self.cut(0, false);
-            self.generation = generation;
-        }
+        taken_over
+    }
 
-        if running && let Some(queue) = queue {
-            if transport.offline {
-                self.wait_for_engine(frames, shared);
-            }
-            self.take_from_queue(queue, frames, controls, shared);
-        }
-
-        // One ordered list for the host (it wants events in time order).
+    /// Sends the buffer's events in time order: each plays on the piano, and goes to MIDI out
+    /// as a copy (a release MIDI out had no room for is sent again next buffer).
+    fn emit(&mut self, sink: &mut impl Sink<T>, mut played: Option<&mut rtrb::Producer<Played>>) {
         self.out.sort_unstable_by_key(|o| (o.timing, o.seq));
         let mut notes = 0u64;
         for i in 0..self.out.len() {
-            let Out { timing, kind, .. } = self.out[i];
+            let Out { timing, kind, sound, .. } = self.out[i];
+            if let Some(midi) = sound {
+                sink.play(timing, midi);
+            }
             if !sink.send(timing, &kind) {
                 self.dropped += 1;
                 self.refused(kind);
-                continue;
             }
-            if let OutKind::Gen(midi) = kind {
-                if matches!(midi, Midi::NoteOn { .. }) {
-                    notes += 1;
-                }
+            if let (OutKind::Gen(midi), Some(_)) = (kind, sound) {
+                notes += u64::from(matches!(midi, Midi::NoteOn { .. }));
                 if let Some(played) = played.as_deref_mut() {
                     let time = (self.clock + timing as i64) as f64 / self.sample_rate;
                     let _ = played.push(Played { time, midi, input: false });
                 }
             }
         }
+        self.notes = notes;
+    }
 
+    /// Advances the clock and publishes the buffer's counters.
+    fn end_buffer(&mut self, frames: u32, running: bool, shared: &RtShared) {
         if running {
-            self.clock += n;
+            self.clock += frames as i64;
         }
         self.was_running = running;
         shared.clock_seconds.store(self.clock as f64 / self.sample_rate, Ordering::Release);
         shared.playing.store(running, Ordering::Relaxed);
-        shared.notes_played.fetch_add(notes, Ordering::Relaxed);
+        shared.notes_played.fetch_add(std::mem::take(&mut self.notes), Ordering::Relaxed);
         shared.buffers.fetch_add(1, Ordering::Relaxed);
         if self.dropped > 0 {
             shared.dropped_output.fetch_add(self.dropped, Ordering::Relaxed);
@@ -467,26 +461,23 @@ impl<T: Copy> Player<T> {
         }
     }
 
-    /// The host refused an event: a generated release is owed (sent again at the next buffer), a
-    /// generated NOTE_ON never sounded (its NOTE_OFF will find nothing to end).
+    /// MIDI out refused an event: a generated release is owed (sent again at the next buffer).
+    /// A refused NOTE_ON or pedal-down still sounds on the piano; MIDI out misses it.
     fn refused(&mut self, kind: OutKind<T>) {
         match kind {
             OutKind::Gen(Midi::NoteOff { key }) => _ = self.owed_offs.press(key, ()),
             OutKind::Gen(Midi::Pedal { down: false }) => self.owed_pedal_up = true,
-            OutKind::Gen(Midi::NoteOn { key, .. }) => {
-                let source = std::mem::replace(&mut self.owner_of[key as usize & 0x7f], NONE);
-                if source != NONE {
-                    self.key_of[source as usize] = NONE;
-                }
-            }
-            OutKind::Gen(Midi::Pedal { down: true }) => self.pedal_down = false,
-            OutKind::Thru(_) => {}
+            _ => {}
         }
     }
 
-    /// Offline: waits (bounded) until the engine has queued everything before the end of this
-    /// buffer for the performance now playing (or a newer one), or will queue nothing.
-    fn wait_for_engine(&mut self, frames: u32, shared: &RtShared) {
+    /// In a fast render (`pace`): waits, within the render's budget, until the engine has queued
+    /// everything before the end of this buffer for the performance now playing (or a newer
+    /// one), or will queue nothing. In real time it never waits.
+    fn wait_for_engine(&mut self, frames: u32, shared: &RtShared, pace: &mut Pace) {
+        if !pace.is_fast() {
+            return;
+        }
         let end = (self.clock + frames as i64) as f64 / self.sample_rate;
         shared.wanted_until.store(end, Ordering::Release);
         let ready = || {
@@ -500,13 +491,8 @@ impl<T: Copy> Player<T> {
             return;
         }
         shared.wake_engine();
-        let started = Instant::now();
-        while !ready() {
-            if started.elapsed() > OFFLINE_WAIT {
-                shared.offline_timeouts.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            std::thread::sleep(Duration::from_micros(50));
+        if !pace.wait(ready) {
+            shared.offline_timeouts.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -532,33 +518,22 @@ impl<T: Copy> Player<T> {
             let late = sample < self.clock;
             let timing = (sample - self.clock).max(0) as u32;
             match event.midi {
-                Midi::NoteOn { key, velocity } => {
-                    if late {
-                        // Skipped; a note still sounding on its key sounds on until this
-                        // note's NOTE_OFF (which is where the engine ends the key).
-                        skipped += 1;
-                        continue;
-                    }
-                    self.note_on(timing, key & 0x7f, velocity, controls);
-                }
+                // Skipped; a note still sounding on its key sounds on until this note's
+                // NOTE_OFF (which is where the engine ends the key).
+                Midi::NoteOn { .. } if late => skipped += 1,
+                Midi::NoteOn { key, velocity } => self.note_on(timing, key & 0x7f, velocity, controls),
                 Midi::NoteOff { key } => {
-                    let out = self.key_of[(key & 0x7f) as usize];
+                    let out = std::mem::replace(&mut self.key_of[(key & 0x7f) as usize], NONE);
                     if out != NONE {
-                        self.key_of[(key & 0x7f) as usize] = NONE;
                         self.owner_of[out as usize] = NONE;
-                        self.push(timing, OutKind::Gen(Midi::NoteOff { key: out }));
+                        self.push_gen(timing, Midi::NoteOff { key: out });
                     }
                 }
+                Midi::Pedal { down } if down == self.pedal_down || self.input_pedal => {}
+                Midi::Pedal { down: true } if late => skipped += 1,
                 Midi::Pedal { down } => {
-                    if down == self.pedal_down || self.input_pedal {
-                        continue;
-                    }
-                    if late && down {
-                        skipped += 1;
-                        continue;
-                    }
                     self.pedal_down = down;
-                    self.push(timing, OutKind::Gen(Midi::Pedal { down }));
+                    self.push_gen(timing, Midi::Pedal { down });
                 }
             }
         }
@@ -569,11 +544,10 @@ impl<T: Copy> Player<T> {
 
     fn note_on(&mut self, timing: u32, source: u8, velocity: u8, controls: Controls) {
         // A repeated NOTE_ON of a sounding source pitch ends the earlier note first.
-        let old = self.key_of[source as usize];
+        let old = std::mem::replace(&mut self.key_of[source as usize], NONE);
         if old != NONE {
-            self.key_of[source as usize] = NONE;
             self.owner_of[old as usize] = NONE;
-            self.push(timing, OutKind::Gen(Midi::NoteOff { key: old }));
+            self.push_gen(timing, Midi::NoteOff { key: old });
         }
         let Some(key) = fold_key(source, controls.key_low, controls.key_high) else {
             return;
@@ -583,23 +557,19 @@ impl<T: Copy> Player<T> {
             return;
         }
         // Another source pitch folded onto this key: end it first.
-        let other = self.owner_of[key as usize];
-        if other != NONE {
-            self.key_of[other as usize] = NONE;
-            self.push(timing, OutKind::Gen(Midi::NoteOff { key }));
-        }
+        self.end_key(timing, key);
         self.owner_of[key as usize] = source;
         self.key_of[source as usize] = key;
         let velocity = map_velocity(velocity, controls.velocity_min, controls.velocity_max);
-        self.push(timing, OutKind::Gen(Midi::NoteOn { key, velocity }));
+        self.push_gen(timing, Midi::NoteOn { key, velocity });
     }
 }
 
 /// The key a generated pitch plays on inside `low..=high`: moved by octaves when the range spans
 /// at least an octave, else only pitches inside the range play (None).
 pub fn fold_key(pitch: u8, low: u8, high: u8) -> Option<u8> {
-    let (low, high) = if low <= high { (low, high) } else { (high, low) };
-    let (low, high) = (low.min(127) as i32, high.min(127) as i32);
+    let (low, high) = super::params::ordered_key_range(low.into(), high.into());
+    let (low, high) = (low as i32, high as i32);
     let mut p = pitch.min(127) as i32;
     if high - low >= 11 {
         while p < low {
@@ -623,18 +593,26 @@ pub fn map_velocity(velocity: u8, min: u8, max: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// The generation of the first start (the shared counter starts at 0).
     const FIRST: u32 = 1;
 
+    /// MIDI out (`events`) and the piano (`piano`) as the player sends to them.
     #[derive(Default)]
     struct Capture {
         events: Vec<(u64, OutKind<u8>)>,
+        piano: Vec<(u64, Midi)>,
         base: u64,
+        /// MIDI out takes this many events in all, then refuses.
         full_after: Option<usize>,
     }
 
     impl Sink<u8> for Capture {
+        fn play(&mut self, timing: u32, midi: Midi) {
+            self.piano.push((self.base + timing as u64, midi));
+        }
+
         fn send(&mut self, timing: u32, event: &OutKind<u8>) -> bool {
             if self.full_after.is_some_and(|n| self.events.len() >= n) {
                 return false;
@@ -660,7 +638,7 @@ mod tests {
         transport: TransportView,
         controls: Controls,
     ) {
-        player.process(frames, transport, controls, &[], Some(queue), None, shared, capture);
+        player.process(frames, transport, controls, &[], Some(queue), None, shared, &mut Pace::default(), capture);
         capture.base += frames as u64;
     }
 
@@ -684,7 +662,7 @@ mod tests {
             for e in &pending {
                 tx.push(*e).unwrap();
             }
-            let transport = TransportView { playing: true, pos_samples: None, offline: false };
+            let transport = TransportView { playing: true, pos_samples: None };
             for _ in 0..(48_000 / frames + 1) {
                 run(&mut player, &mut rx, &shared, &mut capture, frames, transport, Controls::default());
             }
@@ -704,11 +682,11 @@ mod tests {
         tx.push(note_on(0.001, 60)).unwrap();
         tx.push(note_on(0.002, 64)).unwrap();
         tx.push(note_off(2.0, 60)).unwrap();
-        let playing = TransportView { playing: true, pos_samples: Some(0), offline: false };
+        let playing = TransportView { playing: true, pos_samples: Some(0) };
         run(&mut player, &mut rx, &shared, &mut capture, 256, playing, Controls::default());
         assert_eq!(player.sounding(), 2);
         capture.events.clear();
-        let stopped = TransportView { playing: false, pos_samples: Some(256), offline: false };
+        let stopped = TransportView { playing: false, pos_samples: Some(256) };
         run(&mut player, &mut rx, &shared, &mut capture, 256, stopped, Controls::default());
         assert_eq!(player.sounding(), 0);
         assert!(!player.pedal_is_down());
@@ -720,7 +698,7 @@ mod tests {
         // The clock stood still while stopped; the orphan NOTE_OFF later finds nothing to end.
         capture.events.clear();
         for i in 0..400 {
-            let playing = TransportView { playing: true, pos_samples: Some(256 * (i + 1)), offline: false };
+            let playing = TransportView { playing: true, pos_samples: Some(256 * (i + 1)) };
             run(&mut player, &mut rx, &shared, &mut capture, 256, playing, Controls::default());
         }
         assert!(capture.events.is_empty(), "{:?}", capture.events);
@@ -734,34 +712,10 @@ mod tests {
         let mut capture = Capture::default();
         tx.push(Timed { time: 0.0, generation: FIRST, midi: Midi::Pedal { down: true } }).unwrap();
         tx.push(note_on(0.0, 60)).unwrap();
-        run(
-            &mut player,
-            &mut rx,
-            &shared,
-            &mut capture,
-            64,
-            TransportView { playing: true, pos_samples: Some(1000), offline: false },
-            Controls::default(),
-        );
-        run(
-            &mut player,
-            &mut rx,
-            &shared,
-            &mut capture,
-            64,
-            TransportView { playing: true, pos_samples: Some(1064), offline: false },
-            Controls::default(),
-        );
+        run(&mut player, &mut rx, &shared, &mut capture, 64, TransportView { playing: true, pos_samples: Some(1000) }, Controls::default());
+        run(&mut player, &mut rx, &shared, &mut capture, 64, TransportView { playing: true, pos_samples: Some(1064) }, Controls::default());
         assert_eq!(player.sounding(), 1);
-        run(
-            &mut player,
-            &mut rx,
-            &shared,
-            &mut capture,
-            64,
-            TransportView { playing: true, pos_samples: Some(0), offline: false },
-            Controls::default(),
-        );
+        run(&mut player, &mut rx, &shared, &mut capture, 64, TransportView { playing: true, pos_samples: Some(0) }, Controls::default());
         assert_eq!(player.sounding(), 0);
         assert_eq!(capture.events.last().unwrap(), &(128, OutKind::Gen(Midi::Pedal { down: false })));
     }
@@ -772,7 +726,7 @@ mod tests {
         let shared = RtShared::default();
         let mut player = Player::new(48_000.0);
         let mut capture = Capture::default();
-        let playing = TransportView { playing: true, pos_samples: None, offline: false };
+        let playing = TransportView { playing: true, pos_samples: None };
         // The engine is late: nothing queued for the first second.
         for _ in 0..100 {
             run(&mut player, &mut rx, &shared, &mut capture, 480, playing, Controls::default());
@@ -795,7 +749,7 @@ mod tests {
     fn a_late_note_on_of_a_sounding_key_leaves_it_to_its_own_note_off() {
         let (mut tx, mut rx) = rtrb::RingBuffer::new(64);
         let (shared, mut player, mut capture) = (RtShared::default(), Player::new(1000.0), Capture::default());
-        let playing = TransportView { playing: true, pos_samples: None, offline: false };
+        let playing = TransportView { playing: true, pos_samples: None };
         tx.push(note_on(0.001, 60)).unwrap();
         run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
         run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
@@ -810,8 +764,8 @@ mod tests {
     fn a_start_is_a_new_performance_placed_by_the_audio_thread() {
         let (_, mut rx) = rtrb::RingBuffer::<Timed>::new(4);
         let (shared, mut player, mut capture) = (RtShared::default(), Player::new(1000.0), Capture::default());
-        let at = |pos| TransportView { playing: true, pos_samples: Some(pos), offline: false };
-        let stopped = TransportView { playing: false, pos_samples: Some(0), offline: false };
+        let at = |pos| TransportView { playing: true, pos_samples: Some(pos) };
+        let stopped = TransportView { playing: false, pos_samples: Some(0) };
         run(&mut player, &mut rx, &shared, &mut capture, 100, at(0), Controls::default());
         assert_eq!((shared.generation.load(Ordering::Relaxed), shared.start_generation.load(Ordering::Relaxed)), (1, 1));
         // Playing on (at any speed) is not a start; stopping and starting again is.
@@ -828,8 +782,7 @@ mod tests {
         assert_eq!(shared.start_generation.load(Ordering::Relaxed), 3);
         run(&mut player, &mut rx, &shared, &mut capture, 100, at(100), Controls { seed: 9, ..Controls::default() });
         assert_eq!(shared.start_generation.load(Ordering::Relaxed), 4);
-        // The same place and seed give the same take; another place or seed another one.
-        assert_eq!(start_seed(3, 2000), start_seed(3, 2000));
+        // Another place or seed is another take (the engine seeds each start with start_seed).
         assert_ne!(start_seed(3, 2000), start_seed(3, 2001));
         assert_ne!(start_seed(3, 2000), start_seed(4, 2000));
     }
@@ -838,7 +791,7 @@ mod tests {
     fn a_newer_generation_from_the_engine_is_taken_up_not_dropped() {
         let (mut tx, mut rx) = rtrb::RingBuffer::new(64);
         let (shared, mut player, mut capture) = (RtShared::default(), Player::new(1000.0), Capture::default());
-        let playing = TransportView { playing: true, pos_samples: None, offline: false };
+        let playing = TransportView { playing: true, pos_samples: None };
         tx.push(note_on(0.010, 60)).unwrap();
         run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
         // The engine loads a model and starts its own performance while this buffer runs.
@@ -856,14 +809,14 @@ mod tests {
         let (mut tx, mut rx) = rtrb::RingBuffer::new(64);
         let (shared, mut player) = (RtShared::default(), Player::new(1000.0));
         let mut capture = Capture::default();
-        let playing = TransportView { playing: true, pos_samples: None, offline: false };
+        let playing = TransportView { playing: true, pos_samples: None };
         tx.push(Timed { time: 0.001, generation: FIRST, midi: Midi::Pedal { down: true } }).unwrap();
         tx.push(note_on(0.002, 60)).unwrap();
         tx.push(note_on(0.003, 62)).unwrap();
         run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
         // Stop with a host that takes one event: the other NOTE_OFF and the pedal-up follow.
         capture.full_after = Some(capture.events.len() + 1);
-        let stopped = TransportView { playing: false, pos_samples: None, offline: false };
+        let stopped = TransportView { playing: false, pos_samples: None };
         run(&mut player, &mut rx, &shared, &mut capture, 100, stopped, Controls::default());
         for _ in 0..3 {
             capture.full_after = Some(capture.events.len() + 1);
@@ -882,7 +835,7 @@ mod tests {
         let shared = std::sync::Arc::new(RtShared::default());
         shared.engine_alive.store(true, Ordering::Release);
         let (mut player, mut capture) = (Player::new(1000.0), Capture::default());
-        let offline = TransportView { playing: true, pos_samples: Some(0), offline: true };
+        let playing = TransportView { playing: true, pos_samples: Some(0) };
         // An engine on another thread that takes 50 ms to queue the buffer's note.
         let engine = {
             let shared = shared.clone();
@@ -892,9 +845,101 @@ mod tests {
                 shared.publish_decided(FIRST, 0.1);
             })
         };
-        run(&mut player, &mut rx, &shared, &mut capture, 100, offline, Controls::default());
+        player.process(100, playing, Controls::default(), &[], Some(&mut rx), None, &shared, &mut Pace::offline(), &mut capture);
         engine.join().unwrap();
         assert_eq!(capture.events, [(60, OutKind::Gen(Midi::NoteOn { key: 60, velocity: 100 }))]);
+        assert_eq!(shared.offline_timeouts.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_host_that_refuses_all_midi_out_still_hears_the_performance_on_the_piano() {
+        let (mut tx, mut rx) = rtrb::RingBuffer::new(64);
+        let (shared, mut player) = (RtShared::default(), Player::new(1000.0));
+        let mut capture = Capture { full_after: Some(0), ..Capture::default() };
+        let playing = TransportView { playing: true, pos_samples: None };
+        tx.push(Timed { time: 0.001, generation: FIRST, midi: Midi::Pedal { down: true } }).unwrap();
+        tx.push(note_on(0.002, 60)).unwrap();
+        tx.push(note_off(0.150, 60)).unwrap();
+        tx.push(Timed { time: 0.160, generation: FIRST, midi: Midi::Pedal { down: false } }).unwrap();
+        for _ in 0..3 {
+            run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
+        }
+        assert!(capture.events.is_empty());
+        // Each event once, at its own sample: releases MIDI out owes are not played again.
+        let expected = [
+            (1, Midi::Pedal { down: true }),
+            (2, Midi::NoteOn { key: 60, velocity: 100 }),
+            (150, Midi::NoteOff { key: 60 }),
+            (160, Midi::Pedal { down: false }),
+        ];
+        assert_eq!(capture.piano, expected);
+        assert_eq!(player.sounding(), 0);
+    }
+
+    #[test]
+    fn releases_midi_out_refused_go_to_midi_out_again_not_to_the_piano() {
+        let (mut tx, mut rx) = rtrb::RingBuffer::new(64);
+        let (shared, mut player) = (RtShared::default(), Player::new(1000.0));
+        let mut capture = Capture::default();
+        let playing = TransportView { playing: true, pos_samples: None };
+        tx.push(note_on(0.002, 60)).unwrap();
+        tx.push(note_off(0.150, 60)).unwrap();
+        run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
+        capture.full_after = Some(1);
+        run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
+        capture.full_after = None;
+        run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
+        assert_eq!(capture.events.last(), Some(&(200, OutKind::Gen(Midi::NoteOff { key: 60 }))));
+        assert_eq!(capture.piano.iter().filter(|e| e.1 == Midi::NoteOff { key: 60 }).count(), 1);
+    }
+
+    #[test]
+    fn reset_lifts_the_musicians_pedal_so_generated_pedalling_plays() {
+        let (mut tx, mut rx) = rtrb::RingBuffer::new(64);
+        let (shared, mut player, mut capture) = (RtShared::default(), Player::new(1000.0), Capture::default());
+        let playing = TransportView { playing: true, pos_samples: None };
+        let pedal = [InEvent { timing: 0, kind: InKind::Pedal { down: true }, raw: 1u8 }];
+        player.process(100, playing, Controls::default(), &pedal, Some(&mut rx), None, &shared, &mut Pace::default(), &mut capture);
+        player.reset();
+        tx.push(Timed { time: 0.150, generation: FIRST + 1, midi: Midi::Pedal { down: true } }).unwrap();
+        capture.base = 100;
+        run(&mut player, &mut rx, &shared, &mut capture, 100, playing, Controls::default());
+        assert!(player.pedal_is_down(), "{:?}", capture.events);
+    }
+
+    #[test]
+    fn the_same_start_publishes_the_same_place_and_another_start_another() {
+        let start = |pos: i64| {
+            let (_, mut rx) = rtrb::RingBuffer::<Timed>::new(4);
+            let (shared, mut player, mut capture) = (RtShared::default(), Player::new(48_000.0), Capture::default());
+            let stopped = TransportView { playing: false, pos_samples: Some(0) };
+            run(&mut player, &mut rx, &shared, &mut capture, 512, stopped, Controls::default());
+            run(
+                &mut player,
+                &mut rx,
+                &shared,
+                &mut capture,
+                512,
+                TransportView { playing: true, pos_samples: Some(pos) },
+                Controls::default(),
+            );
+            (shared.start_position_ms.load(Ordering::Relaxed), shared.start_seconds.load(Ordering::Relaxed))
+        };
+        assert_eq!(start(96_000), start(96_000));
+        assert_eq!(start(96_000), (2000, 0.0));
+        assert_ne!(start(96_000), start(144_000));
+    }
+
+    #[test]
+    fn in_real_time_the_player_never_waits_for_the_engine() {
+        let (_, mut rx) = rtrb::RingBuffer::<Timed>::new(4);
+        let shared = RtShared::default();
+        shared.engine_alive.store(true, Ordering::Release);
+        let (mut player, mut capture) = (Player::new(1000.0), Capture::default());
+        let playing = TransportView { playing: true, pos_samples: Some(0) };
+        let began = std::time::Instant::now();
+        player.process(100, playing, Controls::default(), &[], Some(&mut rx), None, &shared, &mut Pace::default(), &mut capture);
+        assert!(began.elapsed() < std::time::Duration::from_millis(100));
         assert_eq!(shared.offline_timeouts.load(Ordering::Relaxed), 0);
     }
 
@@ -904,7 +949,7 @@ mod tests {
         let shared = RtShared::default();
         let mut player = Player::new(48_000.0);
         let mut capture = Capture::default();
-        let playing = TransportView { playing: true, pos_samples: None, offline: false };
+        let playing = TransportView { playing: true, pos_samples: None };
         tx.push(note_on(0.0, 60)).unwrap();
         tx.push(note_on(0.02, 62)).unwrap();
         run(&mut player, &mut rx, &shared, &mut capture, 480, playing, Controls::default());
@@ -924,14 +969,14 @@ mod tests {
         let shared = RtShared::default();
         let mut player = Player::new(48_000.0);
         let mut capture = Capture::default();
-        let playing = TransportView { playing: true, pos_samples: None, offline: false };
+        let playing = TransportView { playing: true, pos_samples: None };
         let controls = Controls { continue_mode: true, ..Controls::default() };
         tx.push(note_on(0.0, 60)).unwrap();
         tx.push(note_on(0.015, 67)).unwrap();
-        player.process(480, playing, controls, &[], Some(&mut rx), Some(&mut played_tx), &shared, &mut capture);
+        player.process(480, playing, controls, &[], Some(&mut rx), Some(&mut played_tx), &shared, &mut Pace::default(), &mut capture);
         capture.base += 480;
         let inputs = [InEvent { timing: 10, kind: InKind::NoteOn { key: 48, velocity: 70 }, raw: 7u8 }];
-        player.process(480, playing, controls, &inputs, Some(&mut rx), Some(&mut played_tx), &shared, &mut capture);
+        player.process(480, playing, controls, &inputs, Some(&mut rx), Some(&mut played_tx), &shared, &mut Pace::default(), &mut capture);
         assert_eq!(shared.generation.load(Ordering::Relaxed), FIRST + 1);
         assert_eq!(&capture.events[1..], &[(480, OutKind::Gen(Midi::NoteOff { key: 60 })), (490, OutKind::Thru(7))]);
         let mut played = Vec::new();
@@ -961,7 +1006,7 @@ mod tests {
         tx.push(note_on(0.0, 48)).unwrap();
         tx.push(note_on(0.001, 60)).unwrap();
         tx.push(note_off(0.002, 48)).unwrap();
-        let playing = TransportView { playing: true, pos_samples: None, offline: false };
+        let playing = TransportView { playing: true, pos_samples: None };
         run(&mut player, &mut rx, &shared, &mut capture, 480, playing, controls);
         assert_eq!(player.sounding(), 1);
         assert_eq!(capture.events.len(), 3);
@@ -973,7 +1018,7 @@ mod tests {
         let mut player: Player<u8> = Player::new(48_000.0);
         let mut capture = Capture::default();
         let (_tx, mut rx) = rtrb::RingBuffer::<Timed>::new(4);
-        let playing = TransportView { playing: true, pos_samples: None, offline: false };
+        let playing = TransportView { playing: true, pos_samples: None };
         run(&mut player, &mut rx, &shared, &mut capture, 48_00, playing, Controls::default());
         player.set_sample_rate(96_000.0);
         assert!((player.clock_seconds() - 0.1).abs() < 1e-9);

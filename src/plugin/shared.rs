@@ -3,12 +3,33 @@
 //! The audio thread touches only [`RtShared`] (atomics) and the rtrb queues; the mutexes here are
 //! for the engine thread and the editor.
 
-use super::player::RtShared;
+use super::events::{Played, Timed};
 use super::source::ModelInfo;
-use super::worker::Command;
 use crate::plugin::clips::{SharedGrid, Take};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
+use atomic_float::AtomicF64;
+
+/// The queues of one activation.
+pub struct Attachment {
+    pub events: rtrb::Producer<Timed>,
+    pub played: rtrb::Consumer<Played>,
+    pub sample_rate: f64,
+    pub max_buffer: u32,
+}
+
+pub enum Command {
+    /// The plugin was activated: play into these queues.
+    Attach(Box<Attachment>),
+    /// The plugin was deactivated.
+    Detach,
+    /// Load a model file (None: the built-in model); a bad file keeps the current one.
+    LoadModel(Option<PathBuf>),
+    Shutdown,
+}
 
 /// What the editor shows about the engine, in words.
 #[derive(Debug, Clone, Default)]
@@ -32,8 +53,10 @@ pub struct Status {
     /// Wall-clock seconds the engine thread spent computing, and the seconds it has existed.
     pub busy_seconds: f64,
     pub alive_seconds: f64,
-    /// The key Key "Any" settled on in the performance being played (an index of `KEY_NAMES`).
-    pub chosen_key: Option<u8>,
+    /// The key Key "Any" settled on in the performance being played (the model card's name).
+    pub chosen_key: Option<String>,
+    /// Why a fast render went on without what it waited for (a model or samples not ready).
+    pub render_warning: Option<String>,
     /// The built-in piano: None while its samples load, Ok(what was loaded) or Err(why not, in
     /// words, with how to get the samples).
     pub piano: Option<Result<String, String>>,
@@ -99,4 +122,69 @@ impl Shared {
 /// sender stay usable (and the editor truthful) after an engine panic.
 pub fn relock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Counters and the clock the audio thread publishes (lock-free, read by the engine thread and
+/// the editor).
+#[derive(Debug, Default)]
+pub struct RtShared {
+    /// The current performance; bumped by the engine thread (restart) or the audio thread (the
+    /// musician takes over in "Continue my playing" mode).
+    pub generation: AtomicU32,
+    /// Performance-clock seconds at the end of the last processed buffer.
+    pub clock_seconds: AtomicF64,
+    /// Whether the last buffer was playing.
+    pub playing: std::sync::atomic::AtomicBool,
+    /// Late NOTE_ONs and pedal-downs skipped because the engine fell behind.
+    pub skipped_late: AtomicU64,
+    /// Events the host had no room for (or dropped because a buffer held too many).
+    pub dropped_output: AtomicU64,
+    /// Generated NOTE_ONs sent so far.
+    pub notes_played: AtomicU64,
+    /// Buffers processed.
+    pub buffers: AtomicU64,
+    /// The generation the last start began, its clock time in seconds and its song position in
+    /// ms; written before the generation is bumped.
+    pub start_generation: AtomicU32,
+    pub start_seconds: AtomicF64,
+    pub start_position_ms: AtomicI64,
+    /// Song position of the last buffer in ms (-1: unknown).
+    pub position_ms: AtomicI64,
+    /// Keys the musician holds down now.
+    pub held_keys: AtomicU32,
+    /// Clock seconds of the musician's note that last took over in "Continue my playing".
+    pub takeover_seconds: AtomicF64,
+    /// The engine has queued every event before `decided_until` (clock seconds) of
+    /// `decided_generation`; infinity when it will queue nothing for it (listening, no model).
+    pub decided_generation: AtomicU32,
+    pub decided_until: AtomicF64,
+    /// A fast render (declared offline, or faster than real time): the audio thread waits for
+    /// the engine up to `wanted_until` (clock seconds), and the engine fills exactly to there.
+    pub fast: AtomicBool,
+    pub wanted_until: AtomicF64,
+    /// The engine thread runs (false once it has stopped, even by a panic).
+    pub engine_alive: AtomicBool,
+    /// Waits of a fast render that its budget ended (the render went on without them).
+    pub offline_timeouts: AtomicU64,
+    /// Input events a buffer had no room for.
+    pub dropped_input: AtomicU64,
+    /// The piano samples are loading (an offline render waits for them, bounded).
+    pub piano_loading: AtomicBool,
+    /// The engine thread, to wake it without a lock.
+    pub engine_thread: OnceLock<std::thread::Thread>,
+}
+
+impl RtShared {
+    /// Wakes the engine thread (no allocation, no lock).
+    pub fn wake_engine(&self) {
+        if let Some(thread) = self.engine_thread.get() {
+            thread.unpark();
+        }
+    }
+
+    /// Publishes how far the engine has decided generation `generation`.
+    pub fn publish_decided(&self, generation: u32, until: f64) {
+        self.decided_until.store(until, Ordering::Release);
+        self.decided_generation.store(generation, Ordering::Release);
+    }
 }

@@ -1,14 +1,14 @@
 //! "A source of timed events": what the engine thread asks for the next event of the performance.
 //!
-//! The real one is the ONNX engine (`crate::engine`, adapted in `engine_source.rs`); a small
-//! synthetic source plays a deterministic pattern for tests of the timing machinery without a
-//! model or ONNX Runtime (selected with `PIANOFORTE_SOURCE=synthetic`).
+//! The real one is the ONNX engine (`crate::engine`, adapted in `engine_source.rs`); in test
+//! builds `synthetic.rs` plays a deterministic pattern for tests of the timing machinery without
+//! a model or ONNX Runtime (selected with `PIANOFORTE_SOURCE=synthetic`).
 //!
 //! Sources speak the codec's event language ([`Event`]); [`Decoder`] turns that stream into MIDI
 //! events with times, the way `codec::decode` does (including its 5 s stuck-note guard).
 
 use super::events::Midi;
-use crate::codec::{Change, Event, MusicState, Pitch, STEPS_PER_SECOND, Shift, VelocityBin};
+use crate::codec::{Change, Event, MusicState, Pitch, STEPS_PER_SECOND};
 use crate::engine::control::KeyControl;
 
 /// What the engine reads from the parameters at every step.
@@ -46,12 +46,17 @@ pub struct ModelInfo {
 /// A source of performance events.
 pub trait Source: Send {
     fn info(&self) -> ModelInfo;
-    /// Starts a new performance that continues `primer` (empty: from silence) with `seed`.
-    fn restart(&mut self, primer: &[Event], seed: u64) -> Result<(), String>;
+    /// Starts a new performance that continues `primer` (empty: from silence) with `seed`,
+    /// primed under `controls` (the Key and Density of now).
+    fn restart(&mut self, primer: &[Event], seed: u64, controls: &StepControls) -> Result<(), String>;
     /// The next event of the performance.
     fn next(&mut self, controls: &StepControls) -> Result<Event, String>;
-    /// The key (an index of `KEY_NAMES`) that Key "Any" settled on in this performance, if it has.
-    fn chosen_key(&self) -> Option<u8> {
+    /// The model's index of the key called `name` ("D minor"), from its card.
+    fn key_index(&self, _name: &str) -> Option<u8> {
+        None
+    }
+    /// The name (from the model's card) of the key Key "Any" settled on, if it has.
+    fn chosen_key(&self) -> Option<String> {
         None
     }
 }
@@ -80,114 +85,11 @@ impl Decoder {
     }
 }
 
-const MIDDLE_C: Pitch = match Pitch::new(60) {
-    Some(p) => p,
-    None => unreachable!(),
-};
-
-/// A deterministic stand-in pianist: broken chords around a slowly wandering centre, at the
-/// requested density (6 notes/s on Auto), pedal changes every two seconds. Only for tests.
-pub struct Synthetic {
-    rng: u64,
-    pending: Vec<(i64, Event)>,
-    step: i64,
-    queue: std::collections::VecDeque<Event>,
-    centre: i32,
-    next_pedal: i64,
-    pedal: bool,
-}
-
-impl Synthetic {
-    pub fn new() -> Self {
-        Synthetic { rng: 1, pending: Vec::new(), step: 0, queue: Default::default(), centre: 60, next_pedal: 0, pedal: false }
-    }
-
-    fn random(&mut self) -> u64 {
-        // xorshift64*
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Queues the events up to and including the next onset.
-    fn plan(&mut self, controls: &StepControls) {
-        let density = controls.density.unwrap_or(6.0).clamp(0.5, 60.0) as f64;
-        let gap = ((STEPS_PER_SECOND / density).round() as i64).max(1);
-        let onset = self.step + gap;
-        // Releases and pedal changes due before the onset, in time order.
-        let mut due: Vec<(i64, Event)> = Vec::new();
-        self.pending.retain(|&(at, e)| {
-            if at <= onset {
-                due.push((at, e));
-                false
-            } else {
-                true
-            }
-        });
-        while self.next_pedal <= onset {
-            self.pedal = !self.pedal;
-            due.push((self.next_pedal, Event::pedal(self.pedal)));
-            self.next_pedal += 200;
-        }
-        due.sort_by_key(|&(at, e)| (at, matches!(e, Event::NoteOn(_))));
-        let mut now = self.step;
-        let mut emit_at = |queue: &mut std::collections::VecDeque<Event>, at: i64, e: Event| {
-            queue.extend(Shift::covering(at - now).map(Event::TimeShift));
-            now = now.max(at);
-            queue.push_back(e);
-        };
-        for (at, e) in due {
-            emit_at(&mut self.queue, at, e);
-        }
-        let r = self.random();
-        self.centre = (self.centre + (r % 5) as i32 - 2).clamp(40, 84);
-        let pitch = (self.centre + [0, 4, 7, 12, 7, 4][(r >> 8) as usize % 6]) as u8;
-        let (low, high) = (controls.key_low.max(Pitch::LOWEST.midi()), controls.key_high.min(Pitch::HIGHEST.midi()));
-        let pitch = super::player::fold_key(pitch, low, high).and_then(Pitch::new).unwrap_or(MIDDLE_C);
-        let bin = VelocityBin::new((12 + (r >> 16) % 14) as u8).expect("below 32");
-        let length = 10 + ((r >> 24) % 50) as i64;
-        emit_at(&mut self.queue, onset, Event::Velocity(bin));
-        // A sounding pitch is released first (the decoder would do it anyway).
-        if let Some(i) = self.pending.iter().position(|&(_, e)| e == Event::NoteOff(pitch)) {
-            self.pending.remove(i);
-            self.queue.push_back(Event::NoteOff(pitch));
-        }
-        self.queue.push_back(Event::NoteOn(pitch));
-        self.pending.push((onset + length, Event::NoteOff(pitch)));
-        self.step = now;
-    }
-}
-
-impl Default for Synthetic {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Source for Synthetic {
-    fn info(&self) -> ModelInfo {
-        ModelInfo { name: "synthetic test pattern".into(), figures: vec![("kind".into(), "deterministic, for tests".into())] }
-    }
-
-    fn restart(&mut self, _primer: &[Event], seed: u64) -> Result<(), String> {
-        *self = Synthetic::new();
-        self.rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        Ok(())
-    }
-
-    fn next(&mut self, controls: &StepControls) -> Result<Event, String> {
-        if self.queue.is_empty() {
-            self.plan(controls);
-        }
-        Ok(self.queue.pop_front().expect("plan queues at least one event"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{self, Note, from_text};
+    use crate::codec::{self, Note, Shift, from_text};
+    use crate::plugin::synthetic::Synthetic;
 
     /// The MIDI stream the decoder emits, read back into notes the way the plugin's clips are.
     fn decoded(events: &[Event]) -> (Vec<Note>, Vec<(f64, bool)>, f64) {
@@ -219,7 +121,7 @@ mod tests {
     #[test]
     fn decoder_matches_codec_decode() {
         let mut source = Synthetic::new();
-        source.restart(&[], 7).unwrap();
+        source.restart(&[], 7, &StepControls::default()).unwrap();
         let controls = StepControls { density: Some(12.0), ..Default::default() };
         let mut events: Vec<Event> = (0..2000).map(|_| source.next(&controls).unwrap()).collect();
         // Close what still sounds, so both sides end every note the same way.

@@ -6,8 +6,10 @@
 //! clock. A start of the audio thread (transport start, jump, Play, new Seed) fixes the offset:
 //! its clock time plus [`START_DELAY_SECONDS`], and the seed: the Seed parameter mixed with the
 //! song position. Nothing here depends on when this thread runs, so a take is reproducible; in
-//! real time an event the engine could not deliver in time is skipped by the audio thread, offline
-//! the audio thread waits for it. Parameters are read at every model step. Models load on a
+//! real time an event the engine could not deliver in time is skipped by the audio thread; in a
+//! fast render (`pace.rs`) the audio thread waits for it, and this thread fills exactly to what it
+//! waits for. "Continue my playing" starts at the musician's pause as heard on the performance
+//! clock, not when this thread notices it, so a bounce continues where playback does. Parameters are read at every model step. Models load on a
 //! thread of their own, so the performance goes on meanwhile and a file that never finishes
 //! reading blocks nothing.
 
@@ -15,9 +17,9 @@ use super::engine_source::{EngineSource, LoadError};
 use super::events::{Midi, Played, Timed, played_performance};
 use super::params::{Mode, PianoforteParams};
 use super::player::{START_DELAY_SECONDS, start_seed};
-use super::shared::Shared;
-use super::source::{Decoder, Source, StepControls, Synthetic};
-use crate::codec::{self, Event, Pitch};
+use super::shared::{Attachment, Command, Shared};
+use super::source::{Decoder, Source, StepControls};
+use crate::codec::{self, Event};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
@@ -28,6 +30,8 @@ use std::time::{Duration, Instant};
 
 /// Seconds of silence (all keys up) after which "Continue my playing" takes over.
 pub const LISTEN_GAP_SECONDS: f64 = 1.0;
+/// How long before the pause is over the continuation is primed (so it is ready in real time).
+const PRIME_AHEAD_SECONDS: f64 = 0.5;
 /// The musician's playing kept as the primer.
 pub const PRIMER_SECONDS: f64 = 20.0;
 /// Lookahead beyond the buffer-size part (see [`lookahead_seconds`]).
@@ -43,31 +47,12 @@ pub fn lookahead_seconds(sample_rate: f64, max_buffer: u32) -> f64 {
     BASE_LOOKAHEAD_SECONDS + 2.0 * max_buffer as f64 / sample_rate
 }
 
-/// The queues of one activation.
-pub struct Attachment {
-    pub events: rtrb::Producer<Timed>,
-    pub played: rtrb::Consumer<Played>,
-    pub sample_rate: f64,
-    pub max_buffer: u32,
-    /// The host renders offline: fill exactly to what the audio thread waits for.
-    pub offline: bool,
-}
-
-pub enum Command {
-    /// The plugin was activated: play into these queues.
-    Attach(Box<Attachment>),
-    /// The plugin was deactivated.
-    Detach,
-    /// Load a model file (None: the built-in model); a bad file keeps the current one.
-    LoadModel(Option<PathBuf>),
-    Shutdown,
-}
-
 /// Which source plays: the ONNX engine, or in a test build (feature `test-hooks`) with
 /// `PIANOFORTE_SOURCE=synthetic`, the test pattern.
 fn load_source(model: Option<&std::path::Path>, plugin_folder: Option<&std::path::Path>) -> Result<Box<dyn Source>, LoadError> {
-    if cfg!(feature = "test-hooks") && std::env::var("PIANOFORTE_SOURCE").is_ok_and(|v| v == "synthetic") {
-        return Ok(Box::new(Synthetic::new()));
+    #[cfg(feature = "test-hooks")]
+    if let Some(source) = test_hooks::source() {
+        return Ok(source);
     }
     EngineSource::load(model, plugin_folder).map(|s| Box::new(s) as Box<dyn Source>)
 }
@@ -100,6 +85,8 @@ pub struct Worker {
     source: Option<Box<dyn Source>>,
     /// The model path that is playing ("" = built in).
     source_path: Option<String>,
+    /// The model path last asked for (by the editor, or restored with the plugin's state).
+    requested: Option<String>,
     /// A model load in flight, and the reason a chosen model failed while the built-in one loads.
     loading: Option<Receiver<Loaded>>,
     fallback_reason: Option<String>,
@@ -115,7 +102,15 @@ pub struct Worker {
     scratch: Vec<(f64, Midi)>,
     pending: VecDeque<Timed>,
     heard: VecDeque<Played>,
+    /// The musician as heard so far: their last event, the keys they hold, and the pause the
+    /// continuation was primed for.
     last_input: f64,
+    held_input: u128,
+    primed_for: Option<f64>,
+    /// Clock seconds of the musician's note that began the listening.
+    takeover: f64,
+    /// Fast-render waits whose budget ran out, as last reported.
+    timeouts_reported: u64,
     trace: Option<std::io::BufWriter<std::fs::File>>,
     ready_traced: bool,
     /// When the first performance began (the test hooks' panic counts from there).
@@ -134,6 +129,7 @@ impl Worker {
             plugin_folder,
             source: None,
             source_path: None,
+            requested: None,
             loading: None,
             fallback_reason: None,
             attachment: None,
@@ -149,6 +145,10 @@ impl Worker {
             pending: VecDeque::with_capacity(64),
             heard: VecDeque::new(),
             last_input: f64::NEG_INFINITY,
+            held_input: 0,
+            primed_for: None,
+            takeover: f64::NEG_INFINITY,
+            timeouts_reported: 0,
             trace: None,
             ready_traced: false,
             first_begun: None,
@@ -162,9 +162,8 @@ impl Worker {
     /// offline waits of the audio thread wake it.
     pub fn run(mut self) {
         let _ = self.shared.rt.engine_thread.set(std::thread::current());
-        self.shared.rt.engine_alive.store(true, Ordering::Release);
         self.shared.update_status(|s| s.started = true);
-        loop {
+        while !self.shared.threads.stopping() {
             std::thread::park_timeout(self.sleep());
             loop {
                 match self.commands.try_recv() {
@@ -182,18 +181,40 @@ impl Worker {
             self.tick();
             self.busy += began.elapsed();
             if self.last_status.elapsed() > Duration::from_millis(250) {
-                self.last_status = Instant::now();
-                let (busy, alive) = (self.busy.as_secs_f64(), self.started.elapsed().as_secs_f64());
-                let chosen_key = self.source.as_ref().and_then(|s| s.chosen_key());
-                self.shared.update_status(|s| {
-                    s.busy_seconds = busy;
-                    s.alive_seconds = alive;
-                    s.chosen_key = chosen_key;
-                });
+                self.report_status();
             }
             #[cfg(feature = "test-hooks")]
             test_hooks::maybe_panic(self.first_begun);
         }
+    }
+
+    /// What the editor shows of this thread: its load, the key Key "Any" chose, and fast-render
+    /// waits whose budget ran out (also logged).
+    fn report_status(&mut self) {
+        self.last_status = Instant::now();
+        let (busy, alive) = (self.busy.as_secs_f64(), self.started.elapsed().as_secs_f64());
+        let chosen_key = self.source.as_ref().and_then(|s| s.chosen_key());
+        let timeouts = self.shared.rt.offline_timeouts.load(Ordering::Relaxed);
+        let render_warning = (timeouts > std::mem::replace(&mut self.timeouts_reported, timeouts)).then(|| {
+            let message = format!(
+                "a fast render went on without waiting {timeouts} time(s): the model or the piano samples were not ready within {} s",
+                super::pace::RENDER_WAIT_BUDGET.as_secs()
+            );
+            nice_plug::nice_log!("pianoforte: {message}");
+            message
+        });
+        self.shared.update_status(|s| {
+            s.busy_seconds = busy;
+            s.alive_seconds = alive;
+            s.chosen_key = chosen_key;
+            if render_warning.is_some() {
+                s.render_warning = render_warning;
+            }
+        });
+    }
+
+    fn fast(&self) -> bool {
+        self.shared.rt.fast.load(Ordering::Acquire)
     }
 
     /// How long to sleep: often enough to keep the queue a lookahead ahead while playing in real
@@ -202,10 +223,8 @@ impl Worker {
         let playing = self.shared.rt.playing.load(Ordering::Relaxed);
         match self.state {
             _ if self.loading.is_some() => Duration::from_millis(10),
-            State::Playing if playing && !self.attachment.as_ref().is_some_and(|a| a.offline) => {
-                Duration::from_secs_f64((self.lookahead / 8.0).clamp(0.002, 0.010))
-            }
-            State::Listening if playing => Duration::from_millis(20),
+            State::Playing if playing && !self.fast() => Duration::from_secs_f64((self.lookahead / 8.0).clamp(0.002, 0.010)),
+            State::Listening if playing => Duration::from_millis(5),
             _ => Duration::from_millis(250),
         }
     }
@@ -226,14 +245,28 @@ impl Worker {
                 // A performance begins at the audio thread's next start.
                 self.state = State::Idle;
                 self.generation = self.shared.rt.generation.load(Ordering::Acquire);
-                let wanted = self.params.model_path();
-                if self.source.is_none() || self.source_path.as_deref() != Some(wanted.as_str()) {
-                    self.load(wanted, false);
-                }
+                self.follow_model_path(true);
             }
-            Command::LoadModel(path) => self.load(path.map(|p| p.display().to_string()).unwrap_or_default(), true),
+            Command::LoadModel(path) => {
+                let path = path.map(|p| p.display().to_string()).unwrap_or_default();
+                self.requested = Some(path.clone());
+                self.load(path, true);
+            }
         }
         true
+    }
+
+    /// Loads the model path of the parameters when it changed (a preset, undo or state restored
+    /// into a running instance), or at an activation when nothing plays yet. A path that failed
+    /// is not tried again until it changes.
+    fn follow_model_path(&mut self, activating: bool) {
+        let wanted = self.params.model_path();
+        let changed = self.requested.as_deref() != Some(wanted.as_str());
+        let missing = activating && self.source.is_none() && self.loading.is_none();
+        if changed || missing {
+            self.requested = Some(wanted.clone());
+            self.load(wanted, false);
+        }
     }
 
     /// Starts loading a model ("" = built in) on a thread of its own; [`Self::poll_loading`]
@@ -243,17 +276,21 @@ impl Worker {
         self.shared.update_status(|s| s.loading = Some(label));
         let (sender, receiver) = std::sync::mpsc::channel();
         let plugin_folder = self.plugin_folder.clone();
-        let spawned = std::thread::Builder::new().name("pianoforte-loader".into()).spawn(move || {
+        #[cfg(feature = "test-hooks")]
+        let shared = self.shared.clone();
+        let spawned = self.shared.threads.spawn("pianoforte-loader", move || {
             let model = (!path.is_empty()).then(|| PathBuf::from(&path));
+            #[cfg(feature = "test-hooks")]
+            test_hooks::slow_load(&shared.threads);
             let result = load_source(model.as_deref(), plugin_folder.as_deref());
             let runtime = crate::engine::runtime::loaded_library().map(|p| p.display().to_string());
             let _ = sender.send(Loaded { path, chosen, result, runtime });
         });
         match spawned {
-            Ok(_) => self.loading = Some(receiver),
+            Ok(()) => self.loading = Some(receiver),
             Err(e) => self.shared.update_status(|s| {
                 s.loading = None;
-                s.model_error = Some(format!("cannot start loading the model: {e}"));
+                s.model_error = Some(e);
             }),
         }
     }
@@ -311,6 +348,10 @@ impl Worker {
                         s.model_error = Some(format!("{label}: {message}"));
                     }
                 });
+                if chosen {
+                    // The editor's choice failed: the parameters keep the model that plays.
+                    self.requested = Some(self.params.model_path());
+                }
                 if self.source.is_none() && !path.is_empty() && !runtime_missing {
                     // Keep the reason the chosen model failed in view while the built-in one plays.
                     self.fallback_reason = Some(format!("{label}: {message}"));
@@ -365,11 +406,25 @@ impl Worker {
     }
 
     fn controls(&self) -> StepControls {
-        let (lowest, highest) = (Pitch::LOWEST.midi() as i32, Pitch::HIGHEST.midi() as i32);
-        let (a, b) = (self.params.key_low.value(), self.params.key_high.value());
+        let (key_low, key_high) = self.params.key_range();
+        StepControls {
+            temperature: self.params.temperature.value(),
+            density: self.params.density_setting(),
+            key_low,
+            key_high,
+            tonality: self.tonality(),
+        }
+    }
+
+    /// The Key parameter as the model's key: a named key through the model card's own table
+    /// (Any when the model has no such key).
+    fn tonality(&self) -> crate::engine::control::KeyControl {
         use crate::engine::control::KeyControl;
-        let tonality = match self.params.key.value() {
-            k @ 1..=24 => KeyControl::Key(k as u8 - 1),
+        match self.params.key.value() {
+            k @ 1..=24 => {
+                let name = super::params::KEY_NAMES[k as usize - 1];
+                self.source.as_ref().and_then(|s| s.key_index(name)).map_or(KeyControl::Any, KeyControl::Key)
+            }
             super::params::KEY_FOLLOW => {
                 // The pitch classes the musician played lately (zeros, i.e. no key, before any).
                 let mut counts = [0.0f32; 12];
@@ -381,13 +436,6 @@ impl Worker {
                 KeyControl::PitchClasses(counts)
             }
             _ => KeyControl::Any,
-        };
-        StepControls {
-            temperature: self.params.temperature.value(),
-            density: self.params.density_setting(),
-            key_low: a.min(b).clamp(lowest, highest) as u8,
-            key_high: a.max(b).clamp(lowest, highest) as u8,
-            tonality,
         }
     }
 
@@ -427,18 +475,35 @@ impl Worker {
     fn begin(&mut self, at: f64, seed: u64) {
         self.first_begun.get_or_insert_with(Instant::now);
         self.mode = self.params.mode.value();
+        if self.prime(seed) {
+            self.play_from(at);
+        }
+    }
+
+    /// Restarts the source with `seed`, primed with [`Self::primer`] and the controls of now;
+    /// false (and idle) when there is no model or it fails.
+    fn prime(&mut self, seed: u64) -> bool {
+        let primer = self.primer();
+        let controls = self.controls();
+        let Some(source) = self.source.as_mut() else {
+            self.state = State::Idle;
+            return false;
+        };
+        match source.restart(&primer, seed, &controls) {
+            Ok(()) => true,
+            Err(e) => {
+                self.fail(e);
+                false
+            }
+        }
+    }
+
+    /// Plays the primed source from clock time `at`.
+    fn play_from(&mut self, at: f64) {
         self.pending.clear();
         self.decoder = Decoder::default();
         self.offset = at;
-        let primer = self.primer();
-        let Some(source) = self.source.as_mut() else {
-            self.state = State::Idle;
-            return;
-        };
-        match source.restart(&primer, seed) {
-            Ok(()) => self.state = State::Playing,
-            Err(e) => self.fail(e),
-        }
+        self.state = State::Playing;
         self.shared.update_status(|s| s.listening = false);
     }
 
@@ -455,6 +520,9 @@ impl Worker {
             return;
         }
         self.trace_ready();
+        self.follow_model_path(false);
+        // How far the musician's events are all in the played queue: read before taking them.
+        let heard_until = self.heard_until();
         self.collect_played();
         let rt = &self.shared.rt;
         let generation = rt.generation.load(Ordering::Acquire);
@@ -467,6 +535,7 @@ impl Worker {
             if generation != start && mode == Mode::Continue {
                 // The musician plays: listen, then continue from what was played.
                 self.state = State::Listening;
+                self.takeover = rt.takeover_seconds.load(Ordering::Acquire);
                 self.shared.update_status(|s| s.listening = true);
             } else if generation != start {
                 self.start_now(false);
@@ -483,16 +552,47 @@ impl Worker {
         }
         match self.state {
             State::Idle => {}
-            State::Listening => {
-                let quiet = self.now() - self.last_input >= LISTEN_GAP_SECONDS;
-                if quiet && self.shared.rt.held_keys.load(Ordering::Relaxed) == 0 {
-                    self.start_now(false);
-                }
-            }
+            State::Listening => self.listen(heard_until),
             State::Playing => self.fill(),
         }
-        self.publish_decided();
+        self.publish_decided(heard_until);
         self.flush_trace();
+    }
+
+    /// Clock seconds before which every event of the musician is in the played queue: the end of
+    /// the buffer a fast render waits in (its inputs are queued before it waits), else the end of
+    /// the last buffer.
+    fn heard_until(&self) -> f64 {
+        let rt = &self.shared.rt;
+        let clock = rt.clock_seconds.load(Ordering::Acquire);
+        if self.fast() { rt.wanted_until.load(Ordering::Acquire).max(clock) } else { clock }
+    }
+
+    /// Continue my playing: once the musician has let go of every key for
+    /// [`LISTEN_GAP_SECONDS`] (as heard on the clock, up to `heard_until`), the continuation plays
+    /// from the end of that pause. It is primed a little before, so it is ready in real time.
+    fn listen(&mut self, heard_until: f64) {
+        // The note that began this listening must have reached us, and every key be up.
+        if self.last_input < self.takeover || self.held_input != 0 {
+            return;
+        }
+        let pause_ends = self.last_input + LISTEN_GAP_SECONDS;
+        if heard_until < pause_ends - PRIME_AHEAD_SECONDS {
+            return;
+        }
+        if self.primed_for != Some(self.last_input) {
+            // Seeded by the Seed parameter and the pause's clock time: the same everywhere.
+            let seed = start_seed(self.params.seed.value(), (pause_ends * 1000.0).round() as i64);
+            self.first_begun.get_or_insert_with(Instant::now);
+            if !self.prime(seed) {
+                return;
+            }
+            self.primed_for = Some(self.last_input);
+        }
+        if heard_until >= pause_ends {
+            self.primed_for = None;
+            self.play_from(pause_ends + START_DELAY_SECONDS);
+        }
     }
 
     /// Whether the performance now playing is a start of the audio thread not begun yet.
@@ -501,12 +601,14 @@ impl Worker {
     }
 
     /// Tells the audio thread how far the performance is in the queue (offline it waits for it).
-    fn publish_decided(&self) {
+    fn publish_decided(&self, heard_until: f64) {
         let until = match self.state {
             State::Playing => self.pending.front().map_or(self.decoder.seconds() + self.offset, |e| e.time),
-            // A start waits for a model that is loading: so does an offline render.
+            // A start waits for a model that is loading: so does a fast render.
             _ if self.start_waiting() && self.loading.is_some() => f64::NEG_INFINITY,
-            State::Idle | State::Listening => f64::INFINITY,
+            // Nothing plays before the musician's pause, known as far as they were heard.
+            State::Listening => heard_until,
+            State::Idle => f64::INFINITY,
         };
         self.shared.rt.publish_decided(self.generation, until);
     }
@@ -532,6 +634,11 @@ impl Worker {
             take.push(played);
             if played.input {
                 self.last_input = played.time;
+                match played.midi {
+                    Midi::NoteOn { key, .. } => self.held_input |= 1 << (key & 0x7f),
+                    Midi::NoteOff { key } => self.held_input &= !(1 << (key & 0x7f)),
+                    Midi::Pedal { .. } => {}
+                }
                 self.heard.push_back(played);
                 while self.heard.front().is_some_and(|f| played.time - f.time > PRIMER_SECONDS * 2.0) || self.heard.len() > 8192 {
                     self.heard.pop_front();
@@ -542,9 +649,8 @@ impl Worker {
 
     /// Draws events until the queue reaches the lookahead.
     fn fill(&mut self) {
-        let offline = self.attachment.as_ref().is_some_and(|a| a.offline);
-        // Offline exactly what the audio thread waits for, so automation lands where it did.
-        let horizon = if offline { self.shared.rt.wanted_until.load(Ordering::Acquire) } else { self.now() + self.lookahead };
+        // In a fast render exactly what the audio thread waits for, so automation lands where it did.
+        let horizon = if self.fast() { self.shared.rt.wanted_until.load(Ordering::Acquire) } else { self.now() + self.lookahead };
         let mut steps = 0;
         loop {
             // What was decoded but did not fit yet goes first.
@@ -599,7 +705,25 @@ impl Worker {
 /// Faults the host tests inject into a test build.
 #[cfg(feature = "test-hooks")]
 mod test_hooks {
+    use crate::plugin::source::Source;
+    use crate::plugin::synthetic::Synthetic;
+    use crate::plugin::threads::Threads;
     use std::time::{Duration, Instant};
+
+    /// `PIANOFORTE_SOURCE=synthetic`: a deterministic pattern instead of the model.
+    pub fn source() -> Option<Box<dyn Source>> {
+        std::env::var("PIANOFORTE_SOURCE").is_ok_and(|v| v == "synthetic").then(|| Box::new(Synthetic::new()) as Box<dyn Source>)
+    }
+
+    /// `PIANOFORTE_TEST_SLOW_LOAD=SECONDS`: every model load takes that much longer (a slow
+    /// disk), ending early when the plugin closes.
+    pub fn slow_load(threads: &Threads) {
+        let seconds = std::env::var("PIANOFORTE_TEST_SLOW_LOAD").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let until = Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
+        while Instant::now() < until && !threads.stopping() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 
     /// `PIANOFORTE_TEST_PANIC=SECONDS`: the engine thread panics that long after its first
     /// performance began.
