@@ -135,7 +135,29 @@ impl Source for EngineSource {
 
 #[cfg(test)]
 mod tests {
-    use super::validation_figures;
+    use super::*;
+    use crate::engine::control::KeyControl;
+
+    fn performance(source: &mut EngineSource, controls: &StepControls) -> Vec<Event> {
+        (0..60).map(|_| source.next(controls).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_restart_is_primed_with_the_controls_of_now_not_the_last_ones() {
+        let primer = crate::codec::from_text("ON 60\nSHIFT 200ms\nON 64\nSHIFT 200ms\nOFF 60\nOFF 64\nSHIFT 100ms").unwrap();
+        let d_minor = StepControls { density: Some(16.0), tonality: KeyControl::Key(14), ..StepControls::default() };
+        // The reference has played with D minor before: its restart is primed with it either way.
+        let mut fresh = EngineSource::load(None, None).unwrap();
+        fresh.next(&d_minor).unwrap();
+        fresh.restart(&primer, 7, &d_minor).unwrap();
+        let expected = performance(&mut fresh, &d_minor);
+        // The same restart after playing with other controls plays the same.
+        let mut used = EngineSource::load(None, None).unwrap();
+        used.restart(&[], 1, &StepControls::default()).unwrap();
+        performance(&mut used, &StepControls::default());
+        used.restart(&primer, 7, &d_minor).unwrap();
+        assert_eq!(performance(&mut used, &d_minor), expected);
+    }
 
     #[test]
     fn validation_figures_lead_with_the_unconditioned_score_and_flatten_the_controlled_one() {

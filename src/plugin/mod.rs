@@ -18,6 +18,8 @@ pub mod locate;
 pub mod pace;
 pub mod params;
 pub mod player;
+#[cfg(test)]
+mod session_tests;
 pub mod shared;
 pub mod source;
 #[cfg(any(test, feature = "test-hooks"))]

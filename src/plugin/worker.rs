@@ -57,6 +57,9 @@ fn load_source(model: Option<&std::path::Path>, plugin_folder: Option<&std::path
     EngineSource::load(model, plugin_folder).map(|s| Box::new(s) as Box<dyn Source>)
 }
 
+/// How a model path ("" = built in) becomes a source (tests load a synthetic one).
+pub type LoadSource = fn(Option<&std::path::Path>, Option<&std::path::Path>) -> Result<Box<dyn Source>, LoadError>;
+
 /// A model load finished on the loader thread.
 struct Loaded {
     path: String,
@@ -82,6 +85,7 @@ pub struct Worker {
     params: Arc<PianoforteParams>,
     commands: Receiver<Command>,
     plugin_folder: Option<PathBuf>,
+    load_source: LoadSource,
     source: Option<Box<dyn Source>>,
     /// The model path that is playing ("" = built in).
     source_path: Option<String>,
@@ -122,11 +126,22 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(shared: Arc<Shared>, params: Arc<PianoforteParams>, commands: Receiver<Command>, plugin_folder: Option<PathBuf>) -> Worker {
+        Worker::with_loader(shared, params, commands, plugin_folder, load_source)
+    }
+
+    pub fn with_loader(
+        shared: Arc<Shared>,
+        params: Arc<PianoforteParams>,
+        commands: Receiver<Command>,
+        plugin_folder: Option<PathBuf>,
+        load_source: LoadSource,
+    ) -> Worker {
         Worker {
             shared,
             params,
             commands,
             plugin_folder,
+            load_source,
             source: None,
             source_path: None,
             requested: None,
@@ -275,7 +290,7 @@ impl Worker {
         let label = if path.is_empty() { "the built-in model".to_string() } else { path.clone() };
         self.shared.update_status(|s| s.loading = Some(label));
         let (sender, receiver) = std::sync::mpsc::channel();
-        let plugin_folder = self.plugin_folder.clone();
+        let (plugin_folder, load_source) = (self.plugin_folder.clone(), self.load_source);
         #[cfg(feature = "test-hooks")]
         let shared = self.shared.clone();
         let spawned = self.shared.threads.spawn("pianoforte-loader", move || {

@@ -1,0 +1,158 @@
+//! The engine thread and the audio thread together, without a host: a [`Session`] runs the real
+//! [`Worker`] on its own thread with a synthetic source and drives the [`Player`] buffer by
+//! buffer, the way `Pianoforte::process` does.
+
+use super::engine_source::LoadError;
+use super::events::{Midi, Played, Timed};
+use super::pace::Pace;
+use super::params::{Mode, PianoforteParams};
+use super::player::{Controls, InEvent, InKind, OutKind, Player, Sink, TransportView};
+use super::shared::{Attachment, Command, Shared, relock};
+use super::source::Source;
+use super::synthetic::Synthetic;
+use super::worker::{LoadSource, QUEUE_CAPACITY, Worker};
+use nice_plug::prelude::EnumParam;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const RATE: f64 = 48_000.0;
+
+fn synthetic(_model: Option<&Path>, _folder: Option<&Path>) -> Result<Box<dyn Source>, LoadError> {
+    Ok(Box::new(Synthetic::new()))
+}
+
+/// What reaches the piano, by clock sample.
+#[derive(Default)]
+struct Piano {
+    heard: Vec<(u64, Midi)>,
+    base: u64,
+}
+
+impl Sink<u8> for Piano {
+    fn play(&mut self, timing: u32, midi: Midi) {
+        self.heard.push((self.base + timing as u64, midi));
+    }
+    fn send(&mut self, _timing: u32, _event: &OutKind<u8>) -> bool {
+        true
+    }
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    params: Arc<PianoforteParams>,
+    player: Player<u8>,
+    queue: rtrb::Consumer<Timed>,
+    played: rtrb::Producer<Played>,
+    pace: Pace,
+    piano: Piano,
+}
+
+impl Session {
+    fn new(params: PianoforteParams, load: LoadSource, max_buffer: u32, pace: Pace) -> Session {
+        let (shared, params) = (Arc::new(Shared::default()), Arc::new(params));
+        let (sender, receiver) = std::sync::mpsc::channel();
+        *relock(&shared.commands) = Some(sender);
+        let worker = Worker::with_loader(shared.clone(), params.clone(), receiver, None, load);
+        shared.rt.engine_alive.store(true, Ordering::Release);
+        shared.threads.spawn("test-engine", move || worker.run()).unwrap();
+        let (events, queue) = rtrb::RingBuffer::new(QUEUE_CAPACITY);
+        let (played, collected) = rtrb::RingBuffer::new(QUEUE_CAPACITY);
+        shared.send(Command::Attach(Box::new(Attachment { events, played: collected, sample_rate: RATE, max_buffer })));
+        Session { shared, params, player: Player::new(RATE), queue, played, pace, piano: Piano::default() }
+    }
+
+    /// One buffer of `frames` with the musician's `inputs`.
+    fn buffer(&mut self, frames: u32, inputs: &[InEvent<u8>], controls: Controls) {
+        let fast = self.pace.buffer_begins(Instant::now(), frames as f64 / RATE);
+        self.shared.rt.fast.store(fast, Ordering::Release);
+        let transport = TransportView { playing: true, pos_samples: Some(self.piano.base as i64) };
+        let (queue, played) = (Some(&mut self.queue), Some(&mut self.played));
+        self.player.process(frames, transport, controls, inputs, queue, played, &self.shared.rt, &mut self.pace, &mut self.piano);
+        self.piano.base += frames as u64;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.shared.send(Command::Shutdown);
+        self.shared.threads.join_all();
+    }
+}
+
+/// A fast render of `seconds` in buffers of `frames`, the musician playing `phrase` (clock
+/// sample, key, down) in Continue mode; what the piano played.
+fn continue_render(frames: u32, seconds: f64, phrase: &[(u64, u8, bool)]) -> Vec<(u64, Midi)> {
+    let mut params = PianoforteParams::default();
+    params.mode = EnumParam::new("Mode", Mode::Continue);
+    let mut session = Session::new(params, synthetic, frames, Pace::offline());
+    let controls = Controls { play: true, continue_mode: true, ..Controls::default() };
+    let mut inputs = Vec::new();
+    while (session.piano.base as f64) < seconds * RATE {
+        let (start, end) = (session.piano.base, session.piano.base + frames as u64);
+        inputs.clear();
+        for &(at, key, down) in phrase.iter().filter(|(at, ..)| (start..end).contains(at)) {
+            let kind = if down { InKind::NoteOn { key, velocity: 80 } } else { InKind::NoteOff { key } };
+            inputs.push(InEvent { timing: (at - start) as u32, kind, raw: key });
+        }
+        session.buffer(frames, &inputs, controls);
+    }
+    assert_eq!(session.shared.rt.offline_timeouts.load(Ordering::Relaxed), 0, "a wait ran out");
+    std::mem::take(&mut session.piano.heard)
+}
+
+#[test]
+fn continue_my_playing_continues_at_the_pause_in_any_fast_render() {
+    let s = |seconds: f64| (seconds * RATE) as u64;
+    let phrase = [(s(0.5), 60, true), (s(1.0), 60, false), (s(1.2), 64, true), (s(1.6), 64, false)];
+    let reference = continue_render(512, 4.0, &phrase);
+    // The continuation begins 1 s after the last key went up, plus the start delay.
+    let continued = s(1.6 + super::worker::LISTEN_GAP_SECONDS + super::player::START_DELAY_SECONDS);
+    let generated_after_phrase: Vec<_> = reference.iter().filter(|(at, _)| *at > s(1.6)).collect();
+    let first = generated_after_phrase.iter().find(|(_, m)| matches!(m, Midi::NoteOn { .. })).expect("no continuation");
+    assert!(first.0 >= continued && first.0 < continued + s(0.5), "continuation at {} s", first.0 as f64 / RATE);
+    assert!(generated_after_phrase.iter().all(|(at, _)| *at >= continued), "nothing plays during the pause");
+    assert_eq!(continue_render(512, 4.0, &phrase), reference, "twice the same");
+    // The musician's first note cuts the performance before it at its buffer's first sample;
+    // from the phrase's end on, the block size makes no difference.
+    let after_phrase = |heard: Vec<(u64, Midi)>| heard.into_iter().filter(|(at, _)| *at > s(1.6)).collect::<Vec<_>>();
+    for frames in [64, 1000] {
+        assert_eq!(after_phrase(continue_render(frames, 4.0, &phrase)), after_phrase(reference.clone()), "buffers of {frames}");
+    }
+}
+
+static ASKED_FOR: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn recording(model: Option<&Path>, _folder: Option<&Path>) -> Result<Box<dyn Source>, LoadError> {
+    relock(&ASKED_FOR).push(model.map(|p| p.display().to_string()).unwrap_or_default());
+    Ok(Box::new(Synthetic::new()))
+}
+
+#[test]
+fn a_model_path_restored_into_a_running_instance_is_loaded() {
+    let mut session = Session::new(PianoforteParams::default(), recording, 512, Pace::default());
+    let mut wait_for_model = |session: &mut Session, origin: &str| {
+        let began = Instant::now();
+        while session.shared.status().model_origin != origin && began.elapsed() < Duration::from_secs(5) {
+            session.buffer(512, &[], Controls::default());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(session.shared.status().model_origin, origin);
+    };
+    wait_for_model(&mut session, "built in");
+    // A preset load, undo or state paste writes the persisted path while the plugin runs.
+    let restored = "/presets/another-model.onnx";
+    *session.params.model_path.lock().unwrap() = restored.to_string();
+    wait_for_model(&mut session, restored);
+    assert_eq!(relock(&ASKED_FOR).iter().filter(|p| *p == restored).count(), 1, "loaded once, not at every tick");
+}
+
+#[test]
+fn dropping_a_session_joins_every_thread_it_started() {
+    let session = Session::new(PianoforteParams::default(), synthetic, 512, Pace::default());
+    let shared = session.shared.clone();
+    drop(session);
+    assert_eq!(shared.threads.count(), 0);
+    assert!(shared.threads.spawn("after", || {}).is_err());
+}
