@@ -251,6 +251,10 @@ impl std::str::FromStr for Event {
     }
 }
 
+/// The names of the 12 pitch classes, C = 0: the model card's spelling ("Eb major"), used for keys
+/// and note names alike.
+pub const PITCH_CLASS_NAMES: [&str; 12] = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"];
+
 /// The letter and accidentals of a note name ("C", "F#", "Eb", "B♭3"): semitones above C (the
 /// accidentals may take it below 0 or past 11) and the rest of the text. One parser for note
 /// names (the plugin's key range) and key names (the model's key control).

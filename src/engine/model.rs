@@ -240,7 +240,6 @@ impl ModelCard {
 /// "d minor", "Eb major", "D# Minor" -> a canonical "D minor" / "Eb major" / "Eb minor"; sharps and
 /// flats of the same pitch class are the same key.
 pub fn normalise_key_name(name: &str) -> Option<String> {
-    const NAMES: [&str; 12] = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"];
     let mut parts = name.split_whitespace();
     let (note, mode) = (parts.next()?, parts.next()?.to_ascii_lowercase());
     if parts.next().is_some() || !(mode == "major" || mode == "minor") {
@@ -250,7 +249,7 @@ pub fn normalise_key_name(name: &str) -> Option<String> {
     if !rest.is_empty() {
         return None;
     }
-    Some(format!("{} {mode}", NAMES[pc.rem_euclid(12) as usize]))
+    Some(format!("{} {mode}", crate::codec::events::PITCH_CLASS_NAMES[pc.rem_euclid(12) as usize]))
 }
 
 /// The inputs of one model call besides the hidden state, time-major (T x B rows): `events`

@@ -75,9 +75,8 @@ pub const DENSITY_MAX: f32 = 30.0;
 
 /// Note names like "C4" (middle C = 60) for the key range.
 pub fn note_name(key: i32) -> String {
-    const NAMES: [&str; 12] = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
     let key = key.clamp(0, 127);
-    format!("{}{}", NAMES[(key % 12) as usize], key / 12 - 1)
+    format!("{}{}", crate::codec::events::PITCH_CLASS_NAMES[(key % 12) as usize], key / 12 - 1)
 }
 
 /// Parses "C4", "c#4", "Bb3", "60".
