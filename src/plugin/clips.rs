@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering, fence};
 
+pub mod writer;
+
 /// The take keeps at most this much performance time...
 pub const TAKE_MAX_SECONDS: f64 = 30.0 * 60.0;
 /// ...and at most this many events (about 6 MB).
@@ -658,23 +660,34 @@ mod tests {
         let b = anchor(1.0, 101.0, (4, 4), 2.0);
         grid.publish(&b);
         assert_eq!(grid.load(), Some(b));
-        // Readers on other threads never see a torn anchor.
+        // Readers on other threads never see a torn anchor. The writer goes on until the reader
+        // has checked enough anchors (bounded in time): a reader that never got one would
+        // otherwise pass without checking anything.
         let grid = std::sync::Arc::new(SharedGrid::default());
+        let checked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        const ENOUGH: usize = 1000;
         let writer = {
-            let grid = grid.clone();
+            let (grid, checked) = (grid.clone(), checked.clone());
             std::thread::spawn(move || {
-                for i in 0..20_000 {
+                let began = std::time::Instant::now();
+                let mut i = 0;
+                while checked.load(Ordering::Relaxed) < ENOUGH && began.elapsed().as_secs() < 10 {
                     let t = i as f64;
                     grid.publish(&GridAnchor { clock: t, bpm: t, numerator: 4, denominator: 4, beats: t, bar_start: t, bar_number: i });
+                    i += 1;
                 }
+                i - 1
             })
         };
-        for _ in 0..20_000 {
+        while !writer.is_finished() {
             if let Some(a) = grid.load() {
                 assert!(a.clock == a.bpm && a.beats == a.clock && a.bar_number as f64 == a.clock, "{a:?}");
+                checked.fetch_add(1, Ordering::Relaxed);
             }
         }
-        writer.join().unwrap();
+        let last = writer.join().unwrap();
+        assert!(checked.load(Ordering::Relaxed) >= ENOUGH, "the reader saw only {} anchors", checked.load(Ordering::Relaxed));
+        assert_eq!(grid.load().map(|a| a.bar_number), Some(last), "the last anchor published is read");
     }
 
     #[test]

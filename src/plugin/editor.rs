@@ -2,21 +2,23 @@
 //! engine's status in words, and clips.
 
 use crate::codec::Pitch;
-use crate::plugin::clips::{self, ClipLength};
+use crate::plugin::clips::writer::ClipWriter;
+use crate::plugin::clips::{self, ClipLength, ClipSource};
 use crate::plugin::drag::{self, Drag, DragEnd, DragEvent};
 use crate::plugin::events::pair_played;
-use crate::plugin::params::{KEY_ANY, KEY_NAMES, Mode, PianoforteParams, note_name};
-use crate::plugin::shared::{Shared, Status};
-use crate::plugin::worker::Command;
+use crate::plugin::params::{KEY_ANY, Mode, PianoforteParams, note_name};
+use crate::plugin::shared::Command;
+use crate::plugin::shared::{Shared, Status, relock};
 use egui::{Align2, Color32, FontId, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, Vec2};
 use nice_plug::context::gui::{GuiContext, ParamSetter};
 use nice_plug::params::Param;
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{EguiEditorState, Frame, NiceEguiApp};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const WIDTH: f64 = 980.0;
 pub const HEIGHT: f64 = 660.0;
@@ -30,6 +32,11 @@ pub fn default_state() -> Arc<EguiEditorState> {
 const ROLL_SECONDS: f64 = 8.0;
 /// The parameter sliders' length: with the label and the value box it fits the 300 px panel.
 const SLIDER_WIDTH: f32 = 120.0;
+/// Colours: the header's light while playing, status text that is fine or not, the accent.
+const GREEN: Color32 = Color32::from_rgb(90, 200, 110);
+const OK_TEXT: Color32 = Color32::from_rgb(120, 200, 120);
+const ERROR_TEXT: Color32 = Color32::from_rgb(235, 110, 90);
+const ACCENT: Color32 = Color32::from_rgb(240, 210, 150);
 /// Clip lengths offered: seconds (0 = the whole take) or bars.
 const CLIP_CHOICES: [ClipChoice; 9] = [
     ClipChoice::Seconds(15),
@@ -108,19 +115,25 @@ pub struct EditorApp {
     plugin_folder: Option<PathBuf>,
     /// The editor's window, for dragging clips out of it.
     window: Option<nice_plug_egui::baseview::PlatformHandle>,
-    /// The drag in progress.
-    drag: Option<Drag>,
-    /// The clip last written for a drag of the selection, and what it was made from (the
-    /// selection, the clock, the take's length): the same drag again reuses the file.
-    dragged: Option<((ClipLength, u64, usize), PathBuf)>,
-    /// Remembered clips and whether their files exist, checked every CLIP_CHECK_INTERVAL.
+    /// The drag in progress, and the selection it drags (None: a clip from the list).
+    drag: Option<(Drag, Option<Selection>)>,
+    /// The clip last written for a drag of the selection, and what it was made from: the same
+    /// drag again reuses the file.
+    dragged: Option<(Selection, PathBuf)>,
+    /// Saves clips and looks at their files, off this thread.
+    writer: ClipWriter,
+    /// Remembered clips and whether their files exist, as the writer last found.
     clip_files: Vec<(String, bool)>,
-    clip_files_checked: Option<std::time::Instant>,
+    /// When the writer was last asked to look at them (every CLIP_CHECK_INTERVAL).
+    clip_files_asked: Option<Instant>,
     /// Where the drag handle was drawn last (logged for the host tests when it moves).
     handle_rect: Option<Rect>,
     /// A press on a drag grip (which one, where), waiting for the pointer to move.
     press: Option<(egui::Id, Pos2)>,
 }
+
+/// What a drag of the selection was made from: the length, the clock, the take's size.
+type Selection = (ClipLength, u64, usize);
 
 /// Who made what, and on which terms (the piano samples' credits follow it).
 const ABOUT: &str = "pianoforte: code under MIT OR Apache-2.0. The built-in model was trained on MAESTRO v2.0.0 \
@@ -129,6 +142,7 @@ const ABOUT: &str = "pianoforte: code under MIT OR Apache-2.0. The built-in mode
 impl EditorApp {
     pub fn new(params: Arc<PianoforteParams>, shared: Arc<Shared>) -> Self {
         let plugin_folder = crate::plugin::locate::own_folder();
+        let writer = ClipWriter::new(shared.clone(), params.clone());
         let mut app = EditorApp {
             params,
             shared,
@@ -141,8 +155,9 @@ impl EditorApp {
             window: None,
             drag: None,
             dragged: None,
+            writer,
             clip_files: Vec::new(),
-            clip_files_checked: None,
+            clip_files_asked: None,
             handle_rect: None,
             press: None,
         };
@@ -206,141 +221,44 @@ impl NiceEguiApp for EditorApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut Frame) {
         let Some(gui) = self.gui.clone() else { return };
         self.sync_persisted();
-        let setter = gui.param_setter();
         let status = self.shared.status();
         let now = self.shared.rt.clock_seconds.load(Ordering::Acquire);
-        let playing = self.shared.rt.playing.load(Ordering::Relaxed);
-
-        egui::Panel::top("header").show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.label(RichText::new("pianoforte").size(22.0).strong().color(Color32::from_rgb(240, 210, 150)));
-                ui.add_space(12.0);
-                let (dot, words) = if !status.started {
-                    (Color32::GRAY, "waiting for the host to start the plugin".to_string())
-                } else if status.engine_error.is_some() || status.model.is_none() {
-                    (Color32::from_rgb(220, 70, 60), "silent: see Status".to_string())
-                } else if status.listening {
-                    (Color32::from_rgb(90, 200, 110), "listening to you".to_string())
-                } else if playing {
-                    (Color32::from_rgb(90, 200, 110), "playing".to_string())
-                } else {
-                    (Color32::from_rgb(230, 180, 60), "ready (start the transport or press Play)".to_string())
-                };
-                let (rect, _) = ui.allocate_exact_size(Vec2::splat(14.0), Sense::hover());
-                ui.painter().circle_filled(rect.center(), 6.0, dot);
-                ui.label(words);
-                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    if let Some(model) = &status.model {
-                        ui.label(RichText::new(&model.name).italics());
-                    }
-                });
-            });
-        });
-
+        egui::Panel::top("header").show(ui, |ui| self.header(ui, &status));
         // Scrolls: the model's figures, the Load row and About run past the window's height.
         egui::Panel::left("controls").exact_size(300.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui, &setter, &status));
+            egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui, &gui.param_setter(), &status));
         });
-
-        egui::CentralPanel::default().show(ui, |ui| {
-            let roll_height = 300.0;
-            let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), roll_height), Sense::hover());
-            self.piano_roll(ui, rect, now);
-
-            // Two columns, left-aligned (egui's `columns` justifies wrapped text).
-            let half = (ui.available_width() / 2.0 - 8.0).max(100.0);
-            let height = ui.available_height().max(100.0);
-            let layout = egui::Layout::top_down(egui::Align::Min);
-            ui.horizontal_top(|ui| {
-                ui.allocate_ui_with_layout(Vec2::new(half, height), layout, |ui| {
-                    ui.set_width(half);
-                    section(ui, "Status");
-                    let line = |ui: &mut egui::Ui, ok: bool, text: String| {
-                        let colour = if ok { Color32::from_rgb(120, 200, 120) } else { Color32::from_rgb(235, 110, 90) };
-                        ui.label(RichText::new(text).color(colour));
-                    };
-                    match &status.runtime {
-                        Some(Ok(path)) => {
-                            line(ui, true, "ONNX Runtime loaded".into());
-                            ui.label(RichText::new(short_path(path)).small().weak());
-                        }
-                        Some(Err(why)) => {
-                            line(ui, false, format!("ONNX Runtime not loaded, so the plugin is silent: {why}"));
-                            if let Some(folder) = &self.plugin_folder {
-                                ui.label(
-                                    RichText::new(format!(
-                                        "The plugin looks for {} beside its own file, in {}; `cargo xtask install` puts it there.",
-                                        crate::engine::runtime::library_file_name(),
-                                        folder.display()
-                                    ))
-                                    .small(),
-                                );
-                            }
-                        }
-                        None if status.started => line(ui, true, "ONNX Runtime: loading…".into()),
-                        None => line(ui, false, "The engine starts when the host starts the plugin.".into()),
-                    }
-                    if let Some(loading) = &status.loading {
-                        line(ui, true, format!("loading {loading}…"));
-                    } else if status.model.is_some() {
-                        line(ui, true, "Model loaded and checked".into());
-                    } else if status.started {
-                        line(ui, false, "No model loaded".into());
-                    }
-                    // What Key "Any" chose, so the rest of the song can follow the piano.
-                    let chosen = status.chosen_key.and_then(|k| KEY_NAMES.get(k as usize));
-                    if let (KEY_ANY, Some(name)) = (self.params.key.value(), chosen) {
-                        line(ui, true, format!("Key Any: playing in {name}"));
-                    }
-                    if let Some(e) = &status.model_error {
-                        let keeps = if status.model.is_some() { " (the model above keeps playing)" } else { "" };
-                        line(ui, false, format!("Model not loaded: {e}{keeps}"));
-                    }
-                    if let Some(e) = &status.engine_error {
-                        line(ui, false, e.clone());
-                    }
-                    match &status.piano {
-                        Some(Ok(note)) => line(ui, true, format!("Piano ready ({note})")),
-                        Some(Err(why)) => {
-                            line(ui, false, why.clone());
-                            ui.label(
-                                RichText::new(
-                                    "`cargo xtask samples` fetches them (Salamander Grand Piano, npm) and `cargo xtask install` puts them \
-                                     beside the plugin. MIDI out works without them.",
-                                )
-                                .small(),
-                            );
-                        }
-                        None if status.started => line(ui, true, "Piano samples: loading…".into()),
-                        None => {}
-                    }
-                    let skipped = self.shared.rt.skipped_late.load(Ordering::Relaxed);
-                    let dropped = self.shared.rt.dropped_output.load(Ordering::Relaxed);
-                    if skipped + dropped > 0 {
-                        line(ui, false, format!("{skipped} late events skipped, {dropped} dropped by the host"));
-                    }
-                    if status.alive_seconds > 0.0 {
-                        ui.label(
-                            RichText::new(format!(
-                                "{} notes played · engine thread {:.1}% CPU",
-                                self.shared.rt.notes_played.load(Ordering::Relaxed),
-                                100.0 * status.busy_seconds / status.alive_seconds
-                            ))
-                            .weak(),
-                        );
-                    }
-                });
-                ui.allocate_ui_with_layout(Vec2::new(half, height), layout, |ui| {
-                    ui.set_width(half);
-                    section(ui, "Clips");
-                    self.clips_ui(ui, now);
-                });
-            });
-        });
-
+        egui::CentralPanel::default().show(ui, |ui| self.central(ui, &status, now));
         // The piano roll moves while playing (30 fps); otherwise only the status can change.
         let playing = self.shared.rt.playing.load(Ordering::Relaxed);
         ui.ctx().request_repaint_after(Duration::from_millis(if playing { 33 } else { 250 }));
+    }
+}
+
+/// A line of the status: green when all is well, red when not.
+fn status_line(ui: &mut egui::Ui, ok: bool, text: String) {
+    ui.label(RichText::new(text).color(if ok { OK_TEXT } else { ERROR_TEXT }));
+}
+
+/// A small print note under a status line.
+fn note(ui: &mut egui::Ui, text: &str) {
+    ui.label(RichText::new(text).small());
+}
+
+/// The built-in piano's samples: ready, loading, or why not.
+fn piano_status(ui: &mut egui::Ui, status: &Status) {
+    match &status.piano {
+        Some(Ok(loaded)) => status_line(ui, true, format!("Piano ready ({loaded})")),
+        Some(Err(why)) => {
+            status_line(ui, false, why.clone());
+            note(
+                ui,
+                "`cargo xtask samples` fetches them (Salamander Grand Piano, npm) and `cargo xtask install` puts them \
+                 beside the plugin. MIDI out works without them.",
+            );
+        }
+        None if status.started => status_line(ui, true, "Piano samples: loading…".into()),
+        None => {}
     }
 }
 
@@ -353,6 +271,127 @@ fn short_path(path: &str) -> String {
 }
 
 impl EditorApp {
+    /// The title, a light and a few words on what the plugin does now, and the model's name.
+    fn header(&self, ui: &mut egui::Ui, status: &Status) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("pianoforte").size(22.0).strong().color(ACCENT));
+            ui.add_space(12.0);
+            let (dot, words) = self.activity(status);
+            let (rect, _) = ui.allocate_exact_size(Vec2::splat(14.0), Sense::hover());
+            ui.painter().circle_filled(rect.center(), 6.0, dot);
+            ui.label(words);
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if let Some(model) = &status.model {
+                    ui.label(RichText::new(&model.name).italics());
+                }
+            });
+        });
+    }
+
+    /// What the plugin does now: a colour and words.
+    fn activity(&self, status: &Status) -> (Color32, &'static str) {
+        if !status.started {
+            (Color32::GRAY, "waiting for the host to start the plugin")
+        } else if status.engine_error.is_some() || status.model.is_none() {
+            (Color32::from_rgb(220, 70, 60), "silent: see Status")
+        } else if status.listening {
+            (GREEN, "listening to you")
+        } else if self.shared.rt.playing.load(Ordering::Relaxed) {
+            (GREEN, "playing")
+        } else {
+            (Color32::from_rgb(230, 180, 60), "ready (start the transport or press Play)")
+        }
+    }
+
+    /// The piano roll over two columns: the status and the clips.
+    fn central(&mut self, ui: &mut egui::Ui, status: &Status, now: f64) {
+        let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), 300.0), Sense::hover());
+        self.piano_roll(ui, rect, now);
+        // Two columns, left-aligned (egui's `columns` justifies wrapped text).
+        let half = (ui.available_width() / 2.0 - 8.0).max(100.0);
+        let size = Vec2::new(half, ui.available_height().max(100.0));
+        let layout = egui::Layout::top_down(egui::Align::Min);
+        ui.horizontal_top(|ui| {
+            ui.allocate_ui_with_layout(size, layout, |ui| {
+                ui.set_width(half);
+                section(ui, "Status");
+                self.status_ui(ui, status);
+            });
+            ui.allocate_ui_with_layout(size, layout, |ui| {
+                ui.set_width(half);
+                section(ui, "Clips");
+                self.clips_ui(ui, now);
+            });
+        });
+    }
+
+    /// The engine's status in words.
+    fn status_ui(&self, ui: &mut egui::Ui, status: &Status) {
+        self.runtime_status(ui, status);
+        self.model_status(ui, status);
+        piano_status(ui, status);
+        self.counters(ui, status);
+    }
+
+    fn runtime_status(&self, ui: &mut egui::Ui, status: &Status) {
+        match &status.runtime {
+            Some(Ok(path)) => {
+                status_line(ui, true, "ONNX Runtime loaded".into());
+                ui.label(RichText::new(short_path(path)).small().weak());
+            }
+            Some(Err(why)) => {
+                status_line(ui, false, format!("ONNX Runtime not loaded, so the plugin is silent: {why}"));
+                if let Some(folder) = &self.plugin_folder {
+                    let library = crate::engine::runtime::library_file_name();
+                    let folder = folder.display();
+                    note(
+                        ui,
+                        &format!("The plugin looks for {library} beside its own file, in {folder}; `cargo xtask install` puts it there."),
+                    );
+                }
+            }
+            None if status.started => status_line(ui, true, "ONNX Runtime: loading…".into()),
+            None => status_line(ui, false, "The engine starts when the host starts the plugin.".into()),
+        }
+    }
+
+    fn model_status(&self, ui: &mut egui::Ui, status: &Status) {
+        if let Some(loading) = &status.loading {
+            status_line(ui, true, format!("loading {loading}…"));
+        } else if status.model.is_some() {
+            status_line(ui, true, "Model loaded and checked".into());
+        } else if status.started {
+            status_line(ui, false, "No model loaded".into());
+        }
+        // What Key "Any" chose, so the rest of the song can follow the piano.
+        let chosen = status.chosen_key.as_deref();
+        if let (KEY_ANY, Some(name)) = (self.params.key.value(), chosen) {
+            status_line(ui, true, format!("Key Any: playing in {name}"));
+        }
+        if let Some(e) = &status.model_error {
+            let keeps = if status.model.is_some() { " (the model above keeps playing)" } else { "" };
+            status_line(ui, false, format!("Model not loaded: {e}{keeps}"));
+        }
+        if let Some(e) = &status.engine_error {
+            status_line(ui, false, e.clone());
+        }
+    }
+
+    /// Late and dropped events, notes played, the engine thread's CPU share.
+    fn counters(&self, ui: &mut egui::Ui, status: &Status) {
+        let rt = &self.shared.rt;
+        let skipped = rt.skipped_late.load(Ordering::Relaxed);
+        let dropped = rt.dropped_output.load(Ordering::Relaxed);
+        if skipped + dropped > 0 {
+            status_line(ui, false, format!("{skipped} late events skipped, {dropped} dropped by the host"));
+        }
+        if status.alive_seconds > 0.0 {
+            let notes = rt.notes_played.load(Ordering::Relaxed);
+            let cpu = 100.0 * status.busy_seconds / status.alive_seconds;
+            ui.label(RichText::new(format!("{notes} notes played · engine thread {cpu:.1}% CPU")).weak());
+        }
+    }
+
     /// The left panel: performance parameters, the model and its figures, About.
     fn controls(&mut self, ui: &mut egui::Ui, setter: &ParamSetter, status: &Status) {
         section(ui, "Performance");
@@ -501,100 +540,88 @@ impl EditorApp {
 
     fn clips_ui(&mut self, ui: &mut egui::Ui, now: f64) {
         self.poll_drag();
+        let choice = self.clip_length_row(ui, now);
+        self.drag_handle(ui, choice, now);
+        self.folder_row(ui);
+        self.clip_message(ui);
+        self.refresh_clip_files();
+        self.clip_list(ui);
+    }
+
+    /// The clip length menu and Save clip; returns the length chosen.
+    fn clip_length_row(&mut self, ui: &mut egui::Ui, now: f64) -> ClipChoice {
         let choice = ClipChoice::of(&self.params);
+        let mut chosen = choice;
         ui.horizontal(|ui| {
-            let mut chosen = choice;
             egui::ComboBox::from_id_salt("clip-length").selected_text(choice.label()).show_ui(ui, |ui| {
                 for c in CLIP_CHOICES {
                     ui.selectable_value(&mut chosen, c, c.label());
                 }
             });
-            if chosen != choice {
-                chosen.store(&self.params);
-            }
             if ui.add(egui::Button::new(RichText::new("Save clip").strong()).min_size(Vec2::new(90.0, 24.0))).clicked() {
-                let folder = clips::clips_folder(&self.params.clips_folder());
-                // The take is copied under its lock; the file is written after (issue 9).
-                let message = clips::save_clip_from(&self.shared.take, now, chosen.length(), &folder).map(|clip| {
-                    self.params.remember_clip(&clip.path);
-                    format!("saved {} ({} notes)", clip.path.display(), clip.notes)
-                });
-                self.set_clip_message(message);
+                // The writer's thread copies the take and writes the file; the message follows.
+                self.set_clip_message(Ok("saving…".into()));
+                self.writer.save(now, chosen.length(), self.params.clips_folder());
             }
         });
-        self.drag_handle(ui, choice, now);
+        if chosen != choice {
+            chosen.store(&self.params);
+        }
+        chosen
+    }
+
+    fn folder_row(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.label("Folder");
-            let response = ui.add(
-                egui::TextEdit::singleline(&mut self.clips_folder)
-                    .hint_text(clips::default_clips_folder().display().to_string())
-                    .desired_width(ui.available_width()),
-            );
-            if response.changed()
+            // The default folder comes from the writer (finding it reads the user's settings).
+            let hint = self.writer.default_folder().map_or_else(|| "the default clips folder".into(), |f| f.display().to_string());
+            let field = egui::TextEdit::singleline(&mut self.clips_folder).hint_text(hint).desired_width(ui.available_width());
+            if ui.add(field).changed()
                 && let Ok(mut stored) = self.params.clips_folder.lock()
             {
                 *stored = self.clips_folder.clone();
                 self.seen_clips_folder = self.clips_folder.clone();
             }
         });
-        if let Ok(message) = self.shared.clip_message.lock() {
-            match &*message {
-                Some(Ok(m)) => {
-                    ui.label(RichText::new(m).small().color(Color32::from_rgb(120, 200, 120)));
-                }
-                Some(Err(e)) => {
-                    ui.label(RichText::new(e).small().color(Color32::from_rgb(235, 110, 90)));
-                }
-                None => {
-                    ui.label(
-                        RichText::new("Drag the handle (or a clip below) onto a track in your DAW; it lands on the song's bars.")
-                            .small()
-                            .weak(),
-                    );
-                }
-            }
-        }
-        self.refresh_clip_files();
+    }
+
+    /// The last message about clips (saved, dragged, or why not), else how to drag.
+    fn clip_message(&self, ui: &mut egui::Ui) {
+        match relock(&self.shared.clip_message).clone() {
+            Some(Ok(m)) => ui.label(RichText::new(m).small().color(OK_TEXT)),
+            Some(Err(e)) => ui.label(RichText::new(e).small().color(ERROR_TEXT)),
+            None => ui.label(
+                RichText::new("Drag the handle (or a clip below) onto a track in your DAW; it lands on the song's bars.").small().weak(),
+            ),
+        };
+    }
+
+    fn set_clip_message(&self, message: Result<String, String>) {
+        *relock(&self.shared.clip_message) = Some(message);
+    }
+
+    /// The remembered clips, newest first: a drag grip for each file there, else "missing".
+    fn clip_list(&mut self, ui: &mut egui::Ui) {
         let list = self.clip_files.clone();
         egui::ScrollArea::vertical().max_height(150.0).show(ui, |ui| {
             for (path, exists) in &list {
-                ui.horizontal(|ui| {
-                    let name = std::path::Path::new(path).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-                    if *exists {
-                        let grip = ui
-                            .add(
-                                egui::Label::new(
-                                    RichText::new(" drag ")
-                                        .color(Color32::from_rgb(30, 26, 20))
-                                        .background_color(Color32::from_rgb(240, 210, 150)),
-                                )
-                                .sense(Sense::drag()),
-                            )
-                            .on_hover_cursor(egui::CursorIcon::Grab)
-                            .on_hover_text("drag this clip into your DAW");
-                        if self.drag_begins(ui, &grip) {
-                            let path = PathBuf::from(path);
-                            self.start_drag(move || Ok(path));
-                        }
-                        if ui.small_button("copy path").clicked() {
-                            ui.ctx().copy_text(path.clone());
-                        }
-                        // Long names end in "…" at the panel's edge; the whole path shows on hover.
-                        ui.add(egui::Label::new(name).truncate()).on_hover_text(path.as_str());
-                    } else {
-                        ui.label(RichText::new("missing").small().color(Color32::from_rgb(235, 110, 90)));
-                        ui.add(egui::Label::new(RichText::new(name).weak().strikethrough()).truncate())
-                            .on_hover_text(format!("{path} no longer exists"));
-                    }
-                });
+                ui.horizontal(|ui| if *exists { self.clip_row(ui, path) } else { missing_clip_row(ui, path) });
             }
         });
     }
 
-    fn set_clip_message(&self, message: Result<String, String>) {
-        if let Ok(mut m) = self.shared.clip_message.lock() {
-            *m = Some(message);
+    fn clip_row(&mut self, ui: &mut egui::Ui, path: &str) {
+        let grip = clip_grip(ui);
+        if self.drag_begins(ui, &grip) {
+            let path = PathBuf::from(path);
+            let file = remembered(self.params.clone(), move || Ok(path));
+            self.start_drag(None, file);
         }
+        if ui.small_button("copy path").clicked() {
+            ui.ctx().copy_text(path.to_string());
+        }
+        // Long names end in "…" at the panel's edge; the whole path shows on hover.
+        ui.add(egui::Label::new(file_name(path)).truncate()).on_hover_text(path);
     }
 
     /// The "drag me into your DAW" handle for the selection: pressing and moving writes the
@@ -603,84 +630,46 @@ impl EditorApp {
         let size = Vec2::new(ui.available_width().min(320.0), 40.0);
         let (rect, response) = ui.allocate_exact_size(size, Sense::drag());
         let active = self.drag.is_some() || response.dragged();
-        let hovered = response.hovered();
-        let accent = Color32::from_rgb(240, 210, 150);
-        let fill = if active {
-            Color32::from_rgb(92, 74, 40)
-        } else if hovered {
-            Color32::from_rgb(70, 58, 36)
-        } else {
-            Color32::from_rgb(52, 46, 34)
-        };
-        let painter = ui.painter_at(rect);
-        painter.rect_filled(rect, 6.0, fill);
-        painter.rect_stroke(rect, 6.0, Stroke::new(1.5, accent), StrokeKind::Inside);
-        // A grip of dots on the left.
-        for row in 0..3 {
-            for col in 0..2 {
-                let c = Pos2::new(rect.min.x + 14.0 + col as f32 * 7.0, rect.center().y - 7.0 + row as f32 * 7.0);
-                painter.circle_filled(c, 2.0, accent);
-            }
-        }
-        painter.text(
-            Pos2::new(rect.min.x + 34.0, rect.center().y - 8.0),
-            Align2::LEFT_CENTER,
-            "drag me into your DAW",
-            FontId::proportional(15.0),
-            accent,
-        );
-        let what = if drag::supported() {
-            format!("{} as MIDI, on the song's bars", choice.label())
-        } else {
-            "dragging out needs Linux (X11) for now: use Save clip".to_string()
-        };
-        painter.text(
-            Pos2::new(rect.min.x + 34.0, rect.center().y + 9.0),
-            Align2::LEFT_CENTER,
-            what,
-            FontId::proportional(11.0),
-            Color32::from_rgb(200, 185, 150),
-        );
+        paint_drag_handle(ui, rect, active, response.hovered(), choice);
         if self.handle_rect != Some(rect) {
             self.handle_rect = Some(rect);
             drag::log(|| format!("handle {} {} {} {}", rect.min.x, rect.min.y, rect.width(), rect.height()));
         }
         let response = response.on_hover_cursor(egui::CursorIcon::Grab);
         if self.drag_begins(ui, &response) {
-            let length = choice.length();
-            let key = (length, now.to_bits(), self.shared.take.lock().map(|t| t.len()).unwrap_or(0));
-            if let Some((written, path)) = &self.dragged
-                && *written == key
-                && path.exists()
-            {
-                let path = path.clone();
-                self.start_drag(move || Ok(path));
-                return;
-            }
-            // Copy what the clip needs under the take's lock; build and write it on the drag's
-            // thread, without the lock.
-            let source = match self.shared.take.lock() {
-                Ok(take) => take.clip_source(now, length),
-                Err(_) => Err("the take is unavailable".into()),
-            };
-            let source = match source {
-                Ok(source) => source,
-                Err(e) => return self.set_clip_message(Err(format!("nothing to drag: {e}"))),
-            };
-            let folder = clips::clips_folder(&self.params.clips_folder());
-            self.dragged = None;
-            let pending_key = key;
-            self.start_drag(move || {
-                let clip = source.clip()?;
-                let saved = clips::write_clip(&clip, &folder, |path, bytes| std::fs::write(path, bytes))?;
-                Ok(saved.path)
-            });
-            if self.drag.is_some() {
-                self.dragged = Some((pending_key, PathBuf::new()));
-            }
+            self.drag_selection(choice.length(), now);
         }
     }
 
+    /// Drags a clip of the selection: what it needs is copied here under the take's lock (a
+    /// copy in memory); the drag's thread builds and writes it.
+    fn drag_selection(&mut self, length: ClipLength, now: f64) {
+        let (selection, source) = {
+            let take = relock(&self.shared.take);
+            ((length, now.to_bits(), take.len()), take.clip_source(now, length))
+        };
+        match source {
+            Ok(source) => {
+                let file = self.selection_file(source, selection);
+                self.start_drag(Some(selection), file);
+            }
+            Err(e) => self.set_clip_message(Err(format!("nothing to drag: {e}"))),
+        }
+    }
+
+    /// What the drag's thread does for a drag of the selection: reuses the file written for
+    /// this very selection when it is still there, else writes the clip into the clips folder.
+    fn selection_file(&self, source: ClipSource, selection: Selection) -> impl FnOnce() -> Result<PathBuf, String> + Send + 'static {
+        let written = self.dragged.as_ref().filter(|(s, _)| *s == selection).map(|(_, path)| path.clone());
+        let configured = self.params.clips_folder();
+        remembered(self.params.clone(), move || {
+            if let Some(path) = written.filter(|p| p.exists()) {
+                return Ok(path);
+            }
+            let folder = clips::clips_folder(&configured);
+            Ok(clips::write_clip(&source.clip()?, &folder, |path, bytes| std::fs::write(path, bytes))?.path)
+        })
+    }
     /// Whether a drag out of `grip` begins now: pressed on it and moved a few pixels. (Not
     /// egui's own drag state alone: while the drag runs our X connection holds the pointer, and
     /// egui may not see the release; a new press on the grip must start a new drag regardless.)
@@ -705,12 +694,14 @@ impl EditorApp {
         }
     }
 
-    fn start_drag(&mut self, file: impl FnOnce() -> Result<PathBuf, String> + Send + 'static) {
+    /// Starts a drag of what `file` writes or names (on the drag's thread); `selection` when it
+    /// drags the selection.
+    fn start_drag(&mut self, selection: Option<Selection>, file: impl FnOnce() -> Result<PathBuf, String> + Send + 'static) {
         let Some(window) = &self.window else {
             return self.set_clip_message(Err("cannot drag: the editor has no window".into()));
         };
-        match drag::start_drag(window, file) {
-            Ok(d) => self.drag = Some(d),
+        match drag::start_drag(window, &self.shared, file) {
+            Ok(drag) => self.drag = Some((drag, selection)),
             Err(e) => {
                 drag::log(|| format!("end Failed({e:?}) before the drag"));
                 self.set_clip_message(Err(format!("cannot drag: {e}")));
@@ -718,50 +709,127 @@ impl EditorApp {
         }
     }
 
-    /// What the drag in progress reports: the file written (remembered in the list), the end.
+    /// What the drag in progress reports: the file written, the end.
     fn poll_drag(&mut self) {
-        while let Some(event) = self.drag.as_ref().and_then(|d| d.poll()) {
+        while let Some(event) = self.drag.as_ref().and_then(|(drag, _)| drag.poll()) {
             match event {
-                DragEvent::Written(path) => {
-                    self.params.remember_clip(&path);
-                    self.clip_files_checked = None;
-                    if let Some((_, written)) = self.dragged.as_mut()
-                        && written.as_os_str().is_empty()
-                    {
-                        *written = path.clone();
-                    }
-                    let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-                    self.set_clip_message(Ok(format!("dragging {name}")));
-                }
-                DragEvent::Ended(end) => {
-                    self.drag = None;
-                    if matches!(end, DragEnd::Failed(_)) {
-                        self.dragged = None;
-                    }
-                    let message = match &end {
-                        DragEnd::Failed(_) => Err(end.describe()),
-                        _ => Ok(end.describe()),
-                    };
-                    self.set_clip_message(message);
-                }
+                DragEvent::Written(path) => self.drag_written(path),
+                DragEvent::Ended(end) => self.drag_ended(end),
             }
         }
     }
 
-    /// The remembered clips with whether each file exists (looked at once a second).
+    /// The dragged file exists (and is in the remembered list): the same drag again reuses it.
+    fn drag_written(&mut self, path: PathBuf) {
+        if let Some((_, Some(selection))) = &self.drag {
+            self.dragged = Some((*selection, path.clone()));
+        }
+        self.clip_files_asked = None;
+        self.set_clip_message(Ok(format!("dragging {}", file_name(&path.to_string_lossy()))));
+    }
+
+    fn drag_ended(&mut self, end: DragEnd) {
+        self.drag = None;
+        if matches!(end, DragEnd::Failed(_)) {
+            self.dragged = None;
+        }
+        let message = match &end {
+            DragEnd::Failed(_) => Err(end.describe()),
+            _ => Ok(end.describe()),
+        };
+        self.set_clip_message(message);
+    }
+
+    /// The remembered clips with whether each file exists, as the writer last found (it looks
+    /// once a second, and when the list changes; this thread never touches the disk).
     fn refresh_clip_files(&mut self) {
         let paths = self.params.clips();
-        let stale = self.clip_files_checked.is_none_or(|t| t.elapsed() >= CLIP_CHECK_INTERVAL);
-        if stale || paths.len() != self.clip_files.len() || paths.iter().zip(&self.clip_files).any(|(a, (b, _))| a != b) {
-            self.clip_files = paths.into_iter().map(|p| (p.clone(), std::path::Path::new(&p).exists())).collect();
-            self.clip_files_checked = Some(std::time::Instant::now());
+        let changed = paths.len() != self.clip_files.len() || paths.iter().zip(&self.clip_files).any(|(a, (b, _))| a != b);
+        if changed {
+            self.clip_files_asked = None;
         }
+        if self.clip_files_asked.is_none_or(|t| t.elapsed() >= CLIP_CHECK_INTERVAL) && !self.writer.checking() {
+            self.writer.check(paths.clone());
+            self.clip_files_asked = Some(Instant::now());
+        }
+        // A file the writer has not looked at yet shows as it did (a new one: as there).
+        let mut known: HashMap<String, bool> = self.clip_files.drain(..).collect();
+        known.extend(self.writer.checked().unwrap_or_default());
+        self.clip_files = paths
+            .into_iter()
+            .map(|path| {
+                let exists = known.get(&path).copied().unwrap_or(true);
+                (path, exists)
+            })
+            .collect();
+    }
+}
+
+/// The "drag me into your DAW" handle: a grip of dots, what to do, and what it drags.
+fn paint_drag_handle(ui: &egui::Ui, rect: Rect, active: bool, hovered: bool, choice: ClipChoice) {
+    let fill = if active {
+        Color32::from_rgb(92, 74, 40)
+    } else if hovered {
+        Color32::from_rgb(70, 58, 36)
+    } else {
+        Color32::from_rgb(52, 46, 34)
+    };
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 6.0, fill);
+    painter.rect_stroke(rect, 6.0, Stroke::new(1.5, ACCENT), StrokeKind::Inside);
+    for row in 0..3 {
+        for col in 0..2 {
+            let c = Pos2::new(rect.min.x + 14.0 + col as f32 * 7.0, rect.center().y - 7.0 + row as f32 * 7.0);
+            painter.circle_filled(c, 2.0, ACCENT);
+        }
+    }
+    let text_at = |dy: f32| Pos2::new(rect.min.x + 34.0, rect.center().y + dy);
+    painter.text(text_at(-8.0), Align2::LEFT_CENTER, "drag me into your DAW", FontId::proportional(15.0), ACCENT);
+    let what = if drag::supported() {
+        format!("{} as MIDI, on the song's bars", choice.label())
+    } else {
+        "dragging out needs Linux (X11) for now: use Save clip".to_string()
+    };
+    painter.text(text_at(9.0), Align2::LEFT_CENTER, what, FontId::proportional(11.0), Color32::from_rgb(200, 185, 150));
+}
+
+/// A clip row's drag grip: a label that senses drags and is not selectable (pressing on a
+/// selectable one would start selecting the editor's text).
+fn clip_grip(ui: &mut egui::Ui) -> egui::Response {
+    let text = RichText::new(" drag ").color(Color32::from_rgb(30, 26, 20)).background_color(ACCENT);
+    ui.add(egui::Label::new(text).selectable(false).sense(Sense::drag()))
+        .on_hover_cursor(egui::CursorIcon::Grab)
+        .on_hover_text("drag this clip into your DAW")
+}
+
+/// A remembered clip whose file is gone.
+fn missing_clip_row(ui: &mut egui::Ui, path: &str) {
+    ui.label(RichText::new("missing").small().color(ERROR_TEXT));
+    ui.add(egui::Label::new(RichText::new(file_name(path)).weak().strikethrough()).truncate())
+        .on_hover_text(format!("{path} no longer exists"));
+}
+
+fn file_name(path: &str) -> String {
+    std::path::Path::new(path).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// `file`, after which the clip it names enters the remembered list, on the drag's thread: the
+/// list gets it even when the editor closes before it hears of the file.
+fn remembered(
+    params: Arc<PianoforteParams>,
+    file: impl FnOnce() -> Result<PathBuf, String> + Send + 'static,
+) -> impl FnOnce() -> Result<PathBuf, String> + Send + 'static {
+    move || {
+        let path = file()?;
+        params.remember_clip(&path);
+        Ok(path)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::events::{Midi, Played};
     use nice_plug::prelude::Params;
 
     #[test]
@@ -778,7 +846,12 @@ mod tests {
         app.sync_persisted();
         assert_eq!(app.model_path, "/models/mine.onnx");
         assert_eq!(app.clips_folder, "/music/clips");
-        app.refresh_clip_files();
+        // The writer's thread looks at the file; the editor shows what it found.
+        let began = Instant::now();
+        while app.clip_files != [("/music/clips/a.mid".to_string(), false)] && began.elapsed() < Duration::from_secs(5) {
+            app.refresh_clip_files();
+            std::thread::sleep(Duration::from_millis(1));
+        }
         assert_eq!(app.clip_files, vec![("/music/clips/a.mid".to_string(), false)], "a missing file shows as missing");
         // Text being typed stays until the remembered value itself changes.
         app.model_path = "/models/half-typ".into();
@@ -789,6 +862,83 @@ mod tests {
         }
         app.sync_persisted();
         assert_eq!(app.model_path, "/models/loaded.onnx");
+    }
+
+    #[test]
+    fn a_dragged_clip_is_remembered_when_the_editor_closes_mid_drag() {
+        // Issue 18: the editor put a dragged clip into the list when it heard of the file; an
+        // editor closed mid-drag never heard of it.
+        let params = Arc::new(PianoforteParams::default());
+        let shared = Arc::new(Shared::default());
+        let app = EditorApp::new(params.clone(), shared.clone());
+        {
+            let mut take = relock(&shared.take);
+            take.push(Played { time: 1.0, midi: Midi::NoteOn { key: 60, velocity: 80 }, input: false });
+            take.push(Played { time: 2.0, midi: Midi::NoteOff { key: 60 }, input: false });
+        }
+        let folder = std::env::temp_dir().join(format!("pianoforte-editor-test-{}", std::process::id()));
+        *params.clips_folder.lock().unwrap() = folder.display().to_string();
+        let source = relock(&shared.take).clip_source(3.0, ClipLength::WholeTake).unwrap();
+        let file = app.selection_file(source, (ClipLength::WholeTake, 0, 2));
+        // The platform's part holds the pointer until the drag is stopped.
+        let drag = drag::spawn(&shared, file, |_, stop| {
+            while !stop() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            DragEnd::Cancelled
+        })
+        .unwrap();
+        drop(app);
+        drop(drag);
+        shared.threads.join_all();
+        let remembered = params.clips();
+        assert_eq!(remembered.len(), 1, "{remembered:?}");
+        assert!(std::path::Path::new(&remembered[0]).starts_with(&folder));
+        let _ = std::fs::remove_dir_all(&folder);
+    }
+
+    /// Presses on a clip row's grip and drags across the row's name, as a drag out starts.
+    fn drag_a_grip_across_its_row(ctx: &egui::Context) {
+        // One frame with these input events; where the grip is.
+        let frame = |events: Vec<egui::Event>| {
+            let input = egui::RawInput {
+                screen_rect: Some(Rect::from_min_size(Pos2::ZERO, Vec2::new(600.0, 100.0))),
+                events,
+                ..Default::default()
+            };
+            let mut grip = Rect::NOTHING;
+            let _ = ctx.run_ui(input, |ui| {
+                ui.horizontal(|ui| {
+                    grip = clip_grip(ui).rect;
+                    ui.label("pianoforte 2026-11-29 14.03, bars 17-24, 92 bpm.mid");
+                });
+            });
+            grip
+        };
+        let from = frame(vec![]).center();
+        let button = |pos, pressed| egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::default(),
+        };
+        frame(vec![egui::Event::PointerMoved(from)]);
+        frame(vec![button(from, true)]);
+        let to = from + Vec2::new(300.0, 0.0);
+        for step in 1..=10 {
+            frame(vec![egui::Event::PointerMoved(from + (to - from) * step as f32 / 10.0)]);
+        }
+        frame(vec![button(to, false)]);
+        frame(vec![]);
+    }
+
+    #[test]
+    fn dragging_a_clip_grip_selects_no_text() {
+        // Issue 18: the grip was a selectable label that also sensed drags; a drag out left the
+        // editor's text selected.
+        let ctx = egui::Context::default();
+        drag_a_grip_across_its_row(&ctx);
+        assert!(!ctx.plugin::<egui::text_selection::LabelSelectionState>().lock().has_selection());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 # Xvfb: the standalone build plays the synthetic test pattern through its dummy backend (92 BPM,
 # 3/4); xdotool presses the editor's "drag me into your DAW" handle and moves the pointer.
 #  1. onto a GTK 3 drop target: it receives one file:// URI; the file is a MIDI clip of what
-#     was played, on the host's grid (tests/host/check_clip.py, mido and pretty_midi);
+#     was played, on the host's grid (tests/host/check_clip.py, mido and pretty_midi), written
+#     before the drag took the pointer;
 #  2. onto a window that takes no drops: nothing is dropped, the pointer is free after release;
 #  3. onto a window that says it takes drops but never answers: released there, the drag ends
 #     (XdndLeave) and the pointer is free;
@@ -97,6 +98,9 @@ check "the clip is MIDI with the performance's notes on the host's grid" \
     "$python" "$root/tests/host/check_clip.py" "$clip" "$PIANOFORTE_TRACE_DIR" $bpm $num $den
 check "the pointer is free after the drop" pointer_free
 check "the target asked for text/uri-list and got it" grep -q 'answered true' "$PIANOFORTE_DRAG_LOG"
+# Issue 18: a slow clips folder must not freeze everyone's input under our grab.
+first_step() { grep -m 1 -o -E '^(written|grabbed)' "$PIANOFORTE_DRAG_LOG"; }
+check "the clip was written before the pointer was taken (first: $(first_step))" test "$(first_step)" = written
 if [[ -n "$shot" ]]; then
     sleep 0.5
     "$python" -c 'import sys; from PIL import ImageGrab

@@ -1,9 +1,11 @@
 //! The drag source on X11: the XDND protocol (version 5), as JUCE's Linux code follows it, on a
-//! connection of our own (x11rb), on a thread of its own.
+//! connection of our own (x11rb), on the drag's thread (see the parent module: the file is
+//! written before any of this).
 //!
 //! 1. The editor's connection releases its implicit pointer grab (the button press on the drag
-//!    handle); ours grabs the pointer (and the keyboard, for Escape) on the root window.
-//! 2. The file is written; we own `XdndSelection` with a small unmapped window of ours.
+//!    handle), on the editor's thread ([`prepare`]); ours grabs the pointer (and the keyboard,
+//!    for Escape) on the root window, once the file is written.
+//! 2. We own `XdndSelection` with a small unmapped window of ours.
 //! 3. On every move: the window under the pointer that has `XdndAware` (following `XdndProxy`)
 //!    gets `XdndEnter` (offering `text/uri-list`) when the pointer comes in, then `XdndPosition`
 //!    (one at a time: the next after its `XdndStatus`), and `XdndLeave` when it goes.
@@ -12,21 +14,22 @@
 //!    `file:///path\r\n`; `XdndFinished` ends the drag.
 //!
 //! A wall-clock limit ends the drag even when a target never answers or the release never
-//! comes; Escape cancels. Every way out lets the pointer and the keyboard go and sends the
-//! editor the button release that our grab took from it.
+//! comes; Escape, a cancel (`stop`) and the editor's window going away end it at once. Every way
+//! out lets the pointer and the keyboard go and sends the editor the button release that our
+//! grab took from it.
 
-use super::{DragEnd, DragEvent, FINISH_LIMIT, file_uri, log};
+use super::{DragEnd, FINISH_LIMIT, file_uri, log};
 use raw_window_handle::{HasDisplayHandle, HasWindowHandle, RawDisplayHandle, RawWindowHandle};
-use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use x11rb::connection::Connection;
 use x11rb::errors::ReplyError;
 use x11rb::protocol::Event;
 use x11rb::protocol::xproto::{
-    AtomEnum, BUTTON_RELEASE_EVENT, ButtonReleaseEvent, ClientMessageEvent, ConnectionExt as _, CreateWindowAux, EventMask, GrabMode,
-    GrabStatus, KeyButMask, LEAVE_NOTIFY_EVENT, LeaveNotifyEvent, MOTION_NOTIFY_EVENT, Motion, MotionNotifyEvent, NotifyDetail, NotifyMode,
-    PropMode, SELECTION_NOTIFY_EVENT, SelectionNotifyEvent, SelectionRequestEvent, Timestamp, Window, WindowClass,
+    AtomEnum, BUTTON_RELEASE_EVENT, ButtonReleaseEvent, ChangeWindowAttributesAux, ClientMessageEvent, ConnectionExt as _, CreateWindowAux,
+    EventMask, GrabMode, GrabStatus, KeyButMask, LEAVE_NOTIFY_EVENT, LeaveNotifyEvent, MOTION_NOTIFY_EVENT, Motion, MotionNotifyEvent,
+    NotifyDetail, NotifyMode, PropMode, SELECTION_NOTIFY_EVENT, SelectionNotifyEvent, SelectionRequestEvent, Timestamp, Window,
+    WindowClass,
 };
 use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
@@ -68,31 +71,32 @@ fn text(e: impl std::fmt::Display) -> String {
     format!("X11: {e}")
 }
 
-/// Starts the drag (see the module documentation); the events come on the returned channel.
-pub(super) fn start(
-    window: &(impl HasWindowHandle + HasDisplayHandle),
-    file: impl FnOnce() -> Result<PathBuf, String> + Send + 'static,
-    limit: Duration,
-) -> Result<Receiver<DragEvent>, String> {
+/// The editor's side of a drag, ready to run on the drag's thread ([`Prepared::run`]).
+pub(super) struct Prepared {
+    editor: Window,
+}
+
+/// Readies a drag out of `window` (on the editor's thread): finds its X window and lets go of
+/// the editor's implicit pointer grab, so that the drag's connection can take the pointer.
+pub(super) fn prepare(window: &(impl HasWindowHandle + HasDisplayHandle)) -> Result<Prepared, String> {
     let editor = match window.window_handle().map_err(text)?.as_raw() {
         RawWindowHandle::Xcb(h) => h.window.get(),
         RawWindowHandle::Xlib(h) => h.window as Window,
         _ => return Err("the editor is not an X11 window".into()),
     };
     release_editor_grab(window)?;
-    let (events, receiver) = channel();
-    std::thread::Builder::new()
-        .name("pianoforte-drag".into())
-        .spawn(move || {
-            let end = match Source::connect(editor) {
-                Ok(mut source) => source.run(file, Instant::now() + limit, &events),
-                Err(e) => DragEnd::Failed(e),
-            };
-            log(|| format!("end {end:?}"));
-            let _ = events.send(DragEvent::Ended(end));
-        })
-        .map_err(|e| format!("cannot start the drag: {e}"))?;
-    Ok(receiver)
+    Ok(Prepared { editor })
+}
+
+impl Prepared {
+    /// Drags the written file `path` until it is dropped, refused, cancelled (Escape, `stop()`,
+    /// the editor's window gone) or `deadline` passes.
+    pub(super) fn run(self, path: PathBuf, deadline: Instant, stop: &dyn Fn() -> bool) -> DragEnd {
+        match Source::connect(self.editor) {
+            Ok(mut source) => source.run(&path, deadline, stop),
+            Err(e) => DragEnd::Failed(e),
+        }
+    }
 }
 
 /// The button press on the drag handle gave the editor's connection an implicit pointer grab,
@@ -173,14 +177,19 @@ impl Source {
             },
             _ => (0, 0, 0, 0),
         };
+        // Told when the editor's window goes (the host closed the editor): the drag ends then.
+        let watch = ChangeWindowAttributesAux::new().event_mask(EventMask::STRUCTURE_NOTIFY);
+        conn.change_window_attributes(editor, &watch).map_err(text)?.check().map_err(|_| "the editor's window is gone")?;
         let escape = escape_keycodes(&conn).unwrap_or_default();
         let cursor = hand_cursor(&conn).unwrap_or(NONE);
         Ok(Source { conn, atoms, root, window, editor, editor_rect, escape, cursor, grabbed: false, x: 0, y: 0, time: CURRENT_TIME })
     }
 
-    fn run(&mut self, file: impl FnOnce() -> Result<PathBuf, String>, deadline: Instant, events: &Sender<DragEvent>) -> DragEnd {
-        let end = match self.grab() {
-            Ok(()) => self.drag(file, deadline, events).unwrap_or_else(DragEnd::Failed),
+    fn run(&mut self, path: &Path, deadline: Instant, stop: &dyn Fn() -> bool) -> DragEnd {
+        let end = match self.grab(stop) {
+            Ok(()) if !self.button_down() => DragEnd::ReleasedEarly,
+            Ok(()) => self.drag(path, deadline, stop).unwrap_or_else(DragEnd::Failed),
+            Err(_) if stop() => DragEnd::Cancelled,
             Err(e) => DragEnd::Failed(e),
         };
         self.ungrab();
@@ -192,7 +201,7 @@ impl Source {
         end
     }
 
-    fn grab(&mut self) -> XResult<()> {
+    fn grab(&mut self, stop: &dyn Fn() -> bool) -> XResult<()> {
         let mask = EventMask::BUTTON_RELEASE | EventMask::POINTER_MOTION | EventMask::BUTTON_MOTION;
         // The editor's grab may take a moment to go (its request and ours race to the server).
         let mut status = GrabStatus::ALREADY_GRABBED;
@@ -204,7 +213,7 @@ impl Source {
                 .reply()
                 .map_err(text)?
                 .status;
-            if status == GrabStatus::SUCCESS {
+            if status == GrabStatus::SUCCESS || stop() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -218,6 +227,20 @@ impl Source {
         let keyboard = keyboard.map_err(text)?.reply().map(|r| r.status == GrabStatus::SUCCESS).unwrap_or(false);
         log(|| format!("grabbed pointer (keyboard {keyboard})"));
         Ok(())
+    }
+
+    /// Whether the first button is still held (asked after our grab: a release from then on
+    /// comes to us, one before it shows here). Also notes where the pointer is.
+    fn button_down(&mut self) -> bool {
+        let Ok(Ok(pointer)) = self.conn.query_pointer(self.root).map(|c| c.reply()) else {
+            return false;
+        };
+        (self.x, self.y) = (pointer.root_x, pointer.root_y);
+        let down = pointer.mask.contains(KeyButMask::BUTTON1);
+        if !down {
+            log(|| "released before the file was written".to_string());
+        }
+        down
     }
 
     /// Lets the pointer and keyboard go (once) and gives the editor the button release that
@@ -289,14 +312,10 @@ impl Source {
         log(|| "ungrabbed".to_string());
     }
 
-    fn drag(&mut self, file: impl FnOnce() -> Result<PathBuf, String>, deadline: Instant, events: &Sender<DragEvent>) -> XResult<DragEnd> {
-        let path = file()?;
-        let uri = format!("{}\r\n", file_uri(&path));
+    fn drag(&mut self, path: &Path, deadline: Instant, stop: &dyn Fn() -> bool) -> XResult<DragEnd> {
+        let uri = format!("{}\r\n", file_uri(path));
         log(|| format!("offer {}", uri.trim_end()));
-        let _ = events.send(DragEvent::Written(path));
         self.conn.set_selection_owner(self.window, self.atoms.XdndSelection, CURRENT_TIME).map_err(text)?;
-        let pointer = self.conn.query_pointer(self.root).map_err(text)?.reply().map_err(text)?;
-        (self.x, self.y) = (pointer.root_x, pointer.root_y);
         let mut target = None;
         self.track(&mut target)?;
         loop {
@@ -304,21 +323,20 @@ impl Source {
                 self.leave(&mut target)?;
                 return Ok(DragEnd::TimedOut);
             }
+            if stop() {
+                log(|| "stopped".to_string());
+                self.leave(&mut target)?;
+                return Ok(DragEnd::Cancelled);
+            }
             let Some(event) = self.conn.poll_for_event().map_err(text)? else {
-                self.conn.flush().map_err(text)?;
-                std::thread::sleep(POLL);
-                if let Some(t) = target.as_mut()
-                    && t.waiting.is_some_and(|since| since.elapsed() > STATUS_WAIT)
-                {
-                    // A target that does not answer says no; try again on the next move.
-                    log(|| format!("no status from {:#x}", t.window));
-                    (t.waiting, t.accepted) = (None, false);
-                    if std::mem::take(&mut t.moved) {
-                        self.position(t)?;
-                    }
-                }
+                self.idle(&mut target)?;
                 continue;
             };
+            if self.editor_closed(&event) {
+                log(|| "the editor closed".to_string());
+                self.leave(&mut target)?;
+                return Ok(DragEnd::Cancelled);
+            }
             match event {
                 Event::MotionNotify(e) => {
                     (self.x, self.y, self.time) = (e.root_x, e.root_y, e.time);
@@ -327,7 +345,7 @@ impl Source {
                 Event::ButtonRelease(e) if e.detail == 1 => {
                     (self.x, self.y, self.time) = (e.root_x, e.root_y, e.time);
                     self.track(&mut target)?;
-                    return self.release(target, &uri, deadline);
+                    return self.release(target, &uri, deadline, stop);
                 }
                 Event::KeyPress(e) if self.escape.contains(&e.detail) => {
                     log(|| "escape".to_string());
@@ -345,9 +363,35 @@ impl Source {
         }
     }
 
+    /// Nothing came: wait a moment; a target that does not answer in time says no.
+    fn idle(&mut self, target: &mut Option<Target>) -> XResult<()> {
+        self.conn.flush().map_err(text)?;
+        std::thread::sleep(POLL);
+        if let Some(t) = target.as_mut()
+            && t.waiting.is_some_and(|since| since.elapsed() > STATUS_WAIT)
+        {
+            // Try again on the next move.
+            log(|| format!("no status from {:#x}", t.window));
+            (t.waiting, t.accepted) = (None, false);
+            if std::mem::take(&mut t.moved) {
+                self.position(t)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `event` says the editor's window went away (the host closed the editor).
+    fn editor_closed(&self, event: &Event) -> bool {
+        match event {
+            Event::DestroyNotify(e) => e.window == self.editor,
+            Event::UnmapNotify(e) => e.window == self.editor,
+            _ => false,
+        }
+    }
+
     /// Release: drop on a target that accepts, else leave; then serve the file until the
     /// target says it has finished.
-    fn release(&mut self, target: Option<Target>, uri: &str, deadline: Instant) -> XResult<DragEnd> {
+    fn release(&mut self, target: Option<Target>, uri: &str, deadline: Instant, stop: &dyn Fn() -> bool) -> XResult<DragEnd> {
         let Some(mut t) = target else {
             log(|| "release over no target".to_string());
             self.ungrab();
@@ -355,7 +399,7 @@ impl Source {
         };
         // The answer to the last position may still be on its way.
         let until = (Instant::now() + STATUS_WAIT).min(deadline);
-        while t.waiting.is_some() && Instant::now() < until {
+        while t.waiting.is_some() && Instant::now() < until && !stop() {
             match self.conn.poll_for_event().map_err(text)? {
                 Some(Event::ClientMessage(e)) if e.type_ == self.atoms.XdndStatus => {
                     t.moved = false;
@@ -370,6 +414,10 @@ impl Source {
             }
         }
         let name = t.name.clone();
+        if stop() {
+            self.leave(&mut Some(t))?;
+            return Ok(DragEnd::Cancelled);
+        }
         if !t.accepted || t.waiting.is_some() {
             self.leave(&mut Some(t))?;
             self.ungrab();
@@ -378,8 +426,9 @@ impl Source {
         log(|| format!("drop on {:#x}", t.window));
         self.client_message(&t, self.atoms.XdndDrop, [self.window, 0, self.time, 0, 0])?;
         self.ungrab();
+        // The pointer is free already; a stop ends the wait for the target's answer.
         let until = Instant::now() + FINISH_LIMIT;
-        while Instant::now() < until {
+        while Instant::now() < until && !stop() {
             match self.conn.poll_for_event().map_err(text)? {
                 Some(Event::SelectionRequest(e)) => self.answer(&e, uri)?,
                 Some(Event::ClientMessage(e)) if e.type_ == self.atoms.XdndFinished && e.data.as_data32()[0] == t.window => {
