@@ -161,10 +161,8 @@ impl Pianoforte {
     /// budget), so a bounce never starts silent.
     fn take_piano(&mut self, sound: Sound) {
         if self.piano.is_none() && sound == Sound::Piano {
-            let loading = &self.shared.rt.piano_loading;
-            if !self.pace.wait(|| !loading.load(Ordering::Acquire)) {
-                self.shared.rt.offline_timeouts.fetch_add(1, Ordering::Relaxed);
-            }
+            let rt = &self.shared.rt;
+            self.pace.wait(|| !rt.piano_loading.load(Ordering::Acquire), &rt.offline_timeouts);
         }
         if self.piano.is_none()
             && let Some(piano) = self.pianos.as_mut().and_then(|q| q.pop().ok())

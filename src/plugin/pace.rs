@@ -73,8 +73,9 @@ impl Pace {
     }
 
     /// In a fast render, waits until `ready()` or the render's budget is spent; in real time it
-    /// never waits. Returns whether `ready()` holds.
-    pub fn wait(&mut self, ready: impl Fn() -> bool) -> bool {
+    /// never waits. Counts in `ran_out` the one wait that spends the budget (later ones do not
+    /// wait at all). Returns whether `ready()` holds.
+    pub fn wait(&mut self, ready: impl Fn() -> bool, ran_out: &std::sync::atomic::AtomicU64) -> bool {
         if ready() {
             return true;
         }
@@ -94,6 +95,9 @@ impl Pace {
         let waited = started.elapsed();
         self.budget = self.budget.saturating_sub(waited);
         self.waited += waited.as_secs_f64();
+        if self.budget.is_zero() {
+            ran_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         ready
     }
 
@@ -106,6 +110,7 @@ impl Pace {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU64;
 
     /// Buffers of `seconds` arriving every `every` seconds from `start`.
     fn feed(pace: &mut Pace, start: Instant, n: usize, seconds: f64, every: f64) -> Vec<bool> {
@@ -121,7 +126,7 @@ mod tests {
         let fast: Vec<bool> =
             (0..400).map(|i| pace.buffer_begins(start + Duration::from_secs_f64((i / 2 * 2) as f64 * buffer), buffer)).collect();
         assert!(fast.iter().all(|f| !f));
-        assert!(!pace.wait(|| false), "real time never waits");
+        assert!(!pace.wait(|| false, &AtomicU64::new(0)), "real time never waits");
     }
 
     #[test]
@@ -139,19 +144,21 @@ mod tests {
         let mut pace = Pace::offline();
         pace.budget = Duration::from_millis(30);
         let start = Instant::now();
+        let ran_out = AtomicU64::new(0);
         assert!(pace.buffer_begins(start, 0.01));
-        assert!(!pace.wait(|| false));
+        assert!(!pace.wait(|| false, &ran_out));
         assert!(pace.budget_left().is_zero());
-        // Spent: later buffers of the render do not wait at all.
+        // Spent: later buffers of the render do not wait at all, and it is reported once.
         let began = Instant::now();
-        assert!(!pace.wait(|| false));
+        assert!(!pace.wait(|| false, &ran_out));
         assert!(began.elapsed() < Duration::from_millis(10));
+        assert_eq!(ran_out.load(std::sync::atomic::Ordering::Relaxed), 1);
         // Our own waits do not make the host look slow: the render stays fast.
         let mut pace = Pace::default();
         let start = Instant::now();
         assert_eq!(feed(&mut pace, start, 4, 0.01, 0.0), [false, false, false, true]);
         pace.budget = Duration::from_millis(50);
-        assert!(!pace.wait(|| false));
+        assert!(!pace.wait(|| false, &ran_out));
         assert!(pace.buffer_begins(Instant::now(), 0.01), "40 ms ahead, and the 50 ms were our own wait");
     }
 

@@ -313,17 +313,21 @@ impl<T: Copy> Player<T> {
         if running && (!self.was_running || jumped || seed_changed) {
             generation = self.start(shared);
         }
-        if let Some(taken_over) = self.pass_inputs(frames, inputs, running, controls, played.as_deref_mut(), shared) {
-            generation = taken_over;
-        }
         if generation != self.generation {
             self.cut(0, false);
             self.generation = generation;
         }
+        // The performance plays up to the musician's note that takes over, if one does; the
+        // engine hears what came before it first.
+        let takeover = inputs.iter().position(|i| matches!(i.kind, InKind::NoteOn { .. })).filter(|_| running && controls.continue_mode);
+        let (before, after) = inputs.split_at(takeover.unwrap_or(inputs.len()));
+        let until = after.first().map_or(frames, |i| i.timing.min(frames.saturating_sub(1)));
+        self.pass_inputs(frames, before, running, controls, played.as_deref_mut(), shared);
         if running && let Some(queue) = queue {
-            self.wait_for_engine(frames, shared, pace);
-            self.take_from_queue(queue, frames, controls, shared);
+            self.wait_for_engine(until, shared, pace);
+            self.take_from_queue(queue, until, controls, shared);
         }
+        self.pass_inputs(frames, after, running, controls, played.as_deref_mut(), shared);
         self.emit(sink, played);
         self.end_buffer(frames, running, shared);
     }
@@ -379,8 +383,8 @@ impl<T: Copy> Player<T> {
     }
 
     /// The musician's events pass through (and play on the piano); in "Continue" mode a note
-    /// ends the generated performance (the engine listens, then continues from what was played):
-    /// returns the new generation then.
+    /// ends the generated performance at its own sample (the engine listens, then continues from
+    /// what was played).
     fn pass_inputs(
         &mut self,
         frames: u32,
@@ -389,8 +393,7 @@ impl<T: Copy> Player<T> {
         controls: Controls,
         mut played: Option<&mut rtrb::Producer<Played>>,
         shared: &RtShared,
-    ) -> Option<u32> {
-        let mut taken_over = None;
+    ) {
         for input in inputs {
             let timing = input.timing.min(frames.saturating_sub(1));
             let midi = input.kind.midi();
@@ -400,9 +403,10 @@ impl<T: Copy> Player<T> {
                     self.end_key(timing, key);
                     self.held.press(key, ());
                     if running && controls.continue_mode {
+                        self.cut(timing, false);
                         let time = (self.clock + timing as i64) as f64 / self.sample_rate;
                         shared.takeover_seconds.store(time, Ordering::Release);
-                        taken_over = Some(shared.generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1));
+                        self.generation = shared.generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
                         shared.wake_engine();
                     }
                 }
@@ -417,7 +421,6 @@ impl<T: Copy> Player<T> {
             }
         }
         shared.held_keys.store(self.held.count() as u32, Ordering::Relaxed);
-        taken_over
     }
 
     /// Sends the buffer's events in time order: each plays on the piano, and goes to MIDI out
@@ -475,6 +478,7 @@ impl<T: Copy> Player<T> {
     /// everything before the end of this buffer for the performance now playing (or a newer
     /// one), or will queue nothing. In real time it never waits.
     fn wait_for_engine(&mut self, frames: u32, shared: &RtShared, pace: &mut Pace) {
+        // (`frames`: the part of the buffer that plays the performance.)
         if !pace.is_fast() {
             return;
         }
@@ -491,9 +495,7 @@ impl<T: Copy> Player<T> {
             return;
         }
         shared.wake_engine();
-        if !pace.wait(ready) {
-            shared.offline_timeouts.fetch_add(1, Ordering::Relaxed);
-        }
+        pace.wait(ready, &shared.offline_timeouts);
     }
 
     fn take_from_queue(&mut self, queue: &mut rtrb::Consumer<Timed>, frames: u32, controls: Controls, shared: &RtShared) {
@@ -978,7 +980,8 @@ mod tests {
         let inputs = [InEvent { timing: 10, kind: InKind::NoteOn { key: 48, velocity: 70 }, raw: 7u8 }];
         player.process(480, playing, controls, &inputs, Some(&mut rx), Some(&mut played_tx), &shared, &mut Pace::default(), &mut capture);
         assert_eq!(shared.generation.load(Ordering::Relaxed), FIRST + 1);
-        assert_eq!(&capture.events[1..], &[(480, OutKind::Gen(Midi::NoteOff { key: 60 })), (490, OutKind::Thru(7))]);
+        // The generated note ends at the sample of the note that takes over.
+        assert_eq!(&capture.events[1..], &[(490, OutKind::Gen(Midi::NoteOff { key: 60 })), (490, OutKind::Thru(7))]);
         let mut played = Vec::new();
         while let Ok(p) = played_rx.pop() {
             played.push(p);

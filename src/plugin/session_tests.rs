@@ -113,12 +113,8 @@ fn continue_my_playing_continues_at_the_pause_in_any_fast_render() {
     let first = generated_after_phrase.iter().find(|(_, m)| matches!(m, Midi::NoteOn { .. })).expect("no continuation");
     assert!(first.0 >= continued && first.0 < continued + s(0.5), "continuation at {} s", first.0 as f64 / RATE);
     assert!(generated_after_phrase.iter().all(|(at, _)| *at >= continued), "nothing plays during the pause");
-    assert_eq!(continue_render(512, 4.0, &phrase), reference, "twice the same");
-    // The musician's first note cuts the performance before it at its buffer's first sample;
-    // from the phrase's end on, the block size makes no difference.
-    let after_phrase = |heard: Vec<(u64, Midi)>| heard.into_iter().filter(|(at, _)| *at > s(1.6)).collect::<Vec<_>>();
-    for frames in [64, 1000] {
-        assert_eq!(after_phrase(continue_render(frames, 4.0, &phrase)), after_phrase(reference.clone()), "buffers of {frames}");
+    for frames in [512, 64, 1000] {
+        assert_eq!(continue_render(frames, 4.0, &phrase), reference, "buffers of {frames}");
     }
 }
 

@@ -164,7 +164,7 @@ pub struct RtShared {
     pub wanted_until: AtomicF64,
     /// The engine thread runs (false once it has stopped, even by a panic).
     pub engine_alive: AtomicBool,
-    /// Waits of a fast render that its budget ended (the render went on without them).
+    /// Fast renders whose wait budget ran out (they went on without what they waited for).
     pub offline_timeouts: AtomicU64,
     /// Input events a buffer had no room for.
     pub dropped_input: AtomicU64,

@@ -107,4 +107,3 @@ impl Source for Synthetic {
         Ok(self.queue.pop_front().expect("plan queues at least one event"))
     }
 }
-

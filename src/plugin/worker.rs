@@ -103,6 +103,8 @@ pub struct Worker {
     mode: Mode,
     decoder: Decoder,
     offset: f64,
+    /// Before this clock time nothing starts (a start that was begun late, in real time).
+    join_at: f64,
     scratch: Vec<(f64, Midi)>,
     pending: VecDeque<Timed>,
     heard: VecDeque<Played>,
@@ -156,6 +158,7 @@ impl Worker {
             mode: Mode::Free,
             decoder: Decoder::default(),
             offset: 0.0,
+            join_at: f64::NEG_INFINITY,
             scratch: Vec::with_capacity(16),
             pending: VecDeque::with_capacity(64),
             heard: VecDeque::new(),
@@ -212,7 +215,7 @@ impl Worker {
         let timeouts = self.shared.rt.offline_timeouts.load(Ordering::Relaxed);
         let render_warning = (timeouts > std::mem::replace(&mut self.timeouts_reported, timeouts)).then(|| {
             let message = format!(
-                "a fast render went on without waiting {timeouts} time(s): the model or the piano samples were not ready within {} s",
+                "a render faster than real time went on without the model or the piano samples: they were not ready within {} s ({timeouts} time(s) so far)",
                 super::pace::RENDER_WAIT_BUDGET.as_secs()
             );
             nice_plug::nice_log!("pianoforte: {message}");
@@ -475,6 +478,12 @@ impl Worker {
         let at = rt.start_seconds.load(Ordering::Acquire) + START_DELAY_SECONDS;
         let seed = start_seed(self.params.seed.value(), rt.start_position_ms.load(Ordering::Acquire));
         self.begin(at, seed);
+        // In real time, a start begun after its first note was due (the model arrived late)
+        // joins the performance where it is now: what is past is dropped here, not counted late.
+        let now = self.now();
+        if !self.fast() && now > at {
+            self.join_at = now + START_DELAY_SECONDS;
+        }
     }
 
     /// Begins a performance from the playhead (a new model, the musician's pause in Continue
@@ -518,6 +527,7 @@ impl Worker {
         self.pending.clear();
         self.decoder = Decoder::default();
         self.offset = at;
+        self.join_at = f64::NEG_INFINITY;
         self.state = State::Playing;
         self.shared.update_status(|s| s.listening = false);
     }
@@ -710,7 +720,11 @@ impl Worker {
             scratch.clear();
             self.decoder.feed(event, |t, midi| scratch.push((t, midi)));
             for &(t, midi) in &scratch {
-                self.pending.push_back(Timed { time: t + self.offset, generation: self.generation, midi });
+                let time = t + self.offset;
+                if time < self.join_at && matches!(midi, Midi::NoteOn { .. } | Midi::Pedal { down: true }) {
+                    continue;
+                }
+                self.pending.push_back(Timed { time, generation: self.generation, midi });
             }
             self.scratch = scratch;
         }
