@@ -52,6 +52,10 @@ cargo build --release -p pianoforte-clap-host
 ./target/release/pianoforte-clap-host --suite no-runtime
 # A panic injected into the engine thread (test builds only): notes end, the host runs on.
 ./target/release/pianoforte-clap-host --suite panic
+# Issue 18: a host that refuses MIDI out, renders faster than real time without declaring it,
+# bounces while loading; load, play, destroy and unload the library 50 times (no thread left).
+./target/release/pianoforte-clap-host --suite bounce
+./target/release/pianoforte-clap-host --suite unload
 # Debug build with nice-plug's assert_process_allocs: any allocation in process() aborts the host.
 cargo build -p pianoforte --lib --features assert-process-allocs,test-hooks
 ./target/release/pianoforte-clap-host --plugin target/debug/libpianoforte.so --suite quick

@@ -381,9 +381,19 @@ impl EditorApp {
     fn counters(&self, ui: &mut egui::Ui, status: &Status) {
         let rt = &self.shared.rt;
         let skipped = rt.skipped_late.load(Ordering::Relaxed);
+        if skipped > 0 {
+            status_line(ui, false, format!("{skipped} late events skipped (the engine fell behind in real time)"));
+        }
         let dropped = rt.dropped_output.load(Ordering::Relaxed);
-        if skipped + dropped > 0 {
-            status_line(ui, false, format!("{skipped} late events skipped, {dropped} dropped by the host"));
+        if dropped > 0 {
+            status_line(ui, false, format!("{dropped} MIDI out events the host had no room for (the piano played them)"));
+        }
+        let dropped_input = rt.dropped_input.load(Ordering::Relaxed);
+        if dropped_input > 0 {
+            status_line(ui, false, format!("{dropped_input} incoming events dropped: more than one buffer holds"));
+        }
+        if let Some(warning) = &status.render_warning {
+            status_line(ui, false, warning.clone());
         }
         if status.alive_seconds > 0.0 {
             let notes = rt.notes_played.load(Ordering::Relaxed);

@@ -384,8 +384,8 @@ impl Plugin for Pianoforte {
         }
         let frames = buffer.samples() as u32;
         let fast = self.pace.buffer_begins(std::time::Instant::now(), self.player.seconds(frames));
-        // The engine fills exactly to what a fast render waits for (see worker.rs).
         self.shared.rt.fast.store(fast, Ordering::Release);
+        self.shared.rt.offline.store(self.pace.declared_offline(), Ordering::Release);
         let transport = {
             let t = context.transport();
             // The song's grid for clips (lock-free; published only when it changes).

@@ -68,6 +68,11 @@ impl Pace {
         fast
     }
 
+    /// The host declared an offline render (it may automate parameters at any speed).
+    pub fn declared_offline(&self) -> bool {
+        self.declared_offline
+    }
+
     pub fn is_fast(&self) -> bool {
         self.fast
     }

@@ -67,6 +67,7 @@ impl Session {
     fn buffer(&mut self, frames: u32, inputs: &[InEvent<u8>], controls: Controls) {
         let fast = self.pace.buffer_begins(Instant::now(), frames as f64 / RATE);
         self.shared.rt.fast.store(fast, Ordering::Release);
+        self.shared.rt.offline.store(self.pace.declared_offline(), Ordering::Release);
         let transport = TransportView { playing: true, pos_samples: Some(self.piano.base as i64) };
         let (queue, played) = (Some(&mut self.queue), Some(&mut self.played));
         self.player.process(frames, transport, controls, inputs, queue, played, &self.shared.rt, &mut self.pace, &mut self.piano);

@@ -159,8 +159,11 @@ pub struct RtShared {
     pub decided_generation: AtomicU32,
     pub decided_until: AtomicF64,
     /// A fast render (declared offline, or faster than real time): the audio thread waits for
-    /// the engine up to `wanted_until` (clock seconds), and the engine fills exactly to there.
+    /// the engine up to `wanted_until` (clock seconds). In a declared offline render the engine
+    /// fills exactly to there (automation lands where it does in a bounce), else a lookahead
+    /// ahead of the clock (where it lands in playback).
     pub fast: AtomicBool,
+    pub offline: AtomicBool,
     pub wanted_until: AtomicF64,
     /// The engine thread runs (false once it has stopped, even by a panic).
     pub engine_alive: AtomicBool,

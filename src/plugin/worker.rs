@@ -241,7 +241,9 @@ impl Worker {
         let playing = self.shared.rt.playing.load(Ordering::Relaxed);
         match self.state {
             _ if self.loading.is_some() => Duration::from_millis(10),
-            State::Playing if playing && !self.fast() => Duration::from_secs_f64((self.lookahead / 8.0).clamp(0.002, 0.010)),
+            State::Playing if playing && !self.shared.rt.offline.load(Ordering::Relaxed) => {
+                Duration::from_secs_f64((self.lookahead / 8.0).clamp(0.002, 0.010))
+            }
             State::Listening if playing => Duration::from_millis(5),
             _ => Duration::from_millis(250),
         }
@@ -674,8 +676,11 @@ impl Worker {
 
     /// Draws events until the queue reaches the lookahead.
     fn fill(&mut self) {
-        // In a fast render exactly what the audio thread waits for, so automation lands where it did.
-        let horizon = if self.fast() { self.shared.rt.wanted_until.load(Ordering::Acquire) } else { self.now() + self.lookahead };
+        // Offline exactly what the audio thread waits for, so automation lands where it did; else
+        // a lookahead ahead, as in playback (a fast render waits until it is there).
+        let rt = &self.shared.rt;
+        let horizon =
+            if rt.offline.load(Ordering::Acquire) { rt.wanted_until.load(Ordering::Acquire) } else { self.now() + self.lookahead };
         let mut steps = 0;
         loop {
             // What was decoded but did not fit yet goes first.

@@ -147,10 +147,17 @@ impl Scenario {
 }
 
 /// The host's output event list, refusing events beyond `limit` per block (a full host buffer).
-struct LimitedOutput {
-    events: EventBuffer,
+pub struct LimitedOutput {
+    pub events: EventBuffer,
     limit: Option<usize>,
-    refused: usize,
+    /// Events refused so far.
+    pub refused: usize,
+}
+
+impl LimitedOutput {
+    pub fn new(limit: Option<usize>) -> LimitedOutput {
+        LimitedOutput { events: EventBuffer::with_capacity(1024), limit, refused: 0 }
+    }
 }
 
 impl clack_host::events::io::OutputEventBuffer for LimitedOutput {
@@ -234,6 +241,19 @@ impl Plugin {
 
     pub fn id(&self) -> String {
         self.id.to_string_lossy().into_owned()
+    }
+
+    /// A new instance of the plugin.
+    pub fn instance(&self) -> Result<PluginInstance<TestHost>, String> {
+        PluginInstance::<TestHost>::new(|_| Shared { callback: AtomicBool::new(false) }, |_| (), &self.entry, &self.id, &host_info())
+            .map_err(|e| format!("cannot instantiate: {e:?}"))
+    }
+}
+
+/// Runs the plugin's main-thread callback when it asked for one.
+pub fn service_callbacks(instance: &mut PluginInstance<TestHost>) {
+    if instance.access_shared_handler(|s| s.callback.swap(false, Ordering::AcqRel)) {
+        instance.call_on_main_thread_callback();
     }
 }
 
@@ -321,7 +341,7 @@ unsafe fn libc_sysconf_clk_tck() -> f64 {
     if v > 0 { v as f64 } else { 100.0 }
 }
 
-fn transport_event(playing: bool, pos_samples: i64, sample_rate: f64, beats_only: bool) -> TransportEvent {
+pub fn transport_event(playing: bool, pos_samples: i64, sample_rate: f64, beats_only: bool) -> TransportEvent {
     let seconds = pos_samples as f64 / sample_rate;
     let tempo = 120.0;
     let mut flags = TransportFlags::HAS_TEMPO | TransportFlags::HAS_BEATS_TIMELINE | TransportFlags::HAS_TIME_SIGNATURE;
@@ -508,6 +528,29 @@ struct RunState {
     pending_offs: Vec<(u64, u8)>,
 }
 
+/// An output event as (channel, kind); None for events the checks ignore.
+pub fn decode_output(event: &clack_host::events::UnknownEvent) -> Option<(u8, OutKind)> {
+    match event.as_core_event()? {
+        CoreEventSpace::NoteOn(e) => Some((
+            e.channel().into_specific().unwrap_or(0) as u8,
+            OutKind::On { key: e.key().into_specific().unwrap_or(0) as u8, velocity: (e.velocity() * 127.0).round() as u8 },
+        )),
+        CoreEventSpace::NoteOff(e) => {
+            Some((e.channel().into_specific().unwrap_or(0) as u8, OutKind::Off { key: e.key().into_specific().unwrap_or(0) as u8 }))
+        }
+        CoreEventSpace::Midi(e) => {
+            let data = e.data();
+            match data[0] & 0xf0 {
+                0xb0 if data[1] == 64 => Some((data[0] & 0x0f, OutKind::Pedal { value: data[2] })),
+                0x90 if data[2] > 0 => Some((data[0] & 0x0f, OutKind::On { key: data[1], velocity: data[2] })),
+                0x80 | 0x90 => Some((data[0] & 0x0f, OutKind::Off { key: data[1] })),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// Processes segments until the end or a reactivation; returns the new sample rate then.
 #[allow(clippy::too_many_arguments)]
 fn process_segments(
@@ -524,7 +567,7 @@ fn process_segments(
     let mut outputs = vec![vec![0.0f32; max_frames as usize]; 2];
     let mut output_ports = AudioPorts::with_capacity(2, 1);
     let mut in_events = EventBuffer::with_capacity(64);
-    let mut out_events = LimitedOutput { events: EventBuffer::with_capacity(1024), limit: scenario.output_limit, refused: 0 };
+    let mut out_events = LimitedOutput::new(scenario.output_limit);
     let wall_start = Instant::now();
     let sample_start = state.host_sample;
     let mut first_segment = true;
@@ -724,24 +767,8 @@ fn process_segments(
                     run.sorted = false;
                 }
                 last_time = time;
-                let (channel, kind) = match event.as_core_event() {
-                    Some(CoreEventSpace::NoteOn(e)) => (
-                        e.channel().into_specific().unwrap_or(0) as u8,
-                        OutKind::On { key: e.key().into_specific().unwrap_or(0) as u8, velocity: (e.velocity() * 127.0).round() as u8 },
-                    ),
-                    Some(CoreEventSpace::NoteOff(e)) => {
-                        (e.channel().into_specific().unwrap_or(0) as u8, OutKind::Off { key: e.key().into_specific().unwrap_or(0) as u8 })
-                    }
-                    Some(CoreEventSpace::Midi(e)) => {
-                        let data = e.data();
-                        match data[0] & 0xf0 {
-                            0xb0 if data[1] == 64 => (data[0] & 0x0f, OutKind::Pedal { value: data[2] }),
-                            0x90 if data[2] > 0 => (data[0] & 0x0f, OutKind::On { key: data[1], velocity: data[2] }),
-                            0x80 | 0x90 => (data[0] & 0x0f, OutKind::Off { key: data[1] }),
-                            _ => continue,
-                        }
-                    }
-                    _ => continue,
+                let Some((channel, kind)) = decode_output(event) else {
+                    continue;
                 };
                 if channel == 0 && matches!(kind, OutKind::On { .. }) && state.host_sample + time as u64 >= measure_from {
                     measured_notes += 1;

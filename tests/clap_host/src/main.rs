@@ -8,15 +8,19 @@
 //! ```text
 //! pianoforte-clap-host [--plugin target/bundled/pianoforte.clap] [--suite full|quick|bench]
 //!                      [--source model|synthetic] [--require-density] [--model FILE.onnx]
-//! suites: full (everything but the benchmark), quick, bench, density, state, no-runtime
+//! suites: full (everything but the benchmark), quick, bench, density, state, no-runtime, bounce,
+//!         unload (issue 18: bounce.rs, unload.rs)
 //! ```
 //!
 //! With `--source synthetic` the plugin plays its deterministic test pattern instead of the model
 //! (the plugin is re-run in a child process with `PIANOFORTE_SOURCE=synthetic`).
 
+mod bounce;
 mod check;
 mod host;
+mod render;
 mod trace;
+mod unload;
 
 use host::{Action::*, Scenario, Segment, Sizes, seg};
 use std::path::PathBuf;
@@ -50,7 +54,7 @@ fn parse_args() -> Result<Options, String> {
             "--model" => options.model = Some(args.next().ok_or("--model needs a path")?.into()),
             "-h" | "--help" => {
                 println!(
-                    "usage: pianoforte-clap-host [--plugin PATH] [--suite full|quick|bench|density|state|no-runtime] [--source model|synthetic] [--require-density] [--model FILE.onnx]"
+                    "usage: pianoforte-clap-host [--plugin PATH] [--suite full|quick|bench|density|state|no-runtime|bounce|unload] [--source model|synthetic] [--require-density] [--model FILE.onnx]"
                 );
                 std::process::exit(0);
             }
@@ -238,6 +242,29 @@ fn audio_checks(plugin: &host::Plugin, trace_dir: &std::path::Path) -> Vec<(Stri
     outcomes
 }
 
+/// For each of the first `count` windows of `window` samples: whether a generated key is down
+/// during it (from the NOTE_ONs and NOTE_OFFs the host received).
+fn sounding_windows(run: &host::Run, window: usize, count: usize) -> Vec<bool> {
+    let mut down = vec![false; count];
+    let mut pressed: std::collections::HashMap<u8, usize> = std::collections::HashMap::new();
+    let mut mark = |from: usize, to: usize| (from / window..=(to / window).min(count.saturating_sub(1))).for_each(|w| down[w] = true);
+    for e in &run.events {
+        match e.kind {
+            host::OutKind::On { key, .. } => _ = pressed.insert(key, e.host_sample as usize),
+            host::OutKind::Off { key } => {
+                if let Some(from) = pressed.remove(&key) {
+                    mark(from, e.host_sample as usize);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (_, from) in pressed {
+        mark(from, count * window);
+    }
+    down
+}
+
 /// Judges a recorded piano take: 6 s playing (16 notes/s, loud), then 4 s stopped.
 fn judge_audio(run: &host::Run, rate: f64) -> Result<String, String> {
     let [left, right] = &run.audio;
@@ -254,11 +281,18 @@ fn judge_audio(run: &host::Run, rate: f64) -> Result<String, String> {
         let (from, to) = (from.min(left.len()), to.min(left.len()));
         (from..to).map(|i| (left[i] as f64).powi(2) + (right[i] as f64).powi(2)).sum::<f64>() / (2 * (to - from).max(1)) as f64
     };
-    // While it plays: every 100 ms window from 0.5 s to 6 s well above silence.
+    // While it plays: every 100 ms window from 0.5 s to 6 s in which a key is down well above
+    // silence (a model may rest between phrases; most windows must have keys down).
     let window = (rate * 0.1) as usize;
-    let quietest = (5..60).map(|w| db(power(w * window, (w + 1) * window))).fold(f64::INFINITY, f64::min);
+    let keys_down = sounding_windows(run, window, 60);
+    let judged: Vec<usize> = (5..60).filter(|&w| keys_down[w]).collect();
+    if judged.len() * 10 < 55 * 8 {
+        return Err(format!("keys were down in only {} of 55 windows while playing", judged.len()));
+    }
+    let quietest = judged.iter().map(|&w| db(power(w * window, (w + 1) * window))).fold(f64::INFINITY, f64::min);
     if quietest < -50.0 {
-        return Err(format!("a 100 ms window while playing is at {quietest:.1} dBFS"));
+        let at = judged.iter().find(|&&w| db(power(w * window, (w + 1) * window)) < -50.0);
+        return Err(format!("a 100 ms window with keys down is at {quietest:.1} dBFS (window {at:?})"));
     }
     // Energy rises at onsets: 20 ms after a NOTE_ON against the 20 ms before it.
     let short = (rate * 0.02) as usize;
@@ -275,7 +309,7 @@ fn judge_audio(run: &host::Run, rate: f64) -> Result<String, String> {
         return Err(format!("3 s after the stop the piano still sounds at {:.1} dBFS", 20.0 * tail_peak.log10()));
     }
     Ok(format!(
-        "{} notes; peak {:.1} dBFS; quietest 100 ms while playing {quietest:.1} dBFS; energy rose at {rises} of {} onsets; {:.0} dBFS 3 s after the stop",
+        "{} notes; peak {:.1} dBFS; quietest 100 ms with keys down {quietest:.1} dBFS; energy rose at {rises} of {} onsets; {:.0} dBFS 3 s after the stop",
         onsets.len(),
         20.0 * peak.log10(),
         onsets.len(),
@@ -621,6 +655,36 @@ fn panic_scenario() -> Scenario {
     )
 }
 
+/// Prints a check's outcome; true when it passed.
+fn print_outcome(name: &str, outcome: &Result<String, String>) -> bool {
+    match outcome {
+        Ok(note) => println!("\n== {name}\n  {note}\n  ok"),
+        Err(e) => println!("\n== {name}\n  ERROR: {e}"),
+    }
+    outcome.is_ok()
+}
+
+/// `unload`: the load/destroy/dlclose cycles in a child process (`unload-child`, which runs them).
+fn unload_suite(options: &Options, trace_dir: &std::path::Path) -> ExitCode {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let model = options.model.clone().unwrap_or_else(|| root.join("models/pianoforte-gru.onnx"));
+    let model = std::fs::canonicalize(&model).unwrap_or(model);
+    let name = "load, play and destroy the plugin with a model load in flight, then dlclose, 50 times: no crash, no thread left";
+    let outcome = match options.suite.as_str() {
+        "unload-child" => unload::cycles(&options.plugin, &model, trace_dir),
+        _ => unload::run_in_child(&options.plugin, &model),
+    };
+    let _ = std::fs::remove_dir_all(trace_dir);
+    if options.suite == "unload-child" {
+        // The parent prints the verdict; its last line is the reason.
+        println!("{}", outcome.as_ref().unwrap_or_else(|e| e));
+        return if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    let ok = print_outcome(name, &outcome);
+    println!("\nclap host: {} passed, {} failed", usize::from(ok), usize::from(!ok));
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -656,6 +720,10 @@ fn main() -> ExitCode {
         eprintln!("error: {} does not exist; run `cargo xtask bundle pianoforte --release` first", options.plugin.display());
         return ExitCode::FAILURE;
     }
+    // These load and unload the library themselves.
+    if options.suite == "unload" || options.suite == "unload-child" {
+        return unload_suite(&options, &trace_dir);
+    }
     let plugin = match host::Plugin::load(&options.plugin) {
         Ok(p) => p,
         Err(e) => {
@@ -680,7 +748,7 @@ fn main() -> ExitCode {
         "bench" => bench_suite(),
         "density" => vec![density_scenario()],
         "no-runtime" => no_runtime_suite(),
-        "state" => Vec::new(),
+        "state" | "bounce" => Vec::new(),
         other => {
             eprintln!("error: unknown suite {other}");
             return ExitCode::FAILURE;
@@ -704,6 +772,11 @@ fn main() -> ExitCode {
         for (name, outcome) in audio_checks(&plugin, &trace_dir) {
             println!("\n== {name}\n  {}", outcome.as_ref().map_or_else(|e| format!("ERROR: {e}"), |note| format!("{note}\n  ok")));
             if outcome.is_ok() { passed += 1 } else { failed += 1 }
+        }
+    }
+    if options.suite == "bounce" {
+        for (name, outcome) in bounce::checks(&plugin, &trace_dir) {
+            if print_outcome(&name, &outcome) { passed += 1 } else { failed += 1 }
         }
     }
     if options.suite == "full" || options.suite == "session" {
