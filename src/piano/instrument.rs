@@ -26,6 +26,9 @@ const DB_PER_DECADE: f32 = 30.0;
 /// (the string has less energy for the damper to stop).
 const RELEASE_DB: f32 = -6.0;
 const RELEASE_DB_PER_SECOND: f32 = 3.0;
+/// A voice whose rest cannot reach -100 dBFS at 0 dB volume (a third of a 16-bit output's last
+/// bit) is not rendered; it still holds its slot, so stealing and ending go as if it were.
+const INAUDIBLE: f32 = 1e-5;
 /// Default stereo spread (the recordings are already stereo; this widens bass left, treble right).
 pub const DEFAULT_SPREAD: f32 = 0.3;
 
@@ -263,8 +266,10 @@ impl Piano {
         if left.is_empty() {
             return;
         }
+        // At volumes above 0 dB the floor comes down with the gain, to stay inaudible.
+        let floor = INAUDIBLE / self.gain.max(self.target_gain).max(1.0);
         for voice in self.voices.iter_mut().filter(|v| v.phase != Phase::Free) {
-            voice.mix(&self.set, left, right);
+            voice.mix(&self.set, left, right, floor);
         }
         self.clock += left.len() as u64;
     }

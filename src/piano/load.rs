@@ -15,11 +15,17 @@ pub const ENV_VAR: &str = "PIANOFORTE_SAMPLES";
 pub(crate) const PAD_BEFORE: usize = 1;
 const PAD_AFTER: usize = 2;
 
+/// Frames per entry of a sample's table of how loud the rest of it gets.
+const PEAK_BLOCK: usize = 1024;
+
 /// One decoded recording: interleaved stereo 16-bit (half the memory of f32; the Ogg files are
 /// lossy at 128 kbit/s, so 16 bits lose nothing audible), padded with zero frames.
 pub(crate) struct Sample {
     data: Box<[i16]>,
     frames: usize,
+    /// Per block of `PEAK_BLOCK` frames, the largest magnitude from that block to the end: what
+    /// lets a voice stop rendering once the rest of its sample is inaudible.
+    peak_from: Box<[u16]>,
 }
 
 impl Sample {
@@ -36,7 +42,8 @@ impl Sample {
         let frames = data.len() / 2 - PAD_BEFORE;
         data.truncate((PAD_BEFORE + frames) * 2);
         data.resize((PAD_BEFORE + frames + PAD_AFTER) * 2, 0);
-        Sample { data: data.into_boxed_slice(), frames }
+        let peak_from = peaks_to_the_end(&data[PAD_BEFORE * 2..(PAD_BEFORE + frames) * 2]);
+        Sample { data: data.into_boxed_slice(), frames, peak_from }
     }
 
     /// Length in frames (without padding).
@@ -54,6 +61,23 @@ impl Sample {
     pub(crate) fn padded(&self) -> &[i16] {
         &self.data
     }
+
+    /// The largest magnitude of any sample from `frame` to the end (0 past the end).
+    #[inline]
+    pub(crate) fn peak_from(&self, frame: usize) -> u16 {
+        self.peak_from.get(frame / PEAK_BLOCK).copied().unwrap_or(0)
+    }
+}
+
+/// For each block of `PEAK_BLOCK` frames of interleaved stereo, the largest magnitude from that
+/// block to the end.
+fn peaks_to_the_end(audio: &[i16]) -> Box<[u16]> {
+    let block_peak = |block: &[i16]| block.iter().map(|x| x.unsigned_abs()).max().unwrap_or(0);
+    let mut peaks: Vec<u16> = audio.chunks(2 * PEAK_BLOCK).map(block_peak).collect();
+    for i in (1..peaks.len()).rev() {
+        peaks[i - 1] = peaks[i - 1].max(peaks[i]);
+    }
+    peaks.into_boxed_slice()
 }
 
 /// Decoded piano samples, shared read-only by every [`Piano`](super::Piano) that plays them.

@@ -10,20 +10,23 @@
 //!   pitch shifted from the nearest sampled note (at most a semitone) with 4-point Hermite
 //!   interpolation, dampers and sustain pedal (re-strikes fade the old string), release noises,
 //!   stereo spread by key, flush-to-zero. Deterministic: the same events give bit-identical audio.
+//!   Voices render in chunks of passes the compiler vectorises; one whose rest cannot reach
+//!   -100 dBFS is not rendered (it keeps its slot, so stealing is unchanged).
 //! - [`render`]: a whole [`Performance`](crate::codec::Performance) offline, and [`write_wav`]
 //!   (32-bit float).
 //!
-//! Measured choices (`cargo test --release --test piano -- --ignored --nocapture measure`, on a
-//! 2-core x86-64 machine):
+//! Measured choices (`cargo bench --bench piano`; numbers and machine in docs/benchmarks.md):
 //! - Layers: the 16 Salamander layers' mean onset loudness runs from -35.6 dB (v1) to -13.6 dB
 //!   (v16) in uneven steps; [`layout::LAYERS`] takes the five nearest to even 5.5 dB steps.
 //! - Length: one layer of 30 notes in full is 412 s of stereo (79 MB as 16-bit) and takes lewton
 //!   1.2 s of CPU to decode. Notes are cut at [`MAX_SECONDS`] (7 s, faded over the last 1.5 s):
 //!   the set, with 88 release noises, holds 187 MB and loads in about 3 CPU-seconds, 1.6 s on two
 //!   idle cores (5 layers at 8 s: 206 MB, 1.95 s measured; at 10 s: 245 MB).
-//! - Cost: 8 us per voice per 512-frame block at 48 kHz (64 voices: 5 % of one core).
+//! - Cost: at 16 notes/s with the pedal, p99 of [`Piano::render`] is about 3 % of the block's
+//!   duration at 64 and 512 frames (48 kHz), 2.3x less than before issue 18.
 //! - Level: 16 notes/s at velocity 127 peak at +10.2 dBFS at 0 dB in the loudest case measured
-//!   (single notes over C2..C6, pedal held), hence [`DEFAULT_VOLUME_DB`] = -12 dB.
+//!   (single notes over C2..C6, pedal held), hence [`DEFAULT_VOLUME_DB`] = -12 dB (-1.8 dBFS;
+//!   `the_default_volume_keeps_16_loud_notes_a_second_under_full_scale` in tests/piano.rs).
 //!
 //! A [`Piano`] holds an `Arc` of its [`SampleSet`]: create and drop both off the audio thread.
 

@@ -196,6 +196,41 @@ fn the_same_events_give_bit_identical_audio() {
     assert!(peak(&a.0) > 0.01);
 }
 
+/// The same events at the same absolute frames, rendered in blocks of `frames`.
+fn render_in_blocks(frames: usize, seconds: usize) -> Vec<f32> {
+    let mut p = piano();
+    let total = seconds * RATE as usize;
+    let (mut out, mut l, mut r) = (Vec::new(), vec![0.0; frames], vec![0.0; frames]);
+    let mut start = 0;
+    while start < total {
+        // An event every 2400 frames: a note, its release 9600 frames later, the pedal now and then.
+        for at in (start..start + frames).filter(|at| at % 2400 == 0) {
+            let (i, timing) = (at / 2400, (at - start) as u32);
+            p.note_on(timing, key(21 + (i * 11 % 88) as u8), vel(1 + (i * 29 % 127) as u8)).unwrap();
+            if i >= 4 {
+                p.note_off(timing, key(21 + ((i - 4) * 11 % 88) as u8)).unwrap();
+            }
+            p.pedal(timing, i % 10 < 4).unwrap();
+        }
+        p.render(&mut l, &mut r);
+        out.extend(l.iter().zip(&r).flat_map(|(a, b)| [*a, *b]));
+        start += frames;
+    }
+    out.truncate(2 * total);
+    out
+}
+
+#[test]
+fn the_block_size_does_not_change_a_single_bit() {
+    let reference = render_in_blocks(512, 6);
+    assert!(peak(&reference) > 0.01);
+    for frames in [1, 64, 100, 1024] {
+        let other = render_in_blocks(frames, 6);
+        let first = reference.iter().zip(&other).position(|(a, b)| a.to_bits() != b.to_bits());
+        assert_eq!(first, None, "blocks of {frames} differ from blocks of 512 from value {first:?} on");
+    }
+}
+
 #[test]
 fn events_land_on_their_sample_offset() {
     let mut p = piano();
