@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -202,9 +203,46 @@ def _filter_metrics(path: str, max_step: int) -> None:
         f.writelines(lines)
 
 
+# ----------------------------------------------------------------------------- the run, step by step
+# train() below reads as the list of its steps: processes and device, run directory (new or
+# resumed), data, model, optimiser, restored progress, the loop, the summary.
+
+
 def train(args: argparse.Namespace, explicit: set[str] | None = None) -> dict:
+    """Trains (or resumes) a model as ``args`` say; returns the run's summary. ``explicit``: the
+    options given on the command line (those in RESUME_OVERRIDABLE override the checkpoint's)."""
     explicit = explicit if explicit is not None else set(vars(args))
-    # ---------------------------------------------------------- distributed
+    procs = start_processes(args)
+    args, ckpt = open_run_dir(args, explicit, procs)
+    data = load_data(args, procs)
+    model = build_model(args, ckpt, procs)
+    optimizer, scheduler = build_optimizer(model, args, procs.device)
+    run = Run(args, procs, data, model, optimizer, scheduler)
+    if ckpt is not None:
+        run.restore(ckpt)
+    ddp_model = prepare_for_training(model, args, procs)
+    run.write_config()
+    stopped = run.loop(ddp_model)
+    return finish(run, stopped)
+
+
+@dataclass
+class Processes:
+    """This process's place in the run (the only process, or one rank under torchrun) and its device."""
+
+    distributed: bool
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+
+def start_processes(args: argparse.Namespace) -> Processes:
+    """Resolves ``--device auto``, joins the process group under torchrun, sets TF32 and threads."""
     distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
     rank, world, local_rank = 0, 1, 0
     if args.device == "auto":
@@ -216,17 +254,22 @@ def train(args: argparse.Namespace, explicit: set[str] | None = None) -> dict:
             torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
     device = torch.device(f"cuda:{local_rank}" if args.device == "cuda" else args.device)
-    master = rank == 0
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     if args.threads:
         torch.set_num_threads(args.threads)
+    return Processes(distributed, rank, world, local_rank, device)
 
-    # ---------------------------------------------------------- run dir / resume
+
+def open_run_dir(
+    args: argparse.Namespace, explicit: set[str], procs: Processes
+) -> tuple[argparse.Namespace, dict | None]:
+    """Creates the run directory; with ``--resume`` and a last.pt there, the options are the
+    checkpoint's (but for the overridable ones given explicitly). Returns (args, checkpoint or None)."""
     if args.out is None:
         args.out = os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    if distributed:  # all ranks must agree on the run directory
+    if procs.distributed:  # all ranks must agree on the run directory
         box = [args.out]
         dist.broadcast_object_list(box, src=0)
         args.out = box[0]
@@ -242,24 +285,39 @@ def train(args: argparse.Namespace, explicit: set[str] | None = None) -> dict:
         saved["out"], saved["resume"], saved["device"] = run_dir, True, args.device
         saved["stop_at"] = args.stop_at  # an interruption point belongs to one session only
         args = argparse.Namespace(**saved)
-    elif args.resume and master:
+    elif args.resume and procs.master:
         print(f"no checkpoint at {last_path}: starting a new run", file=sys.stderr)
     if args.data is None:
         raise SystemExit("--data is required")
+    return args, ckpt
 
-    # ---------------------------------------------------------- data
+
+@dataclass
+class Data:
+    manifest: dict
+    train_split: TokenSplit
+    sampler: CropSampler  # this rank's training crops
+    val_batches: list | None  # the fixed validation batches (rank 0 only)
+
+
+def load_data(args: argparse.Namespace, procs: Processes) -> Data:
     manifest = load_manifest(args.data)
     train_split = TokenSplit.load(args.data, "train")
     val_split = TokenSplit.load(args.data, "validation")
+    format_2 = getattr(args, "format", 1) == 2
     sampler = CropSampler(
-        train_split, args.seq_len, args.batch_size, seed=args.seed, rank=rank, augment=args.augment,
+        train_split, args.seq_len, args.batch_size, seed=args.seed, rank=procs.rank, augment=args.augment,
         max_transpose=args.max_transpose, max_stretch=args.max_stretch, control_dropout=args.control_dropout,
-        key_dropout=args.key_dropout if getattr(args, "format", 1) == 2 else 0.0,
-        all_off=args.all_off if getattr(args, "format", 1) == 2 else 0.0,
+        key_dropout=args.key_dropout if format_2 else 0.0,
+        all_off=args.all_off if format_2 else 0.0,
     )
-    val_batches = validation_crops(val_split, args.seq_len, args.val_crops, args.batch_size) if master else None
+    val_batches = validation_crops(val_split, args.seq_len, args.val_crops, args.batch_size) if procs.master else None
+    return Data(manifest, train_split, sampler, val_batches)
 
-    # ---------------------------------------------------------- model / optimiser
+
+def build_model(args: argparse.Namespace, ckpt: dict | None, procs: Processes) -> PerformanceGRU:
+    """The model on its device: seeded initial weights, or a warm start from ``--init-onnx`` (new
+    runs only). Leaves torch's RNG on this rank's dropout stream."""
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     mcfg = ModelConfig(args.layers, args.hidden, args.embedding, args.dropout,
@@ -267,10 +325,15 @@ def train(args: argparse.Namespace, explicit: set[str] | None = None) -> dict:
     model = PerformanceGRU(mcfg)
     if args.init_onnx and ckpt is None:
         info = load_onnx_weights(model, args.init_onnx)
-        if master:
+        if procs.master:
             print(f"warm start from {info['source']}", file=sys.stderr)
-    model = model.to(device)
-    torch.manual_seed(args.seed * 1000 + rank + 1)  # per-rank dropout stream
+    model = model.to(procs.device)
+    torch.manual_seed(args.seed * 1000 + procs.rank + 1)  # per-rank dropout stream
+    return model
+
+
+def build_optimizer(model: PerformanceGRU, args: argparse.Namespace, device: torch.device):
+    """AdamW (weight decay on the matrices but the embedding) and the warm-up + cosine schedule."""
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and not n.startswith("embed")]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and not n.startswith("embed"))]
     optimizer = torch.optim.AdamW(
@@ -280,194 +343,268 @@ def train(args: argparse.Namespace, explicit: set[str] | None = None) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _Schedule(args.warmup_steps, args.max_steps, args.min_lr_ratio)
     )
-    step, tokens_seen, elapsed_s = 0, 0, 0.0
-    best_val, bad_evals, last_eval_step = float("inf"), 0, -1
-    metrics_path = os.path.join(run_dir, "metrics.jsonl")
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scheduler.lr_lambdas[0] = _Schedule(args.warmup_steps, args.max_steps, args.min_lr_ratio)
-        step, tokens_seen, elapsed_s = ckpt["step"], ckpt["tokens_seen"], ckpt["elapsed_s"]
-        best_val, bad_evals, last_eval_step = ckpt["best_val"], ckpt["bad_evals"], ckpt["step"]
-        if ckpt["world_size"] == world:
-            _load_rank_state(ckpt["ranks"][rank], sampler, device)
-        elif master:
-            print("world size changed since the checkpoint: data streams re-seeded", file=sys.stderr)
-        if master:
-            _filter_metrics(metrics_path, step)
-    _BF16["enabled"] = args.device == "cuda" and getattr(args, "bf16", True) and _probe_bf16(model, device)
-    ddp_model = model
-    if distributed:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[local_rank] if device.type == "cuda" else None
-        )
+    return optimizer, scheduler
 
-    if master:
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
-            json.dump({**vars(args), "world_size": world, "parameters": model.n_params}, f, indent=2)
-    data_info = {
-        "data": os.path.abspath(args.data),
-        "hours": train_split.hours,
-        "train_tokens": train_split.n_tokens,
-        "manifest_vocabulary": manifest["vocabulary"],
-    }
 
-    def checkpoint(path: str, rank_states, with_optimizer: bool = True) -> None:
-        obj = {
-            "model": model.state_dict(),
-            "model_config": mcfg.to_dict(),
-            "args": vars(args),
-            "step": step,
-            "tokens_seen": tokens_seen,
-            "elapsed_s": elapsed_s,
-            "best_val": best_val,
-            "bad_evals": bad_evals,
-            "world_size": world,
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{world}",
-            "data_info": data_info,
+def prepare_for_training(model: PerformanceGRU, args: argparse.Namespace, procs: Processes):
+    """bf16 autocast if this CUDA device can; the model wrapped in DDP under torchrun."""
+    _BF16["enabled"] = args.device == "cuda" and getattr(args, "bf16", True) and _probe_bf16(model, procs.device)
+    if not procs.distributed:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[procs.local_rank] if procs.device.type == "cuda" else None
+    )
+
+
+@dataclass
+class Progress:
+    """Where the run stands; a checkpoint carries it beside the weights and the optimiser."""
+
+    step: int = 0
+    tokens_seen: int = 0
+    elapsed_s: float = 0.0  # training wall-clock time over all sessions
+    best_val: float = float("inf")
+    bad_evals: int = 0  # validations since the best one
+    last_eval_step: int = -1
+
+
+@dataclass
+class _Window:
+    """Training losses and tokens since the last train record."""
+
+    t0: float
+    loss: float = 0.0
+    n: int = 0
+    tokens: int = 0
+
+
+class Run:
+    """A training run's state and what the loop does with it: train steps, logs, validation,
+    checkpoints."""
+
+    def __init__(self, args, procs: Processes, data: Data, model: PerformanceGRU, optimizer, scheduler):
+        self.args, self.procs, self.data = args, procs, data
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.progress = Progress()
+        self.run_dir = args.out
+        self.last_path = os.path.join(self.run_dir, "last.pt")
+        self.metrics_path = os.path.join(self.run_dir, "metrics.jsonl")
+        self.data_info = {
+            "data": os.path.abspath(args.data),
+            "hours": data.train_split.hours,
+            "train_tokens": data.train_split.n_tokens,
+            "manifest_vocabulary": data.manifest["vocabulary"],
         }
-        if with_optimizer:
-            obj |= {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ranks": rank_states}
-        _save(obj, path)
+        # The sampler state right after the last *consumed* batch (the next one is prepared
+        # ahead in a thread): what a checkpoint stores, for an exact resume. Set by the loop.
+        self.consumed: dict | None = None
+        self.pbar: tqdm | None = None
 
-    def log(record: dict) -> None:
-        with open(metrics_path, "a") as f:
+    # ------------------------------------------------------------------ resume, config, logs
+    def restore(self, ckpt: dict) -> None:
+        """Weights, optimiser, schedule, progress and (same world size) this rank's data and RNG streams."""
+        args, procs = self.args, self.procs
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scheduler.lr_lambdas[0] = _Schedule(args.warmup_steps, args.max_steps, args.min_lr_ratio)
+        self.progress = Progress(ckpt["step"], ckpt["tokens_seen"], ckpt["elapsed_s"], ckpt["best_val"],
+                                 ckpt["bad_evals"], last_eval_step=ckpt["step"])
+        if ckpt["world_size"] == procs.world:
+            _load_rank_state(ckpt["ranks"][procs.rank], self.data.sampler, procs.device)
+        elif procs.master:
+            print("world size changed since the checkpoint: data streams re-seeded", file=sys.stderr)
+        if procs.master:
+            _filter_metrics(self.metrics_path, self.progress.step)
+
+    def write_config(self) -> None:
+        if self.procs.master:
+            with open(os.path.join(self.run_dir, "config.json"), "w") as f:
+                json.dump({**vars(self.args), "world_size": self.procs.world, "parameters": self.model.n_params}, f,
+                          indent=2)
+
+    def log(self, record: dict) -> None:
+        with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    stop_requested = {"flag": False}
+    def checkpoint(self, path: str, rank_states, with_optimizer: bool = True) -> None:
+        p, device, world = self.progress, self.procs.device, self.procs.world
+        obj = {
+            "model": self.model.state_dict(),
+            "model_config": self.model.cfg.to_dict(),
+            "args": vars(self.args),
+            "step": p.step,
+            "tokens_seen": p.tokens_seen,
+            "elapsed_s": p.elapsed_s,
+            "best_val": p.best_val,
+            "bad_evals": p.bad_evals,
+            "world_size": world,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{world}",
+            "data_info": self.data_info,
+        }
+        if with_optimizer:
+            obj |= {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                    "ranks": rank_states}
+        _save(obj, path)
 
-    def on_signal(signum, frame):
-        stop_requested["flag"] = True
+    # ------------------------------------------------------------------ the loop
+    def loop(self, ddp_model) -> str:
+        """Trains until a stop condition (every rank stops together); returns which one."""
+        args, p, sampler = self.args, self.progress, self.data.sampler
+        stop_requested = {"flag": False}
 
-    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        def on_signal(signum, frame):
+            stop_requested["flag"] = True
 
-    def evaluate_and_checkpoint() -> bool:
-        """Validation + checkpoint; returns True when early stopping triggers (on rank 0)."""
-        nonlocal best_val, bad_evals, last_eval_step
-        rank_states = [None] * world
-        if distributed:
-            dist.all_gather_object(rank_states, _rank_state(consumed["state"], device))
-        else:
-            rank_states = [_rank_state(consumed["state"], device)]
-        last_eval_step = step
-        if not master:
-            return False
-        res = validate(model, val_batches, device)
-        improved = res["val_loss"] < best_val
-        if improved:
-            best_val, bad_evals = res["val_loss"], 0
-        else:
-            bad_evals += 1
-        log({"kind": "val", "step": step, "tokens_seen": tokens_seen, "elapsed_min": elapsed_s / 60, **res,
-             "best_val_loss": best_val})
-        if improved:
-            checkpoint(os.path.join(run_dir, "best.pt"), None, with_optimizer=False)
-        checkpoint(last_path, rank_states)
+        old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        time_schedule = bool(getattr(args, "time_schedule", False) and args.max_minutes)
+        if time_schedule:
+            self.scheduler.lr_lambdas[0].time_fraction = p.elapsed_s / (args.max_minutes * 60)
+        self.pbar = tqdm(total=args.max_steps, initial=p.step, disable=not (self.procs.master and args.progress),
+                         dynamic_ncols=True, unit="step")
+        self.consumed = sampler.state_dict()
+        prefetch = ThreadPoolExecutor(1, thread_name_prefix="batches")
+        pending = prefetch.submit(sampler.next_batch)
+        self.model.train()
+        window = _Window(time.perf_counter())
+        t_last = time.perf_counter()
         try:
-            from .plot import plot_metrics
+            while True:
+                reason = self.stop_reason(stop_requested["flag"])
+                if self.should_stop(reason is not None):
+                    reason = reason or "other rank"
+                    break
+                batch = pending.result()
+                self.consumed = sampler.state_dict()  # the sampler state after this batch
+                pending = prefetch.submit(sampler.next_batch)
+                loss, grad_norm, n_tok = self.train_step(ddp_model, batch)
+                now = time.perf_counter()
+                p.elapsed_s += now - t_last
+                t_last = now
+                if time_schedule:
+                    self.follow_the_clock()
+                self.scheduler.step()
+                window.loss += loss.item()
+                window.n += 1
+                window.tokens += n_tok
+                if p.step % args.log_every == 0 or p.step == args.max_steps:
+                    self.log_training(window, grad_norm, now)
+                    window = _Window(now)
+                self.pbar.update(1)
+                early = False
+                if p.step % args.eval_every == 0:
+                    t_eval = time.perf_counter()
+                    early = self.evaluate_and_checkpoint()
+                    window.t0 += time.perf_counter() - t_eval  # keep tokens/s about training only
+                if self.should_stop(early):
+                    reason = "early_stopping"
+                    break
+            if p.last_eval_step != p.step:
+                self.evaluate_and_checkpoint()
+        finally:
+            prefetch.shutdown(wait=True, cancel_futures=True)
+            self.pbar.close()
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+        return reason
 
-            plot_metrics(metrics_path, os.path.join(run_dir, "loss.png"))
-        except Exception as e:  # plotting must never kill a run
-            print(f"plot failed: {e}", file=sys.stderr)
-        if pbar is not None:
-            pbar.write(f"step {step}: val_loss {res['val_loss']:.4f} acc {res['val_accuracy']:.3f}"
-                       f"{' *' if improved else ''}")
-        return bad_evals >= args.patience
+    def stop_reason(self, signalled: bool) -> str | None:
+        """Why this rank would stop before the next step (None: go on)."""
+        args, p = self.args, self.progress
+        if p.step >= args.max_steps:
+            return "max_steps"
+        if args.stop_at is not None and p.step >= args.stop_at:
+            return "stop_at"
+        if args.max_minutes is not None and p.elapsed_s >= args.max_minutes * 60:
+            return "max_minutes"
+        if signalled:
+            return "signal"
+        return None
 
-    def should_stop(local: bool) -> bool:
-        if not distributed:
+    def should_stop(self, local: bool) -> bool:
+        """True on every rank when any rank wants to stop."""
+        if not self.procs.distributed:
             return local
-        t = torch.tensor([1.0 if local else 0.0], device=device)
+        t = torch.tensor([1.0 if local else 0.0], device=self.procs.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
-    time_schedule = bool(getattr(args, "time_schedule", False) and args.max_minutes)
-    if time_schedule:
-        scheduler.lr_lambdas[0].time_fraction = elapsed_s / (args.max_minutes * 60)
-    pbar = tqdm(total=args.max_steps, initial=step, disable=not (master and args.progress),
-                dynamic_ncols=True, unit="step")
-    # The next batch is prepared in a thread while the current one trains; checkpoints
-    # store the sampler state right after the last *consumed* batch (exact resume).
-    consumed = {"state": sampler.state_dict()}
-    prefetch = ThreadPoolExecutor(1, thread_name_prefix="batches")
-    pending = prefetch.submit(sampler.next_batch)
-    model.train()
-    window_loss, window_n, window_tokens, window_t0 = 0.0, 0, 0, time.perf_counter()
-    t_last = time.perf_counter()
-    reason = "max_steps"
-    try:
-        while True:
-            early = False
-            if step >= args.max_steps:
-                reason = "max_steps"
-            elif args.stop_at is not None and step >= args.stop_at:
-                reason = "stop_at"
-            elif args.max_minutes is not None and elapsed_s >= args.max_minutes * 60:
-                reason = "max_minutes"
-            elif stop_requested["flag"]:
-                reason = "signal"
-            else:
-                reason = None
-            if should_stop(reason is not None):
-                reason = reason or "other rank"
-                break
-            batch = pending.result()
-            consumed["state"] = sampler.state_dict()  # the sampler state after this batch
-            pending = prefetch.submit(sampler.next_batch)
-            logits, y, allowed = forward_batch(ddp_model, batch, device)
-            loss = loss_fn(logits, y, allowed=allowed)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-            optimizer.step()
-            step += 1
-            n_tok = int((y != IGNORE).sum().item()) * world
-            tokens_seen += n_tok
-            now = time.perf_counter()
-            elapsed_s += now - t_last
-            t_last = now
-            if time_schedule:
-                frac = elapsed_s / (args.max_minutes * 60)
-                if distributed:  # every rank must use the same LR
-                    t = torch.tensor([frac], dtype=torch.float64, device=device)
-                    dist.broadcast(t, src=0)
-                    frac = float(t.item())
-                scheduler.lr_lambdas[0].time_fraction = frac
-            scheduler.step()
-            window_loss += loss.item()
-            window_n += 1
-            window_tokens += n_tok
-            if step % args.log_every == 0 or step == args.max_steps:
-                dt = now - window_t0
-                rec = {"kind": "train", "step": step, "loss": window_loss / window_n,
-                       "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
-                       "tokens_per_s": window_tokens / dt, "tokens_seen": tokens_seen, "elapsed_min": elapsed_s / 60}
-                if master:
-                    log(rec)
-                pbar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{rec['tokens_per_s']:.0f}")
-                window_loss, window_n, window_tokens, window_t0 = 0.0, 0, 0, now
-            pbar.update(1)
-            if step % args.eval_every == 0:
-                t_eval = time.perf_counter()
-                early = evaluate_and_checkpoint()
-                window_t0 += time.perf_counter() - t_eval  # keep tokens/s about training only
-            if should_stop(early):
-                reason = "early_stopping"
-                break
-        if last_eval_step != step:
-            evaluate_and_checkpoint()
-    finally:
-        prefetch.shutdown(wait=True, cancel_futures=True)
-        pbar.close()
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
-    summary = {"run_dir": run_dir, "step": step, "tokens_seen": tokens_seen, "minutes": elapsed_s / 60,
-               "best_val_loss": best_val, "stopped": reason, "rank": rank, "world_size": world}
-    if master:
-        log({"kind": "end", **summary})
+    def train_step(self, ddp_model, batch):
+        """One optimiser step on ``batch``; returns (loss, gradient norm, target tokens over all ranks)."""
+        logits, y, allowed = forward_batch(ddp_model, batch, self.procs.device)
+        loss = loss_fn(logits, y, allowed=allowed)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.grad_clip)
+        self.optimizer.step()
+        self.progress.step += 1
+        n_tok = int((y != IGNORE).sum().item()) * self.procs.world
+        self.progress.tokens_seen += n_tok
+        return loss, grad_norm, n_tok
+
+    def follow_the_clock(self) -> None:
+        """--time-schedule: the LR schedule's progress includes the share of --max-minutes used
+        (rank 0's, on every rank)."""
+        frac = self.progress.elapsed_s / (self.args.max_minutes * 60)
+        if self.procs.distributed:  # every rank must use the same LR
+            t = torch.tensor([frac], dtype=torch.float64, device=self.procs.device)
+            dist.broadcast(t, src=0)
+            frac = float(t.item())
+        self.scheduler.lr_lambdas[0].time_fraction = frac
+
+    def log_training(self, window: _Window, grad_norm, now: float) -> None:
+        p = self.progress
+        dt = now - window.t0
+        rec = {"kind": "train", "step": p.step, "loss": window.loss / window.n,
+               "lr": self.scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
+               "tokens_per_s": window.tokens / dt, "tokens_seen": p.tokens_seen, "elapsed_min": p.elapsed_s / 60}
+        if self.procs.master:
+            self.log(rec)
+        self.pbar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{rec['tokens_per_s']:.0f}")
+
+    def evaluate_and_checkpoint(self) -> bool:
+        """Validation + checkpoint; returns True when early stopping triggers (on rank 0)."""
+        procs, p = self.procs, self.progress
+        rank_states = [None] * procs.world
+        if procs.distributed:
+            dist.all_gather_object(rank_states, _rank_state(self.consumed, procs.device))
+        else:
+            rank_states = [_rank_state(self.consumed, procs.device)]
+        p.last_eval_step = p.step
+        if not procs.master:
+            return False
+        res = validate(self.model, self.data.val_batches, procs.device)
+        improved = res["val_loss"] < p.best_val
+        if improved:
+            p.best_val, p.bad_evals = res["val_loss"], 0
+        else:
+            p.bad_evals += 1
+        self.log({"kind": "val", "step": p.step, "tokens_seen": p.tokens_seen, "elapsed_min": p.elapsed_s / 60, **res,
+                  "best_val_loss": p.best_val})
+        if improved:
+            self.checkpoint(os.path.join(self.run_dir, "best.pt"), None, with_optimizer=False)
+        self.checkpoint(self.last_path, rank_states)
+        try:
+            from .plot import plot_metrics
+
+            plot_metrics(self.metrics_path, os.path.join(self.run_dir, "loss.png"))
+        except Exception as e:  # plotting must never kill a run
+            print(f"plot failed: {e}", file=sys.stderr)
+        if self.pbar is not None:
+            self.pbar.write(f"step {p.step}: val_loss {res['val_loss']:.4f} acc {res['val_accuracy']:.3f}"
+                            f"{' *' if improved else ''}")
+        return p.bad_evals >= self.args.patience
+
+
+def finish(run: Run, stopped: str) -> dict:
+    """The summary (logged and printed by rank 0); leaves the process group."""
+    p, procs = run.progress, run.procs
+    summary = {"run_dir": run.run_dir, "step": p.step, "tokens_seen": p.tokens_seen, "minutes": p.elapsed_s / 60,
+               "best_val_loss": p.best_val, "stopped": stopped, "rank": procs.rank, "world_size": procs.world}
+    if procs.master:
+        run.log({"kind": "end", **summary})
         print(json.dumps(summary))
-    if distributed:
+    if procs.distributed:
         dist.barrier()
         dist.destroy_process_group()
     return summary

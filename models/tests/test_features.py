@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pianoforte_train import vocab as V
-from pianoforte_train.data import CropSampler, TokenSplit, augment, synthetic_doc
+from pianoforte_train.data import CropSampler, TokenSplit, augment, load_manifest, synthetic_doc
 from pianoforte_train.features import (
     STATE_SIZE,
     Grammar,
@@ -83,11 +83,26 @@ def test_synthetic_and_augmented_streams_keep_the_grammar():
 
 
 def test_real_tokens_keep_the_grammar(tokens_dir):
+    """The first validation performances of a real token directory (PIANOFORTE_TOKENS, from
+    `pianoforte dataset`: tests/run-all.sh builds one from MAESTRO) break no rule of the grammar."""
+    if not os.environ.get("PIANOFORTE_TOKENS"):
+        if os.environ.get("CI"):
+            pytest.fail("PIANOFORTE_TOKENS is not set: CI must check real tokens")
+        pytest.skip("PIANOFORTE_TOKENS is not set: no real tokens to check (tests/run-all.sh builds them)")
+    manifest = load_manifest(tokens_dir)
+    assert not manifest.get("synthetic"), f"{tokens_dir} holds synthetic tokens, not real ones"
     split = TokenSplit.load(tokens_dir, "validation")
+    assert len(split) > 0, f"{tokens_dir}: the validation split has no performance"
+    assert len(split) == manifest["splits"]["validation"]["documents"], "the split is the manifest's"
     for i in range(min(len(split), 3)):
         t = split.doc(i)
+        source = split.docs[i]["source"]
+        assert source.lower().endswith((".mid", ".midi")), f"document {i} comes from {source!r}, not a MIDI file"
+        assert split.docs[i]["notes"] > 0, f"{source}: no notes"
+        assert (t < V.NOTE_OFF).sum() == split.docs[i]["notes"], f"{source}: not the notes the builder counted"
         _, _, allowed = crop_inputs(t, 0, len(t))
-        assert allowed[np.arange(len(t)), t].all()
+        bad = np.flatnonzero(~allowed[np.arange(len(t)), t])
+        assert not len(bad), f"{source}: tokens {t[bad[:3]]} not allowed at {bad[:3]}"
 
 
 def test_sampler_batches_have_the_new_inputs(synthetic_dir):

@@ -157,6 +157,16 @@ impl Pianoforte {
         }
     }
 
+    /// Activation waits (bounded) for the piano samples, so the piano plays from the first block
+    /// in every host, also in one that renders the moment it has loaded us (activation is not
+    /// real time; the samples are shared, so only a process's first instance loads them).
+    fn wait_for_piano_samples(&self) {
+        let began = std::time::Instant::now();
+        while self.shared.rt.piano_loading.load(Ordering::Acquire) && began.elapsed() < ACTIVATION_WAIT {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
     /// Takes the piano once its samples have arrived; a fast render waits for them (within its
     /// budget), so a bounce never starts silent.
     fn take_piano(&mut self, sound: Sound) {
@@ -213,6 +223,10 @@ impl Pianoforte {
         }
     }
 }
+
+/// The longest an activation waits for the piano samples (a slow disk: the plugin activates
+/// without them, and a fast render waits for them within its budget).
+const ACTIVATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A panic's message, in words.
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -344,6 +358,7 @@ impl Plugin for Pianoforte {
     fn activate(&mut self, _layout: &AudioIOLayout, config: &BufferConfig, _context: &mut impl ActivateContext<Self>) -> bool {
         self.ensure_worker();
         self.ensure_piano_samples();
+        self.wait_for_piano_samples();
         self.pace.activate(config.process_mode == ProcessMode::Offline);
         // A piano for this activation's sample rate, made here or by the loader when it finishes.
         let (pianos_in, pianos_out) = rtrb::RingBuffer::new(2);

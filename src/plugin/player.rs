@@ -478,8 +478,8 @@ impl<T: Copy> Player<T> {
     /// everything before the end of this buffer for the performance now playing (or a newer
     /// one), or will queue nothing. In real time it never waits.
     fn wait_for_engine(&mut self, frames: u32, shared: &RtShared, pace: &mut Pace) {
-        // (`frames`: the part of the buffer that plays the performance.)
-        if !pace.is_fast() {
+        // (`frames`: the part of the buffer that plays the performance; none, nothing to wait for.)
+        if !pace.is_fast() || frames == 0 {
             return;
         }
         let end = (self.clock + frames as i64) as f64 / self.sample_rate;

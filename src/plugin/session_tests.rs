@@ -84,10 +84,10 @@ impl Drop for Session {
 
 /// A fast render of `seconds` in buffers of `frames`, the musician playing `phrase` (clock
 /// sample, key, down) in Continue mode; what the piano played.
-fn continue_render(frames: u32, seconds: f64, phrase: &[(u64, u8, bool)]) -> Vec<(u64, Midi)> {
+fn continue_render(frames: u32, seconds: f64, phrase: &[(u64, u8, bool)], load: LoadSource) -> Vec<(u64, Midi)> {
     let mut params = PianoforteParams::default();
     params.mode = EnumParam::new("Mode", Mode::Continue);
-    let mut session = Session::new(params, synthetic, frames, Pace::offline());
+    let mut session = Session::new(params, load, frames, Pace::offline());
     let controls = Controls { play: true, continue_mode: true, ..Controls::default() };
     let mut inputs = Vec::new();
     while (session.piano.base as f64) < seconds * RATE {
@@ -107,7 +107,7 @@ fn continue_render(frames: u32, seconds: f64, phrase: &[(u64, u8, bool)]) -> Vec
 fn continue_my_playing_continues_at_the_pause_in_any_fast_render() {
     let s = |seconds: f64| (seconds * RATE) as u64;
     let phrase = [(s(0.5), 60, true), (s(1.0), 60, false), (s(1.2), 64, true), (s(1.6), 64, false)];
-    let reference = continue_render(512, 4.0, &phrase);
+    let reference = continue_render(512, 4.0, &phrase, synthetic);
     // The continuation begins 1 s after the last key went up, plus the start delay.
     let continued = s(1.6 + super::worker::LISTEN_GAP_SECONDS + super::player::START_DELAY_SECONDS);
     let generated_after_phrase: Vec<_> = reference.iter().filter(|(at, _)| *at > s(1.6)).collect();
@@ -115,8 +115,48 @@ fn continue_my_playing_continues_at_the_pause_in_any_fast_render() {
     assert!(first.0 >= continued && first.0 < continued + s(0.5), "continuation at {} s", first.0 as f64 / RATE);
     assert!(generated_after_phrase.iter().all(|(at, _)| *at >= continued), "nothing plays during the pause");
     for frames in [512, 64, 1000] {
-        assert_eq!(continue_render(frames, 4.0, &phrase), reference, "buffers of {frames}");
+        assert_eq!(continue_render(frames, 4.0, &phrase, synthetic), reference, "buffers of {frames}");
     }
+}
+
+static MODEL_MAY_LOAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A model that loads when the test says so.
+fn gated_synthetic(model: Option<&Path>, folder: Option<&Path>) -> Result<Box<dyn Source>, LoadError> {
+    while !MODEL_MAY_LOAD.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    synthetic(model, folder)
+}
+
+#[test]
+fn a_model_that_arrives_while_the_musician_plays_waits_for_their_pause() {
+    let mut params = PianoforteParams::default();
+    params.mode = EnumParam::new("Mode", Mode::Continue);
+    let mut session = Session::new(params, gated_synthetic, 480, Pace::offline());
+    let controls = Controls { play: true, continue_mode: true, ..Controls::default() };
+    // The musician plays from the first sample, holding a key for 2 s; the model loads after 0.5 s.
+    session.buffer(480, &[InEvent { timing: 0, kind: InKind::NoteOn { key: 60, velocity: 80 }, raw: 60 }], controls);
+    while session.piano.base < 24_000 {
+        session.buffer(480, &[], controls);
+    }
+    MODEL_MAY_LOAD.store(true, Ordering::Release);
+    let began = Instant::now();
+    while session.shared.status().model.is_none() && began.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    while session.piano.base < 96_000 {
+        let release = (session.piano.base == 96_000 - 480).then_some(InEvent { timing: 0, kind: InKind::NoteOff { key: 60 }, raw: 60 });
+        session.buffer(480, release.as_slice(), controls);
+    }
+    while session.piano.base < (4.0 * RATE) as u64 {
+        session.buffer(480, &[], controls);
+    }
+    // Nothing but the musician's note before the pause ends (1 s after the release at 1.99 s).
+    let generated: Vec<_> =
+        session.piano.heard.iter().filter(|(_, m)| !matches!(m, Midi::NoteOn { key: 60, .. } | Midi::NoteOff { key: 60 })).collect();
+    let pause_ends = 95_520 + (super::worker::LISTEN_GAP_SECONDS * RATE) as u64;
+    assert!(!generated.is_empty() && generated.iter().all(|(at, _)| *at >= pause_ends), "{:?}", &generated[..generated.len().min(4)]);
 }
 
 static ASKED_FOR: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());

@@ -262,9 +262,9 @@ impl Worker {
                 self.lookahead = lookahead_seconds(attachment.sample_rate, attachment.max_buffer);
                 self.attachment = Some(*attachment);
                 self.open_trace();
-                // A performance begins at the audio thread's next start.
+                // A performance begins at the audio thread's next start, or its listening when
+                // the musician took over before this reached us (`tick` sees what changed).
                 self.state = State::Idle;
-                self.generation = self.shared.rt.generation.load(Ordering::Acquire);
                 self.follow_model_path(true);
             }
             Command::LoadModel(path) => {
@@ -355,8 +355,12 @@ impl Worker {
                 if chosen && let Ok(mut stored) = self.params.model_path.lock() {
                     *stored = path;
                 }
-                if self.state != State::Idle {
-                    self.start_now(true);
+                match self.state {
+                    // A new model plays from now; one that arrives while listening plays the
+                    // continuation (primed again with it).
+                    State::Playing => self.start_now(true),
+                    State::Listening => self.primed_for = None,
+                    State::Idle => {}
                 }
             }
             Err(LoadError { runtime: runtime_missing, message }) => {
@@ -599,11 +603,14 @@ impl Worker {
     /// [`LISTEN_GAP_SECONDS`] (as heard on the clock, up to `heard_until`), the continuation plays
     /// from the end of that pause. It is primed a little before, so it is ready in real time.
     fn listen(&mut self, heard_until: f64) {
-        // The note that began this listening must have reached us, and every key be up.
-        if self.last_input < self.takeover || self.held_input != 0 {
+        // The note that began this listening must have reached us, every key be up, and a model
+        // be there to continue (a fast render waits for it: see `publish_decided`).
+        let Some(pause_ends) = self.pause_ends() else {
+            return;
+        };
+        if self.source.is_none() {
             return;
         }
-        let pause_ends = self.last_input + LISTEN_GAP_SECONDS;
         if heard_until < pause_ends - PRIME_AHEAD_SECONDS {
             return;
         }
@@ -622,6 +629,12 @@ impl Worker {
         }
     }
 
+    /// When the musician's pause will be long enough to continue (they have let go of every key),
+    /// as far as they have been heard.
+    fn pause_ends(&self) -> Option<f64> {
+        (self.last_input >= self.takeover && self.held_input == 0).then_some(self.last_input + LISTEN_GAP_SECONDS)
+    }
+
     /// Whether the performance now playing is a start of the audio thread not begun yet.
     fn start_waiting(&self) -> bool {
         self.generation == self.shared.rt.start_generation.load(Ordering::Acquire) && self.begun != Some(self.generation)
@@ -633,7 +646,11 @@ impl Worker {
             State::Playing => self.pending.front().map_or(self.decoder.seconds() + self.offset, |e| e.time),
             // A start waits for a model that is loading: so does a fast render.
             _ if self.start_waiting() && self.loading.is_some() => f64::NEG_INFINITY,
-            // Nothing plays before the musician's pause, known as far as they were heard.
+            // Nothing plays before the musician's pause, known as far as they were heard; the
+            // continuation waits for a model that is loading.
+            State::Listening if self.source.is_none() && self.loading.is_some() => {
+                heard_until.min(self.pause_ends().unwrap_or(f64::INFINITY))
+            }
             State::Listening => heard_until,
             State::Idle => f64::INFINITY,
         };
