@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 
 const RATE: f64 = 48_000.0;
 
+fn continue_params() -> PianoforteParams {
+    PianoforteParams { mode: EnumParam::new("Mode", Mode::Continue), ..PianoforteParams::default() }
+}
+
 fn synthetic(_model: Option<&Path>, _folder: Option<&Path>) -> Result<Box<dyn Source>, LoadError> {
     Ok(Box::new(Synthetic::new()))
 }
@@ -85,8 +89,7 @@ impl Drop for Session {
 /// A fast render of `seconds` in buffers of `frames`, the musician playing `phrase` (clock
 /// sample, key, down) in Continue mode; what the piano played.
 fn continue_render(frames: u32, seconds: f64, phrase: &[(u64, u8, bool)], load: LoadSource) -> Vec<(u64, Midi)> {
-    let mut params = PianoforteParams::default();
-    params.mode = EnumParam::new("Mode", Mode::Continue);
+    let params = continue_params();
     let mut session = Session::new(params, load, frames, Pace::offline());
     let controls = Controls { play: true, continue_mode: true, ..Controls::default() };
     let mut inputs = Vec::new();
@@ -131,8 +134,7 @@ fn gated_synthetic(model: Option<&Path>, folder: Option<&Path>) -> Result<Box<dy
 
 #[test]
 fn a_model_that_arrives_while_the_musician_plays_waits_for_their_pause() {
-    let mut params = PianoforteParams::default();
-    params.mode = EnumParam::new("Mode", Mode::Continue);
+    let params = continue_params();
     let mut session = Session::new(params, gated_synthetic, 480, Pace::offline());
     let controls = Controls { play: true, continue_mode: true, ..Controls::default() };
     // The musician plays from the first sample, holding a key for 2 s; the model loads after 0.5 s.
@@ -169,7 +171,7 @@ fn recording(model: Option<&Path>, _folder: Option<&Path>) -> Result<Box<dyn Sou
 #[test]
 fn a_model_path_restored_into_a_running_instance_is_loaded() {
     let mut session = Session::new(PianoforteParams::default(), recording, 512, Pace::default());
-    let mut wait_for_model = |session: &mut Session, origin: &str| {
+    let wait_for_model = |session: &mut Session, origin: &str| {
         let began = Instant::now();
         while session.shared.status().model_origin != origin && began.elapsed() < Duration::from_secs(5) {
             session.buffer(512, &[], Controls::default());
