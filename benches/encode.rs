@@ -33,6 +33,10 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
 
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::thread_cpu_seconds;
+
 const DEFAULT_CSV: &str = "../shared/data/maestro-v2.0.0/maestro-v2.0.0-train-validation.csv";
 
 struct Args {
@@ -137,29 +141,6 @@ fn report(stage: &str, files: usize, bytes: u64, times: &[f64], cpu: &[f64], cou
 }
 
 /// CPU time of this thread so far (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, Linux), or None.
-/// The machine is shared: CPU time is far less disturbed than wall time by other jobs.
-#[cfg(target_os = "linux")]
-fn thread_cpu_seconds() -> Option<f64> {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: i32, out: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut t = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: libc's clock_gettime writes one timespec (two longs on 64-bit Linux) to `t`.
-    let ok = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) } == 0;
-    ok.then(|| t.sec as f64 + t.nsec as f64 / 1e9)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn thread_cpu_seconds() -> Option<f64> {
-    None
-}
-
 /// Wall and CPU seconds of each of `reps` runs of `pass`, and the counts of the last.
 fn time_passes(reps: usize, mut pass: impl FnMut() -> Counts) -> (Vec<f64>, Vec<f64>, Counts) {
     let (mut wall, mut cpu) = (Vec::with_capacity(reps), Vec::with_capacity(reps));

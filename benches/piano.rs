@@ -27,6 +27,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
+
 const RATE: f32 = 48_000.0;
 const NOTES_PER_SECOND: f64 = 16.0;
 
@@ -204,28 +207,10 @@ fn report_costs(block: usize, blocks: &Blocks) {
     }
 }
 
-/// CPU time of this thread (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, Linux; elsewhere 0): what
-/// the rendering cost without the time the thread waited for a core on a busy machine.
-#[cfg(target_os = "linux")]
+/// CPU time of this thread: what the rendering cost without the time the thread waited for a
+/// core on a busy machine (0 where the system does not tell).
 fn thread_cpu_seconds() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: i32, out: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut t = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: libc's clock_gettime writes one timespec (two longs on 64-bit Linux) to `t`.
-    unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    t.sec as f64 + t.nsec as f64 / 1e9
-}
-
-#[cfg(not(target_os = "linux"))]
-fn thread_cpu_seconds() -> f64 {
-    0.0
+    cpu_time::thread_cpu_seconds().unwrap_or(0.0)
 }
 
 /// CPU seconds of this process (user + system, all threads), where Linux tells.
