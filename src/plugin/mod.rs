@@ -36,8 +36,7 @@ use nice_plug_egui::{EguiEditor, EguiEditorState, EguiNiceSettings, RepaintNotif
 use pace::Pace;
 use params::{Mode, PianoforteParams, Sound};
 use player::{Controls, InEvent, InKind, OutKind, Player, Sink, TransportView};
-use shared::Shared;
-use shared::{Attachment, Command};
+use shared::{Attachment, Command, Shared};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use worker::{QUEUE_CAPACITY, Worker};

@@ -7,9 +7,10 @@
 //! its clock time plus [`START_DELAY_SECONDS`], and the seed: the Seed parameter mixed with the
 //! song position. Nothing here depends on when this thread runs, so a take is reproducible; in
 //! real time an event the engine could not deliver in time is skipped by the audio thread; in a
-//! fast render (`pace.rs`) the audio thread waits for it, and this thread fills exactly to what it
-//! waits for. "Continue my playing" starts at the musician's pause as heard on the performance
-//! clock, not when this thread notices it, so a bounce continues where playback does. Parameters are read at every model step. Models load on a
+//! fast render (`pace.rs`) the audio thread waits for it (in a declared offline render this thread
+//! fills exactly to what it waits for). "Continue my playing" starts at the musician's pause as
+//! heard on the performance clock, not when this thread notices it, so a bounce continues where
+//! playback does. Parameters are read at every model step. Models load on a
 //! thread of their own, so the performance goes on meanwhile and a file that never finishes
 //! reading blocks nothing.
 
