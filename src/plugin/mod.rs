@@ -194,9 +194,7 @@ impl Pianoforte {
         let mut dropped = 0u64;
         while let Some(event) = context.next_event() {
             let kind = input_kind(&event);
-            let release = matches!(kind, InKind::NoteOff { .. } | InKind::Pedal { down: false });
-            let room = if release { self.inputs.capacity() } else { self.inputs.capacity() - RELEASE_RESERVE };
-            if self.inputs.len() < room {
+            if input_fits(kind, self.inputs.len()) {
                 self.inputs.push(InEvent { timing: event.timing(), kind, raw: event });
             } else {
                 dropped += 1;
@@ -221,6 +219,13 @@ impl Pianoforte {
             seed: p.seed.value(),
         }
     }
+}
+
+/// Whether an input event of `kind` fits after `held` others: releases may take the reserved
+/// places, so a note never sticks for lack of room.
+fn input_fits(kind: InKind, held: usize) -> bool {
+    let release = matches!(kind, InKind::NoteOff { .. } | InKind::Pedal { down: false });
+    held < if release { INPUT_CAPACITY } else { INPUT_CAPACITY - RELEASE_RESERVE }
 }
 
 /// The longest an activation waits for the piano samples (a slow disk: the plugin activates
@@ -445,4 +450,19 @@ impl Vst3Plugin for Pianoforte {
     const VST3_CLASS_ID: [u8; 16] = *b"pianoforteGRU001";
     const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] =
         &[Vst3SubCategory::Instrument, Vst3SubCategory::Generator, Vst3SubCategory::Piano];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_notes_leaves_room_for_every_release() {
+        let (on, off, pedal_up) = (InKind::NoteOn { key: 60, velocity: 90 }, InKind::NoteOff { key: 60 }, InKind::Pedal { down: false });
+        let full_of_notes = INPUT_CAPACITY - RELEASE_RESERVE;
+        assert!(input_fits(on, full_of_notes - 1) && !input_fits(on, full_of_notes));
+        assert!(input_fits(off, full_of_notes) && input_fits(pedal_up, INPUT_CAPACITY - 1));
+        // The buffer's own capacity is never exceeded (no allocation on the audio thread).
+        assert!(!input_fits(off, INPUT_CAPACITY));
+    }
 }

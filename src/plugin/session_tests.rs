@@ -5,13 +5,14 @@
 use super::engine_source::LoadError;
 use super::events::{Midi, Played, Timed};
 use super::pace::Pace;
-use super::params::{Mode, PianoforteParams};
+use super::params::{KEY_ANY, KEY_FOLLOW, KEY_NAMES, Mode, PianoforteParams};
 use super::player::{Controls, InEvent, InKind, OutKind, Player, Sink, TransportView};
 use super::shared::{Attachment, Command, Shared, relock};
-use super::source::Source;
+use super::source::{ModelInfo, Source, StepControls};
 use super::synthetic::Synthetic;
 use super::worker::{LoadSource, QUEUE_CAPACITY, Worker};
-use nice_plug::prelude::EnumParam;
+use crate::engine::control::KeyControl;
+use nice_plug::prelude::{EnumParam, IntParam, IntRange};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -194,4 +195,42 @@ fn dropping_a_session_joins_every_thread_it_started() {
     drop(session);
     assert_eq!(shared.threads.count(), 0);
     assert!(shared.threads.spawn("after", || {}).is_err());
+}
+
+/// The key each model step was asked for, by a source whose card lists its keys in its own order.
+static TONALITY: std::sync::Mutex<Option<KeyControl>> = std::sync::Mutex::new(None);
+
+struct ReorderedKeys(Synthetic);
+
+impl Source for ReorderedKeys {
+    fn info(&self) -> ModelInfo {
+        self.0.info()
+    }
+    fn restart(&mut self, primer: &[crate::codec::Event], seed: u64, controls: &StepControls) -> Result<(), String> {
+        self.0.restart(primer, seed, controls)
+    }
+    fn next(&mut self, controls: &StepControls) -> Result<crate::codec::Event, String> {
+        *relock(&TONALITY) = Some(controls.tonality);
+        self.0.next(controls)
+    }
+    /// The card's table, B minor first: "D minor" is its index 9, not the parameter's 14.
+    fn key_index(&self, name: &str) -> Option<u8> {
+        KEY_NAMES.iter().position(|n| *n == name).map(|i| 23 - i as u8)
+    }
+}
+
+fn reordered(_model: Option<&Path>, _folder: Option<&Path>) -> Result<Box<dyn Source>, LoadError> {
+    Ok(Box::new(ReorderedKeys(Synthetic::new())))
+}
+
+#[test]
+fn the_key_parameter_reaches_the_model_through_its_cards_own_table() {
+    let d_minor = KEY_NAMES.iter().position(|n| *n == "D minor").unwrap() as i32 + 1;
+    let key = IntParam::new("Key", d_minor, IntRange::Linear { min: KEY_ANY, max: KEY_FOLLOW });
+    let mut session = Session::new(PianoforteParams { key, ..PianoforteParams::default() }, reordered, 512, Pace::offline());
+    let controls = Controls { play: true, ..Controls::default() };
+    while session.piano.base < 48_000 {
+        session.buffer(512, &[], controls);
+    }
+    assert_eq!(*relock(&TONALITY), Some(KeyControl::Key(9)));
 }
