@@ -420,7 +420,6 @@ impl<T: Copy> Player<T> {
                 let _ = played.push(Played { time, midi, input: true });
             }
         }
-        shared.held_keys.store(self.held.count() as u32, Ordering::Relaxed);
     }
 
     /// Sends the buffer's events in time order: each plays on the piano, and goes to MIDI out

@@ -150,8 +150,6 @@ pub struct RtShared {
     pub start_position_ms: AtomicI64,
     /// Song position of the last buffer in ms (-1: unknown).
     pub position_ms: AtomicI64,
-    /// Keys the musician holds down now.
-    pub held_keys: AtomicU32,
     /// Clock seconds of the musician's note that last took over in "Continue my playing".
     pub takeover_seconds: AtomicF64,
     /// The engine has queued every event before `decided_until` (clock seconds) of
