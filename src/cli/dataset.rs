@@ -1,9 +1,11 @@
 //! The dataset builder: folders of performance MIDI (or MAESTRO-style CSVs) into token files.
 //!
 //! Output per split: `{split}.npy` (little-endian u16 token ids, documents concatenated),
-//! `{split}.docs.json` (one entry per performance) and one `manifest.json`.
+//! `{split}.docs.json` (one entry per performance, with its annotated beats when an ASAP-style
+//! CSV gave them) and one `manifest.json`.
 //! No augmentation happens here: the trainer augments on the fly.
 
+use crate::codec::beats::{self, BeatGrid};
 use crate::codec::midi;
 use crate::codec::{self, VOCABULARY, Vocabulary};
 use serde::{Deserialize, Serialize};
@@ -21,6 +23,8 @@ pub struct Source {
     pub path: PathBuf,
     pub split: String,
     pub piece: String,
+    /// The performance's beat annotations (ASAP's format), when known.
+    pub annotations: Option<PathBuf>,
 }
 
 /// One encoded performance in a split's token file.
@@ -32,6 +36,9 @@ pub struct Document {
     pub piece: String,
     pub duration_s: f64,
     pub notes: u64,
+    /// `[step, 1 if downbeat else 0]` per annotated beat, on the document's 10 ms clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beats: Option<Vec<[i64; 2]>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +53,9 @@ pub struct SplitSummary {
     pub events: u64,
     pub notes: u64,
     pub hours: f64,
+    /// Documents with annotated beats.
+    #[serde(default)]
+    pub with_beats: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,7 +84,9 @@ fn is_midi(path: &Path) -> bool {
 
 /// Finds the performances named by the inputs: folders (searched recursively; a piece is the
 /// file's folder relative to the input, or the file itself when it lies at the top), MIDI files,
-/// and MAESTRO-style CSVs (`midi_filename` and `split` columns; the piece is composer + title).
+/// MAESTRO-style CSVs (`midi_filename` and `split` columns; the piece is composer + title) and
+/// ASAP-style CSVs (`midi_performance`, `performance_annotations` and `split`; the piece is
+/// composer + title).
 pub fn collect_sources(inputs: &[PathBuf], skipped: &mut Vec<Skipped>) -> Result<Vec<Source>, String> {
     let mut sources = Vec::new();
     for input in inputs {
@@ -87,13 +99,13 @@ pub fn collect_sources(inputs: &[PathBuf], skipped: &mut Vec<Skipped>) -> Result
                     Some(folder) => folder.to_string_lossy().into_owned(),
                     None => relative.with_extension("").to_string_lossy().into_owned(),
                 };
-                sources.push(Source { split: split_for_piece(&piece).into(), piece, path });
+                sources.push(Source { split: split_for_piece(&piece).into(), piece, path, annotations: None });
             }
         } else if input.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
             sources.extend(read_csv(input)?);
         } else if input.is_file() {
             let piece = input.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-            sources.push(Source { split: split_for_piece(&piece).into(), piece, path: input.clone() });
+            sources.push(Source { split: split_for_piece(&piece).into(), piece, path: input.clone(), annotations: None });
         } else {
             return Err(format!("{}: no such file or folder", input.display()));
         }
@@ -126,9 +138,13 @@ fn read_csv(path: &Path) -> Result<Vec<Source>, String> {
     let mut reader = csv::Reader::from_path(path).map_err(|e| fail(&e))?;
     let headers = reader.headers().map_err(|e| fail(&e))?.clone();
     let column = |name: &str| headers.iter().position(|h| h == name);
-    let file_col = column("midi_filename").ok_or_else(|| fail(&"no `midi_filename` column"))?;
+    let annotations_col = column("performance_annotations");
+    let asap = annotations_col.is_some();
+    let (file_name, composer, title) =
+        if asap { ("midi_performance", "composer", "title") } else { ("midi_filename", "canonical_composer", "canonical_title") };
+    let file_col = column(file_name).ok_or_else(|| fail(&format!("no `{file_name}` column")))?;
     let split_col = column("split").ok_or_else(|| fail(&"no `split` column"))?;
-    let (composer_col, title_col) = (column("canonical_composer"), column("canonical_title"));
+    let (composer_col, title_col) = (column(composer), column(title));
     let base = path.parent().unwrap_or(Path::new("."));
     let mut sources = Vec::new();
     for (line, row) in reader.records().enumerate() {
@@ -139,7 +155,8 @@ fn read_csv(path: &Path) -> Result<Vec<Source>, String> {
             (c, t) if !c.is_empty() || !t.is_empty() => format!("{c} / {t}"),
             _ => file.clone(),
         };
-        sources.push(Source { path: base.join(&file), split: field(Some(split_col)), piece });
+        let annotations = Some(field(annotations_col)).filter(|a| !a.is_empty()).map(|a| base.join(a));
+        sources.push(Source { path: base.join(&file), split: field(Some(split_col)), piece, annotations });
     }
     Ok(sources)
 }
@@ -150,6 +167,26 @@ pub struct Encoded {
     pub duration_s: f64,
     pub notes: u64,
     pub dropped_out_of_range: u64,
+    pub beats: Option<BeatGrid>,
+}
+
+/// Reads and encodes one source with its beats; every failure is a one-line reason.
+pub fn encode_source(source: &Source) -> Result<Encoded, String> {
+    let mut encoded = encode_file(&source.path)?;
+    if let Some(path) = &source.annotations {
+        encoded.beats = Some(read_annotations(path)?);
+    }
+    Ok(encoded)
+}
+
+/// Reads an ASAP-style beat annotation file.
+pub fn read_annotations(path: &Path) -> Result<BeatGrid, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read the beat annotations: {e}", path.display()))?;
+    let grid = beats::parse_annotations(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if grid.beats().len() < 2 {
+        return Err(format!("{}: fewer than two beats", path.display()));
+    }
+    Ok(grid)
 }
 
 /// Reads and encodes one file; every failure is a one-line reason.
@@ -176,6 +213,7 @@ pub fn encode_file(path: &Path) -> Result<Encoded, String> {
         duration_s: read.performance.duration,
         notes: read.performance.notes.len() as u64,
         dropped_out_of_range: read.dropped_out_of_range as u64,
+        beats: None,
     })
 }
 
@@ -190,7 +228,7 @@ pub fn encode_all(sources: &[Source], on_done: &(dyn Fn() + Sync)) -> Vec<Result
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(source) = sources.get(i) else { break };
-                    let result = encode_file(&source.path);
+                    let result = encode_source(source);
                     results.lock().unwrap()[i] = Some(result);
                     on_done();
                 }
@@ -258,12 +296,14 @@ pub fn build(inputs: &[PathBuf], out: &Path, on_found: &dyn Fn(usize), on_done: 
             piece: source.piece.clone(),
             duration_s: encoded.duration_s,
             notes: encoded.notes,
+            beats: encoded.beats.as_ref().map(|grid| grid.beats().iter().map(|b| [b.step, b.downbeat as i64]).collect()),
         });
         let summary = splits.entry(source.split.clone()).or_default();
         summary.documents += 1;
         summary.events += encoded.tokens.len() as u64;
         summary.notes += encoded.notes;
         summary.hours += encoded.duration_s / 3600.0;
+        summary.with_beats += encoded.beats.is_some() as u64;
         dropped += encoded.dropped_out_of_range;
         split_tokens.extend_from_slice(&encoded.tokens);
     }

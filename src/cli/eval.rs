@@ -6,11 +6,15 @@
 //! the note density (and for format-2 models the key histogram) of the music at the time of
 //! target t, or every control off (`--no-control`, the unconditioned figure). Format-2 models also
 //! get the music-state features and are scored over the events the grammar allows
-//! (`codec::features`), as they were trained. This is exactly what
+//! (`codec::features`), as they were trained. Format-3 models hear the annotated beats of the
+//! performances that have them (ASAP-style CSVs) and free time elsewhere; `--beats` scores the
+//! annotated performances twice, with their beats and without. This is exactly what
 //! `python -m pianoforte_train evaluate` computes on the token files of the same performances.
 
 use crate::cli::dataset::{self, Skipped, Source};
 use crate::codec::VOCABULARY;
+use crate::codec::beats::{BEAT_SIZE, BeatGrid, write_beat_features};
+use crate::codec::density::event_times;
 use crate::codec::features::{Grammar, KEY_SIZE, STATE_SIZE, key_histograms, write_state_features};
 use crate::engine::control::DensityControl;
 use crate::engine::model::{Error, Inputs, Model, START_TOKEN};
@@ -36,11 +40,21 @@ pub struct EvalOptions {
     pub no_control: bool,
     /// Mask the events the grammar forbids (None: for format-2 models, which are trained so).
     pub grammar: Option<bool>,
+    /// Only the performances with annotated beats, scored with their beats and without.
+    pub beats: bool,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { split: None, max_files: None, chunk: DEFAULT_CHUNK, batch: DEFAULT_BATCH, no_control: false, grammar: None }
+        EvalOptions {
+            split: None,
+            max_files: None,
+            chunk: DEFAULT_CHUNK,
+            batch: DEFAULT_BATCH,
+            no_control: false,
+            grammar: None,
+            beats: false,
+        }
     }
 }
 
@@ -52,6 +66,15 @@ pub struct ScoreOptions {
     pub control: bool,
     /// Over the events the grammar allows.
     pub grammar: bool,
+    /// The documents' annotated beats (format 3), or free time throughout.
+    pub beats: bool,
+}
+
+/// One document to score: its token ids and its annotated beats, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Document<'a> {
+    pub ids: &'a [u16],
+    pub beats: Option<&'a BeatGrid>,
 }
 
 /// The figures of one document.
@@ -62,6 +85,16 @@ pub struct Scores {
     /// Targets that were the model's most likely event.
     pub correct: u64,
     pub events: u64,
+}
+
+impl Scores {
+    fn add(&mut self, scores: &[Scores]) {
+        for s in scores {
+            self.nll += s.nll;
+            self.correct += s.correct;
+            self.events += s.events;
+        }
+    }
 }
 
 /// What `pianoforte eval` reports (the keys match the Python evaluator's JSON where they overlap).
@@ -79,6 +112,9 @@ pub struct EvalReport {
     pub control: bool,
     /// Whether the NLL is over the events the grammar allows.
     pub grammar: bool,
+    /// `--beats`: the NLL above is with the annotated beats, this one without them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nll_without_beats_nats_per_event: Option<f64>,
     pub format_version: u32,
     pub skipped: Vec<Skipped>,
     pub seconds: f64,
@@ -86,7 +122,16 @@ pub struct EvalReport {
 
 /// Scores one document of token ids.
 pub fn score_tokens(model: &mut Model, density: &DensityControl, ids: &[u16], options: ScoreOptions) -> Result<Scores, Error> {
-    Ok(score_batch(model, density, &[ids], options)?[0])
+    Ok(score_batch(model, density, &[Document { ids, beats: None }], options)?[0])
+}
+
+/// The beat features at the time of every event of a document (free time without beats).
+fn document_beats(ids: &[u16], beats: Option<&BeatGrid>) -> Vec<f32> {
+    let mut out = vec![0.0f32; ids.len() * BEAT_SIZE];
+    for (pos, step) in event_times(ids).into_iter().enumerate() {
+        write_beat_features(beats.and_then(|grid| grid.position(step)).as_ref(), &mut out[pos * BEAT_SIZE..(pos + 1) * BEAT_SIZE]);
+    }
+    out
 }
 
 /// The state features before every event of a document, and which events the grammar allows there.
@@ -111,7 +156,13 @@ fn document_features(ids: &[u16], grammar: bool) -> (Vec<f32>, Vec<bool>) {
 
 /// Scores documents side by side (B = `docs.len()`), padded to the longest; in chunks of
 /// `options.chunk` positions that carry the hidden state.
-pub fn score_batch(model: &mut Model, density: &DensityControl, docs: &[&[u16]], options: ScoreOptions) -> Result<Vec<Scores>, Error> {
+pub fn score_batch(
+    model: &mut Model,
+    density: &DensityControl,
+    documents: &[Document],
+    options: ScoreOptions,
+) -> Result<Vec<Scores>, Error> {
+    let docs: Vec<&[u16]> = documents.iter().map(|d| d.ids).collect();
     let mut scores = vec![Scores::default(); docs.len()];
     let longest = docs.iter().map(|d| d.len()).max().unwrap_or(0);
     if longest == 0 {
@@ -119,12 +170,14 @@ pub fn score_batch(model: &mut Model, density: &DensityControl, docs: &[&[u16]],
     }
     let (b, chunk, size) = (docs.len(), options.chunk.max(1), density.size());
     let vocab = VOCABULARY.size as usize;
-    let features = model.has_features();
+    let (features, beat_input) = (model.has_features(), model.has_beats());
     let bins: Vec<Vec<usize>> = docs.iter().map(|d| density.bins(d)).collect();
     let keys: Vec<Vec<[f32; KEY_SIZE]>> =
         docs.iter().map(|d| if features && options.control { key_histograms(d) } else { Vec::new() }).collect();
     let doc_features: Vec<(Vec<f32>, Vec<bool>)> =
         docs.iter().map(|d| if features || options.grammar { document_features(d, options.grammar) } else { Default::default() }).collect();
+    let doc_beats: Vec<Vec<f32>> =
+        documents.iter().map(|d| if beat_input { document_beats(d.ids, d.beats.filter(|_| options.beats)) } else { Vec::new() }).collect();
     let mut hidden = model.zero_hidden(b);
     for start in (0..longest).step_by(chunk) {
         let t = chunk.min(longest - start);
@@ -132,6 +185,7 @@ pub fn score_batch(model: &mut Model, density: &DensityControl, docs: &[&[u16]],
         let mut control = vec![0.0f32; t * b * size];
         let mut key = vec![0.0f32; if features { t * b * KEY_SIZE } else { 0 }];
         let mut state = vec![0.0f32; if features { t * b * STATE_SIZE } else { 0 }];
+        let mut beat = vec![0.0f32; if beat_input { t * b * BEAT_SIZE } else { 0 }];
         for k in 0..t {
             for (j, doc) in docs.iter().enumerate() {
                 let (pos, row) = (start + k, k * b + j);
@@ -149,9 +203,13 @@ pub fn score_batch(model: &mut Model, density: &DensityControl, docs: &[&[u16]],
                     state[row * STATE_SIZE..(row + 1) * STATE_SIZE]
                         .copy_from_slice(&doc_features[j].0[pos * STATE_SIZE..(pos + 1) * STATE_SIZE]);
                 }
+                if beat_input && pos < doc.len() {
+                    beat[row * BEAT_SIZE..(row + 1) * BEAT_SIZE].copy_from_slice(&doc_beats[j][pos * BEAT_SIZE..(pos + 1) * BEAT_SIZE]);
+                }
             }
         }
-        let (logits, next_hidden) = model.run(&Inputs { events: &inputs, control: &control, key: &key, state: &state }, &hidden, t, b)?;
+        let inputs = Inputs { events: &inputs, control: &control, key: &key, state: &state, beat: &beat };
+        let (logits, next_hidden) = model.run(&inputs, &hidden, t, b)?;
         hidden = next_hidden;
         for k in 0..t {
             for (j, doc) in docs.iter().enumerate() {
@@ -202,39 +260,54 @@ pub fn evaluate(
 ) -> Result<EvalReport, String> {
     let started = std::time::Instant::now();
     let mut skipped = Vec::new();
-    let sources = sources(inputs, options, &mut skipped)?;
+    let mut sources = sources(inputs, options, &mut skipped)?;
+    if options.beats {
+        sources.retain(|s| s.annotations.is_some());
+    }
     if sources.is_empty() {
         let which = options.split.as_ref().map(|s| format!(" of split `{s}`")).unwrap_or_default();
-        return Err(format!("no performances{which} found in the inputs"));
+        let annotated = if options.beats { " with beat annotations (an ASAP-style CSV names them)" } else { "" };
+        return Err(format!("no performances{which}{annotated} found in the inputs"));
     }
     let density = DensityControl::from_card(&model.card.control);
     // Read everything first (a few MB of tokens), then run the longest together, as Python does.
     let mut encoded = Vec::new();
     for source in &sources {
-        match dataset::encode_file(&source.path) {
+        match dataset::encode_source(source) {
             Ok(e) => encoded.push(e),
             Err(reason) => skipped.push(Skipped { source: source.path.display().to_string(), reason }),
         }
     }
     encoded.sort_by_key(|d| std::cmp::Reverse(d.tokens.len()));
-    let (mut total, mut duration, mut done) = (Scores::default(), 0.0, sources.len() - encoded.len());
-    progress(done, sources.len());
-    let score =
-        ScoreOptions { chunk: options.chunk, control: !options.no_control, grammar: options.grammar.unwrap_or(model.has_features()) };
-    for group in encoded.chunks(options.batch.max(1)) {
-        let docs: Vec<&[u16]> = group.iter().map(|e| e.tokens.as_slice()).collect();
-        for s in score_batch(model, &density, &docs, score).map_err(|e| e.to_string())? {
-            total.nll += s.nll;
-            total.correct += s.correct;
-            total.events += s.events;
-        }
-        duration += group.iter().map(|e| e.duration_s).sum::<f64>();
-        done += group.len();
-        progress(done, sources.len());
-    }
-    let docs = encoded.len();
-    if docs == 0 {
+    if encoded.is_empty() {
         return Err(format!("none of the {} performance(s) could be read (first: {})", sources.len(), skipped[0].reason));
+    }
+    let duration: f64 = encoded.iter().map(|e| e.duration_s).sum();
+    let docs: Vec<Document> = encoded.iter().map(|e| Document { ids: &e.tokens, beats: e.beats.as_ref() }).collect();
+    let passes = if options.beats { 2 } else { 1 };
+    let mut done = (sources.len() - docs.len()) * passes;
+    progress(done, sources.len() * passes);
+    let score = ScoreOptions {
+        chunk: options.chunk,
+        control: !options.no_control,
+        grammar: options.grammar.unwrap_or(model.has_features()),
+        beats: true,
+    };
+    let mut total = Scores::default();
+    for group in docs.chunks(options.batch.max(1)) {
+        total.add(&score_batch(model, &density, group, score).map_err(|e| e.to_string())?);
+        done += group.len();
+        progress(done, sources.len() * passes);
+    }
+    let mut without_beats = None;
+    if options.beats {
+        let mut free = Scores::default();
+        for group in docs.chunks(options.batch.max(1)) {
+            free.add(&score_batch(model, &density, group, ScoreOptions { beats: false, ..score }).map_err(|e| e.to_string())?);
+            done += group.len();
+            progress(done, sources.len() * passes);
+        }
+        without_beats = Some(free.nll / free.events.max(1) as f64);
     }
     let events = total.events.max(1) as f64;
     Ok(EvalReport {
@@ -243,11 +316,12 @@ pub fn evaluate(
         bits_per_second: (duration > 0.0).then(|| total.nll / std::f64::consts::LN_2 / duration),
         accuracy: total.correct as f64 / events,
         events: total.events,
-        docs,
+        docs: docs.len(),
         duration_s: duration,
         split: options.split.clone(),
         control: score.control,
         grammar: score.grammar,
+        nll_without_beats_nats_per_event: without_beats,
         format_version: model.format(),
         skipped,
         seconds: started.elapsed().as_secs_f64(),

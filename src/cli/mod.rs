@@ -5,7 +5,7 @@ use crate::engine::control::{Control, KEY_CHOICE_ONSETS, KeyControl};
 use crate::engine::model::{LoadOptions, Model, ModelSource};
 use crate::engine::runtime::{self, RuntimeOptions};
 use crate::engine::sampling::Sampling;
-use crate::engine::{self, Engine, Guards, Settings};
+use crate::engine::{self, BeatClock, Engine, Guards, Meter, Settings};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -122,6 +122,13 @@ struct GenerateArgs {
     /// models).
     #[arg(long, default_value = "any")]
     key: String,
+    /// Play in the song's time at this tempo (quarter notes per minute): the file carries the tempo
+    /// and meter with bar 1 at its start. Without it: free time (rubato).
+    #[arg(long, value_parser = parse_bpm)]
+    bpm: Option<f64>,
+    /// The meter with --bpm, e.g. 3/4 or 6/8.
+    #[arg(long, default_value = "4/4", value_parser = Meter::parse, requires = "bpm")]
+    meter: Meter,
     /// A MIDI file to continue: encoded, fed to the model first, and kept at the start of the output.
     #[arg(long, value_name = "FILE.mid")]
     primer: Option<PathBuf>,
@@ -168,6 +175,10 @@ struct EvalArgs {
     /// Every control off (density, key): the unconditioned figure.
     #[arg(long)]
     no_control: bool,
+    /// Only performances with annotated beats (an ASAP-style CSV): the NLL with their beats and
+    /// without (format-3 models).
+    #[arg(long)]
+    beats: bool,
     /// Mask the events the grammar forbids: `auto` (format-2 models, which are trained so), `on`, `off`.
     #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
     grammar: String,
@@ -185,6 +196,14 @@ fn parse_top_p(text: &str) -> Result<TopP, String> {
         return Ok(TopP(None));
     }
     text.parse::<f32>().map(|p| TopP(Some(p))).map_err(|_| format!("`{text}` is neither a probability nor `off`"))
+}
+
+fn parse_bpm(text: &str) -> Result<f64, String> {
+    let range = engine::beat_clock::BPM_RANGE;
+    match text.parse::<f64>() {
+        Ok(bpm) if range.contains(&bpm) => Ok(bpm),
+        _ => Err(format!("`{text}` is not a tempo from {} to {} quarter notes per minute", range.start(), range.end())),
+    }
 }
 
 fn parse_density(text: &str) -> Result<Control, String> {
@@ -331,7 +350,19 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
     };
     let guards = Guards { max_polyphony: args.max_polyphony, max_note_seconds: args.max_note_seconds };
     let settings = Settings { sampling, control: args.density, key, guards, seed };
+    let timing = match args.bpm {
+        Some(bpm) if model.has_beats() => format!(", {bpm} BPM in {}", args.meter),
+        Some(bpm) => {
+            format!(", free time (this model has no beat input, format {}; the file carries {bpm} BPM in {})", model.format(), args.meter)
+        }
+        None => ", free time".into(),
+    };
     let mut engine = Engine::new(model, settings).map_err(|e| e.to_string())?;
+    engine.set_beat_clock(args.bpm.map(|bpm| BeatClock::steady(bpm, args.meter)));
+    let grid = match args.bpm {
+        Some(bpm) => midi::WriteGrid { bpm, time_signature: Some((args.meter.numerator as u8, args.meter.denominator as u8)), offset: 0.0 },
+        None => midi::WriteGrid::MILLISECONDS,
+    };
     let bin = match args.density {
         Control::Off => String::new(),
         Control::NotesPerSecond(_) => {
@@ -344,7 +375,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         }
     };
     println!(
-        "settings: {} s, temperature {}, top-p {}, density {}{bin}, key {key_text}, seed {seed}",
+        "settings: {} s, temperature {}, top-p {}, density {}{bin}, key {key_text}{timing}, seed {seed}",
         args.seconds,
         sampling.temperature,
         sampling.top_p.map_or("off".to_string(), |p| p.to_string()),
@@ -369,7 +400,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         let with_primer = !args.no_primer_in_output;
         let performance = generated.performance(with_primer);
         let output = numbered(&args.output, i + 1, args.count);
-        std::fs::write(&output, midi::write(&performance)).map_err(|e| format!("{}: {e}", output.display()))?;
+        std::fs::write(&output, midi::write_on_grid(&performance, &grid)).map_err(|e| format!("{}: {e}", output.display()))?;
         let continuation = generated.continuation();
         let notes = continuation.iter().filter(|e| matches!(e, codec::Event::NoteOn(_))).count();
         let pedal = continuation.iter().filter(|e| matches!(e, codec::Event::PedalDown)).count();
@@ -411,6 +442,7 @@ fn evaluate(args: &EvalArgs) -> Result<(), String> {
         batch: args.batch,
         no_control: args.no_control,
         grammar,
+        beats: args.beats,
         ..Default::default()
     };
     let bar = ProgressBar::new(0);
@@ -446,6 +478,9 @@ fn evaluate(args: &EvalArgs) -> Result<(), String> {
         if report.grammar { "on" } else { "off" }
     );
     println!("  NLL       {:.4} nats/event", report.nll_nats_per_event);
+    if let Some(free) = report.nll_without_beats_nats_per_event {
+        println!("            with the annotated beats; without them {free:.4} nats/event");
+    }
     if let Some(bps) = report.bits_per_second {
         println!("  bits/s    {bps:.2} (per second of music)");
     }

@@ -6,10 +6,12 @@
 //! - [`state`]: the streaming music state (keys down, pedal, velocity, clock, stuck-note guard).
 //! - [`features`]: what a format-2 model sees beside the events (state features, key control) and
 //!   the grammar (which events can follow).
+//! - [`beats`]: where a moment lies in the beat and the bar (what a format-3 model also sees).
 //! - [`encode`](mod@encode) and [`decode`](mod@decode): performance <-> events.
 //! - [`midi`]: standard MIDI files in and out.
 //! - [`spec`]: the JSON spec and shared test vectors the Python trainer reads.
 
+pub mod beats;
 pub mod decode;
 pub mod density;
 pub mod encode;

@@ -5,6 +5,10 @@
 //! from this code; a test fails when they disagree (`PIANOFORTE_UPDATE_SPEC=1 cargo test spec`
 //! rewrites them).
 
+use super::beats::{
+    BEAT_IN_BAR_OFFSET, BEAT_IN_BAR_SIZE, BEAT_SIZE, Beat, BeatGrid, METER_OFFSET, METER_SIZE, NO_BEAT_OFFSET, PERIOD_EDGES_STEPS,
+    PERIOD_OFFSET, PHASE_BINS, PHASE_OFFSET, write_beat_features,
+};
 use super::density::{CONTROL_SIZE, DENSITY_EDGES, DENSITY_WINDOW_STEPS, NO_CONTROL_INDEX, density_bins};
 use super::events::{Event, Pitch, STEPS_PER_SECOND, Shift, VOCABULARY, VelocityBin, from_text, to_ids};
 use super::features::{
@@ -53,6 +57,14 @@ pub fn events_spec() -> Value {
         "key_control": {
             "size": KEY_SIZE, "half_window_steps": KEY_HALF_WINDOW_STEPS,
             "window_seconds": (2 * KEY_HALF_WINDOW_STEPS) as f64 / STEPS_PER_SECOND,
+        },
+        "beat_features": {
+            "size": BEAT_SIZE,
+            "no_beat": { "offset": NO_BEAT_OFFSET, "size": 1 },
+            "phase": { "offset": PHASE_OFFSET, "size": PHASE_BINS },
+            "beat_in_bar": { "offset": BEAT_IN_BAR_OFFSET, "size": BEAT_IN_BAR_SIZE },
+            "meter": { "offset": METER_OFFSET, "size": METER_SIZE },
+            "period": { "offset": PERIOD_OFFSET, "size": PERIOD_EDGES_STEPS.len() + 1, "edges_steps": PERIOD_EDGES_STEPS },
         },
     })
 }
@@ -130,6 +142,46 @@ fn random_events(seed: u64, n: usize) -> Vec<Event> {
         .collect()
 }
 
+/// Beat grids and moments between, before and after their beats: the indices of the beat
+/// features that are 1 at each moment.
+fn beat_vectors() -> Vec<Value> {
+    let grids: [(&str, Vec<(i64, bool)>); 4] = [
+        ("three-four with a pickup", vec![(0, false), (50, false), (100, true), (150, false), (200, false), (250, true), (300, false)]),
+        ("rubato, no downbeats", vec![(10, false), (40, false), (100, false), (233, false), (250, false)]),
+        (
+            "seven-eight then two",
+            vec![
+                (5, true),
+                (35, false),
+                (64, false),
+                (90, false),
+                (121, false),
+                (150, false),
+                (180, false),
+                (211, true),
+                (240, false),
+                (271, true),
+                (300, false),
+            ],
+        ),
+        ("one beat", vec![(20, true)]),
+    ];
+    grids
+        .into_iter()
+        .map(|(name, beats)| {
+            let grid = BeatGrid::new(beats.iter().map(|&(step, downbeat)| Beat { step, downbeat }).collect());
+            let mut buffer = [0.0f32; BEAT_SIZE];
+            let on: Vec<Vec<usize>> = (-3..320)
+                .map(|step| {
+                    write_beat_features(grid.position(step).as_ref(), &mut buffer);
+                    (0..BEAT_SIZE).filter(|&i| buffer[i] != 0.0).collect()
+                })
+                .collect();
+            json!({ "name": name, "beats": beats, "first_step": -3, "on": on })
+        })
+        .collect()
+}
+
 /// `docs/spec/vectors.json`: compact, one vector a line.
 pub fn vectors() -> String {
     let texts = [
@@ -165,11 +217,13 @@ pub fn vectors() -> String {
             line(json!({ "name": name, "tokens": to_ids(events), "before_each": features(events) }))
         })
         .collect();
+    let beats: Vec<String> = beat_vectors().into_iter().map(line).collect();
     format!(
-        "{{\n  \"music_state\": [\n{}\n  ],\n  \"density\": [\n{}\n  ],\n  \"features\": [\n{}\n  ]\n}}\n",
+        "{{\n  \"music_state\": [\n{}\n  ],\n  \"density\": [\n{}\n  ],\n  \"features\": [\n{}\n  ],\n  \"beats\": [\n{}\n  ]\n}}\n",
         states.join(",\n"),
         densities.join(",\n"),
-        features.join(",\n")
+        features.join(",\n"),
+        beats.join(",\n")
     )
 }
 

@@ -20,22 +20,26 @@
 //! `max_note_seconds` (or pass the horizon). When a key reaches its limit, its NOTE_OFF is forced
 //! (and fed to the model like any event).
 //!
-//! Format-2 models also read the key control and the music-state features; the engine writes
-//! both into preallocated tensors before every model call.
+//! Format-2 models also read the key control and the music-state features; format-3 models also
+//! the beat features of the song's [`BeatClock`] (free time without one). The engine writes them
+//! into preallocated tensors before every model call.
 
+pub mod beat_clock;
 pub mod control;
 pub mod model;
 pub mod onnxruntime_library;
 pub mod runtime;
 pub mod sampling;
 
+use crate::codec::beats::{BEAT_SIZE, write_beat_features};
 use crate::codec::features::{KEY_SIZE, STATE_SIZE, write_state_features};
 use crate::codec::{self, Change, Event, MAX_SHIFT_STEPS, MusicState, PITCHES, Performance, Pitch, STEPS_PER_SECOND, VOCABULARY};
+pub use beat_clock::{BeatClock, Meter};
 use control::{Control, DensityControl, KEY_CHOICE_ONSETS, KeyControl, best_fitting_key};
 pub use model::Error;
 use model::{Inputs, Model, START_TOKEN};
 use ort::memory::Allocator;
-use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, SessionInputValue};
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionInputValue, SessionOutputs};
 use ort::value::{DynValue, Tensor};
 use sampling::{Pcg32, Sampling};
 
@@ -90,15 +94,10 @@ pub struct Engine {
     density: DensityControl,
     settings: Settings,
     rng: Pcg32,
-    /// Inputs of a T = 1 step: the model's position of events, control, key, state, hidden (the
-    /// key and state only for format 2).
-    input_order: [usize; 5],
-    events_in: Tensor<i64>,
-    control_in: Tensor<f32>,
-    key_in: Tensor<f32>,
-    state_in: Tensor<f32>,
-    /// The model reads key and state (format 2).
-    features: bool,
+    /// The inputs of a T = 1 step.
+    step_in: StepInputs,
+    /// The song's beats, or free time (`None`); read by format-3 models.
+    beat_clock: Option<BeatClock>,
     /// The key vectors of the card's named keys.
     key_table: Vec<[f32; KEY_SIZE]>,
     /// Note onsets since the last prime (primer included), by pitch class: what `KeyControl::Any`
@@ -135,65 +134,30 @@ impl Engine {
         let density = DensityControl::from_model_card(&model.card);
         let (layers, hidden_size, control_size) = (model.card.layers, model.card.hidden, density.size());
         let allocator = Allocator::default();
-        let mut events_in = Tensor::<i64>::new(&allocator, [1usize, 1])?;
-        events_in.extract_tensor_mut().1[0] = START_TOKEN;
-        let mut control_in = Tensor::<f32>::new(&allocator, [1usize, 1, control_size])?;
-        density.write_one_hot(density.index_of(settings.control), control_in.extract_tensor_mut().1);
-        let features = model.has_features();
         let key_table: Vec<[f32; KEY_SIZE]> =
             (0..24).map(|k| model.key_vector(k).and_then(|v| v.try_into().ok()).unwrap_or([0.0; KEY_SIZE])).collect();
-        let mut key_in = Tensor::<f32>::new(&allocator, [1usize, 1, KEY_SIZE])?;
-        settings.key.write(|k| key_table.get(k).copied(), key_in.extract_tensor_mut().1);
-        let mut state_in = Tensor::<f32>::new(&allocator, [1usize, 1, STATE_SIZE])?;
-        write_state_features(&MusicState::new(), state_in.extract_tensor_mut().1);
+        let mut step_in = StepInputs::new(&model, &allocator, control_size)?;
+        density.write_one_hot(density.index_of(settings.control), step_in.control.extract_tensor_mut().1);
+        settings.key.write(|k| key_table.get(k).copied(), step_in.key.extract_tensor_mut().1);
         let new_hidden = || -> Result<Tensor<f32>, Error> {
             let mut t = Tensor::<f32>::new(&allocator, [layers, 1, hidden_size])?;
             t.extract_tensor_mut().1.fill(0.0);
             Ok(t)
         };
         let new_logits = || Tensor::<f32>::new(&allocator, [1usize, 1, VOCAB]);
-        let mut input_order = [0usize; 5];
-        for (slot, name) in ["events", "control", "key", "state", "hidden"].iter().enumerate() {
-            // Format 1 has no key and state: they take the (unused) positions 3 and 4.
-            input_order[slot] = model.session.inputs().iter().position(|o| o.name() == *name).unwrap_or(slot);
-        }
         // `preallocate` takes a tensor by value; the handle we keep comes back from the first run's
         // outputs (it shares the tensor). Run 0 reads hidden_0 and writes hidden_1; run 1 the reverse.
         let hidden_0 = new_hidden()?;
         let run_0 = RunOptions::new()?
             .with_outputs(OutputSelector::default().preallocate("logits", new_logits()?).preallocate("hidden_out", new_hidden()?));
         let (logits_0, hidden_1) = {
-            let mut outputs = if features {
-                let inputs = ordered_inputs(
-                    input_order,
-                    [(&events_in).into(), (&control_in).into(), (&key_in).into(), (&state_in).into(), (&hidden_0).into()],
-                );
-                model.session.run_with_options(inputs, &run_0)?
-            } else {
-                let inputs = ordered_inputs(
-                    [input_order[0], input_order[1], input_order[4]],
-                    [(&events_in).into(), (&control_in).into(), (&hidden_0).into()],
-                );
-                model.session.run_with_options(inputs, &run_0)?
-            };
+            let mut outputs = step_in.run(&mut model.session, (&hidden_0).into(), &run_0)?;
             (outputs.remove("logits").expect("selected"), outputs.remove("hidden_out").expect("selected"))
         };
         let run_1 = RunOptions::new()?
             .with_outputs(OutputSelector::default().preallocate("logits", new_logits()?).preallocate("hidden_out", hidden_0));
         let (logits_1, hidden_0) = {
-            let mut outputs = if features {
-                let inputs = ordered_inputs(
-                    input_order,
-                    [(&events_in).into(), (&control_in).into(), (&key_in).into(), (&state_in).into(), (&hidden_1).into()],
-                );
-                model.session.run_with_options(inputs, &run_1)?
-            } else {
-                let inputs = ordered_inputs(
-                    [input_order[0], input_order[1], input_order[4]],
-                    [(&events_in).into(), (&control_in).into(), (&hidden_1).into()],
-                );
-                model.session.run_with_options(inputs, &run_1)?
-            };
+            let mut outputs = step_in.run(&mut model.session, (&hidden_1).into(), &run_1)?;
             (outputs.remove("logits").expect("selected"), outputs.remove("hidden_out").expect("selected"))
         };
         let mut engine = Engine {
@@ -201,12 +165,8 @@ impl Engine {
             density,
             settings,
             rng: Pcg32::new(settings.seed),
-            input_order,
-            events_in,
-            control_in,
-            key_in,
-            state_in,
-            features,
+            step_in,
+            beat_clock: None,
             key_table,
             heard: [0; KEY_SIZE],
             chosen_key: None,
@@ -253,18 +213,21 @@ impl Engine {
         self.heard = [0; KEY_SIZE];
         self.restart_key();
         let mut state = vec![0.0f32; t * STATE_SIZE];
-        write_state_features(&self.state, &mut state[..STATE_SIZE]);
-        for (i, &event) in primer.iter().enumerate() {
-            self.apply(event);
-            write_state_features(&self.state, &mut state[(i + 1) * STATE_SIZE..(i + 2) * STATE_SIZE]);
+        let mut beat = vec![0.0f32; t * BEAT_SIZE];
+        for i in 0..t {
+            if i > 0 {
+                self.apply(primer[i - 1]);
+            }
+            write_state_features(&self.state, &mut state[i * STATE_SIZE..(i + 1) * STATE_SIZE]);
+            self.write_beat_at(self.state.step(), &mut beat[i * BEAT_SIZE..(i + 1) * BEAT_SIZE]);
         }
         // The whole primer reads the key it ends with (a key chosen from the primer is its key).
-        let row: Vec<f32> = self.control_in.extract_tensor().1.to_vec();
+        let row: Vec<f32> = self.step_in.control.extract_tensor().1.to_vec();
         let control: Vec<f32> = row.iter().copied().cycle().take(t * row.len()).collect();
-        let key_row: Vec<f32> = self.key_in.extract_tensor().1.to_vec();
+        let key_row: Vec<f32> = self.step_in.key.extract_tensor().1.to_vec();
         let key: Vec<f32> = key_row.iter().copied().cycle().take(t * KEY_SIZE).collect();
         let zero = self.model.zero_hidden(1);
-        let inputs = Inputs { events: &events, control: &control, key: &key, state: &state };
+        let inputs = Inputs { events: &events, control: &control, key: &key, state: &state, beat: &beat };
         let (logits, hidden) = self.model.run(&inputs, &zero, t, 1)?;
         self.logits.copy_from_slice(&logits[(t - 1) * VOCAB..]);
         self.hidden[self.current].try_extract_tensor_mut::<f32>()?.1.copy_from_slice(&hidden);
@@ -301,34 +264,28 @@ impl Engine {
         Ok(Step { event, time, forced })
     }
 
-    /// The state features of the current music state into the model's input (format 2).
+    /// The state and beat features of now into the model's inputs (formats 2 and 3).
     fn write_state(&mut self) {
-        if self.features {
-            write_state_features(&self.state, self.state_in.extract_tensor_mut().1);
+        if self.step_in.format >= 2 {
+            write_state_features(&self.state, self.step_in.state.extract_tensor_mut().1);
         }
+        if self.step_in.format >= 3 {
+            let mut beat = [0.0f32; BEAT_SIZE];
+            self.write_beat_at(self.state.step(), &mut beat);
+            self.step_in.beat.extract_tensor_mut().1.copy_from_slice(&beat);
+        }
+    }
+
+    /// The beat features at `step` of the engine's clock: the song's, or free time.
+    fn write_beat_at(&self, step: i64, out: &mut [f32]) {
+        write_beat_features(self.beat_clock.as_ref().map(|clock| clock.position(step)).as_ref(), out);
     }
 
     /// One T = 1 model call on the preallocated tensors.
     fn run_one(&mut self, id: i64) -> Result<(), Error> {
-        self.events_in.extract_tensor_mut().1[0] = id;
+        self.step_in.events.extract_tensor_mut().1[0] = id;
         let i = self.current;
-        if self.features {
-            let inputs = ordered_inputs(
-                self.input_order,
-                [
-                    (&self.events_in).into(),
-                    (&self.control_in).into(),
-                    (&self.key_in).into(),
-                    (&self.state_in).into(),
-                    (&self.hidden[i]).into(),
-                ],
-            );
-            let _outputs = self.model.session.run_with_options(inputs, &self.runs[i])?;
-        } else {
-            let order = [self.input_order[0], self.input_order[1], self.input_order[4]];
-            let inputs = ordered_inputs(order, [(&self.events_in).into(), (&self.control_in).into(), (&self.hidden[i]).into()]);
-            let _outputs = self.model.session.run_with_options(inputs, &self.runs[i])?;
-        }
+        drop(self.step_in.run(&mut self.model.session, (&self.hidden[i]).into(), &self.runs[i])?);
         self.logits.copy_from_slice(self.logits_out[i].try_extract_tensor::<f32>()?.1);
         self.current = 1 - i;
         Ok(())
@@ -369,7 +326,7 @@ impl Engine {
         }
         self.chosen_key = best_fitting_key(&self.heard.map(|n| n as f32), &self.key_table).map(|k| k as u8);
         if let Some(k) = self.chosen_key {
-            self.key_in.extract_tensor_mut().1.copy_from_slice(&self.key_table[k as usize]);
+            self.step_in.key.extract_tensor_mut().1.copy_from_slice(&self.key_table[k as usize]);
         }
     }
 
@@ -425,7 +382,7 @@ impl Engine {
     pub fn set_control(&mut self, control: Control) {
         self.settings.control = control;
         let index = self.density.index_of(control);
-        self.density.write_one_hot(index, self.control_in.extract_tensor_mut().1);
+        self.density.write_one_hot(index, self.step_in.control.extract_tensor_mut().1);
     }
 
     /// Changes the key to play in (format-2 models; format 1 ignores it); from the next model
@@ -442,8 +399,24 @@ impl Engine {
     fn restart_key(&mut self) {
         self.chosen_key = None;
         let table = &self.key_table;
-        self.settings.key.write(|k| table.get(k).copied(), self.key_in.extract_tensor_mut().1);
+        self.settings.key.write(|k| table.get(k).copied(), self.step_in.key.extract_tensor_mut().1);
         self.choose_key();
+    }
+
+    /// Follows the song's beats (`None`: free time) from the next model call on; format-3 models
+    /// hear it, the others play as before.
+    pub fn set_beat_clock(&mut self, clock: Option<BeatClock>) {
+        self.beat_clock = clock;
+        self.write_state();
+    }
+
+    /// The song's beats the engine follows, if any (for tempo changes and jumps).
+    pub fn beat_clock_mut(&mut self) -> Option<&mut BeatClock> {
+        self.beat_clock.as_mut()
+    }
+
+    pub fn beat_clock(&self) -> Option<&BeatClock> {
+        self.beat_clock.as_ref()
     }
 
     /// The key `KeyControl::Any` settled on (an index of the card's keys), once it has.
@@ -524,9 +497,57 @@ fn check_guards(guards: &Guards) -> Result<(), Error> {
     Ok(())
 }
 
+/// The preallocated inputs of a T = 1 step (those the model's format reads) and where the model
+/// wants each.
+struct StepInputs {
+    events: Tensor<i64>,
+    control: Tensor<f32>,
+    key: Tensor<f32>,
+    state: Tensor<f32>,
+    beat: Tensor<f32>,
+    format: u32,
+    /// The model's positions of events, control, key, state, beat and hidden (of those it has).
+    order: [usize; 6],
+}
+
+impl StepInputs {
+    fn new(model: &Model, allocator: &Allocator, control_size: usize) -> Result<StepInputs, Error> {
+        let mut events = Tensor::<i64>::new(allocator, [1usize, 1])?;
+        events.extract_tensor_mut().1[0] = START_TOKEN;
+        let features = |size: usize| -> Result<Tensor<f32>, Error> {
+            let mut t = Tensor::<f32>::new(allocator, [1usize, 1, size])?;
+            t.extract_tensor_mut().1.fill(0.0);
+            Ok(t)
+        };
+        let mut state = features(STATE_SIZE)?;
+        write_state_features(&MusicState::new(), state.extract_tensor_mut().1);
+        let mut beat = features(BEAT_SIZE)?;
+        write_beat_features(None, beat.extract_tensor_mut().1);
+        let position = |name: &str| model.session.inputs().iter().position(|o| o.name() == name).unwrap_or(usize::MAX);
+        let order = ["events", "control", "key", "state", "beat", "hidden"].map(position);
+        Ok(StepInputs { events, control: features(control_size)?, key: features(KEY_SIZE)?, state, beat, format: model.format(), order })
+    }
+
+    /// One model call that reads `hidden` and writes into `run`'s preallocated outputs.
+    fn run<'r>(
+        &self,
+        session: &'r mut Session,
+        hidden: SessionInputValue<'_>,
+        run: &'r RunOptions<HasSelectedOutputs>,
+    ) -> Result<SessionOutputs<'r>, Error> {
+        let o = self.order;
+        let (events, control, key, state, beat) =
+            ((&self.events).into(), (&self.control).into(), (&self.key).into(), (&self.state).into(), (&self.beat).into());
+        Ok(match self.format {
+            1 => session.run_with_options(ordered_inputs([o[0], o[1], o[5]], [events, control, hidden]), run)?,
+            2 => session.run_with_options(ordered_inputs([o[0], o[1], o[2], o[3], o[5]], [events, control, key, state, hidden]), run)?,
+            _ => session.run_with_options(ordered_inputs(o, [events, control, key, state, beat, hidden]), run)?,
+        })
+    }
+}
+
 /// The inputs of a T = 1 step in the model's input order, without allocating: `order[k]` is the
-/// model's position of `inputs[k]` (the positions of N inputs are 0..N in some order; for format 1
-/// the positions of events, control and hidden among 0..3).
+/// model's position of `inputs[k]` (the positions of the model's N inputs are 0..N in some order).
 fn ordered_inputs<'v, const N: usize>(order: [usize; N], inputs: [SessionInputValue<'v>; N]) -> [SessionInputValue<'v>; N] {
     let mut values = inputs.map(Some);
     std::array::from_fn(|model_position| {

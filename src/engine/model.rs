@@ -2,10 +2,12 @@
 //!
 //! The contract (docs/model-format.md): inputs `events` int64 [T,B] (0..309 events, 310 = START),
 //! `control` float32 [T,B,16], in format 2 also `key` float32 [T,B,12] and `state` float32
-//! [T,B,133] (`codec::features`), and `hidden` float32 [L,B,H]; outputs `logits` float32
+//! [T,B,133] (`codec::features`), in format 3 also `beat` float32 [T,B,51] (`codec::beats`),
+//! and `hidden` float32 [L,B,H]; outputs `logits` float32
 //! [T,B,310] and `hidden_out` float32 [L,B,H]; `metadata_props["pianoforte"]` holds the JSON
 //! model card.
 
+use crate::codec::beats::BEAT_SIZE;
 use crate::codec::features::{KEY_HALF_WINDOW_STEPS, KEY_SIZE, STATE_SIZE};
 use crate::codec::{STEPS_PER_SECOND, VOCABULARY};
 use crate::engine::runtime::{self, RuntimeError, RuntimeOptions};
@@ -99,7 +101,7 @@ pub struct KeyTable {
 }
 
 /// The model formats this build runs.
-pub const FORMAT_VERSIONS: [u32; 2] = [1, 2];
+pub const FORMAT_VERSIONS: [u32; 3] = [1, 2, 3];
 
 fn format_1() -> u32 {
     1
@@ -109,13 +111,15 @@ fn format_1() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelCard {
     /// 1: events and density control; 2: also the key control and the music-state features, and
-    /// the model was trained with the grammar mask.
+    /// the model was trained with the grammar mask; 3: also the beat features.
     #[serde(default = "format_1")]
     pub format_version: u32,
     #[serde(default)]
     pub key_control: Option<KeyControlCard>,
     #[serde(default)]
     pub state_features: Option<serde_json::Value>,
+    #[serde(default)]
+    pub beat_features: Option<serde_json::Value>,
     pub vocabulary_version: u32,
     pub vocab_size: u32,
     pub start_token: u32,
@@ -187,13 +191,13 @@ impl ModelCard {
         }
         if !FORMAT_VERSIONS.contains(&self.format_version) {
             problems.push(format!(
-                "format_version is {}, but this build of pianoforte runs model formats 1 and 2 (a newer pianoforte may run it)",
+                "format_version is {}, but this build of pianoforte runs model formats 1, 2 and 3 (a newer pianoforte may run it)",
                 self.format_version
             ));
         }
-        if self.format_version == 2 {
+        if self.format_version >= 2 {
             match &self.key_control {
-                None => problems.push("a format-2 card needs `key_control`".into()),
+                None => problems.push(format!("a format-{} card needs `key_control`", self.format_version)),
                 Some(k) => {
                     if k.kind != "pitch_class_histogram" || k.size != KEY_SIZE || k.half_window_steps != KEY_HALF_WINDOW_STEPS {
                         problems.push(format!(
@@ -213,6 +217,15 @@ impl ModelCard {
                     "state_features in the model card differ from this build's codec (docs/spec/events.json): the model was \
                      trained on other inputs (card: {}, codec: {ours})",
                     self.state_features.as_ref().map_or("missing".into(), |v| v.to_string())
+                ));
+            }
+        }
+        if self.format_version >= 3 {
+            let ours = crate::codec::spec::events_spec()["beat_features"].clone();
+            if self.beat_features.as_ref() != Some(&ours) {
+                problems.push(format!(
+                    "beat_features in the model card differ from this build's codec (docs/spec/events.json) (card: {}, codec: {ours})",
+                    self.beat_features.as_ref().map_or("missing".into(), |v| v.to_string())
                 ));
             }
         }
@@ -253,14 +266,24 @@ pub fn normalise_key_name(name: &str) -> Option<String> {
 }
 
 /// The inputs of one model call besides the hidden state, time-major (T x B rows): `events`
-/// [T,B], `control` [T,B,control.size], and for format 2 `key` [T,B,12] and `state`
-/// [T,B,STATE_SIZE] (ignored for format 1).
+/// [T,B], `control` [T,B,control.size], from format 2 on `key` [T,B,12] and `state`
+/// [T,B,STATE_SIZE], in format 3 `beat` [T,B,BEAT_SIZE] (what a format does not read is ignored).
 #[derive(Debug, Clone, Copy)]
 pub struct Inputs<'a> {
     pub events: &'a [i64],
     pub control: &'a [f32],
     pub key: &'a [f32],
     pub state: &'a [f32],
+    pub beat: &'a [f32],
+}
+
+/// The inputs of each format, in the order of [`Inputs`] with `hidden` last.
+pub fn input_names(format: u32) -> &'static [&'static str] {
+    match format {
+        1 => &["events", "control", "hidden"],
+        2 => &["events", "control", "key", "state", "hidden"],
+        _ => &["events", "control", "key", "state", "beat", "hidden"],
+    }
 }
 
 /// Which model to load.
@@ -408,11 +431,11 @@ impl Model {
         check_outlet(inputs, "input", "hidden", TensorElementType::Float32, &[l, None, h], &mut problems);
         check_outlet(outputs, "output", "logits", TensorElementType::Float32, &[None, None, Some(VOCABULARY.size as i64)], &mut problems);
         check_outlet(outputs, "output", "hidden_out", TensorElementType::Float32, &[l, None, h], &mut problems);
-        let expected: &[&str] =
-            if card.format_version == 2 { &["events", "control", "key", "state", "hidden"] } else { &["events", "control", "hidden"] };
-        if card.format_version == 2 {
-            check_outlet(inputs, "input", "key", TensorElementType::Float32, &[None, None, Some(KEY_SIZE as i64)], &mut problems);
-            check_outlet(inputs, "input", "state", TensorElementType::Float32, &[None, None, Some(STATE_SIZE as i64)], &mut problems);
+        let expected = input_names(card.format_version);
+        for (name, size) in [("key", KEY_SIZE), ("state", STATE_SIZE), ("beat", BEAT_SIZE)] {
+            if expected.contains(&name) {
+                check_outlet(inputs, "input", name, TensorElementType::Float32, &[None, None, Some(size as i64)], &mut problems);
+            }
         }
         for extra in inputs.iter().filter(|o| !expected.contains(&o.name())) {
             problems.push(format!(
@@ -427,8 +450,8 @@ impl Model {
         }
         let mut model = Model { session, card, name, bytes: bytes.len() };
         // The declared shapes may leave dimensions open: run one step to see the real ones.
-        let (key, state) = (vec![0.0; KEY_SIZE], vec![0.0; STATE_SIZE]);
-        let inputs = Inputs { events: &[START_TOKEN], control: &model.no_control_row(), key: &key, state: &state };
+        let (key, state, beat) = (vec![0.0; KEY_SIZE], vec![0.0; STATE_SIZE], vec![0.0; BEAT_SIZE]);
+        let inputs = Inputs { events: &[START_TOKEN], control: &model.no_control_row(), key: &key, state: &state, beat: &beat };
         let (logits, hidden) = model.run(&inputs, &model.zero_hidden(1), 1, 1)?;
         if logits.len() != VOCABULARY.size as usize || hidden.len() != model.card.layers * model.card.hidden {
             return Err(Error::Mismatch {
@@ -462,31 +485,38 @@ impl Model {
     /// and the new hidden state, flattened. Allocates; the engine's per-event path does not use this.
     pub fn run(&mut self, inputs: &Inputs, hidden: &[f32], t: usize, b: usize) -> Result<(Vec<f32>, Vec<f32>), Error> {
         let (c, l, h) = (self.card.control.size, self.card.layers, self.card.hidden);
-        let Inputs { events, control, key, state } = *inputs;
-        let features = self.card.format_version == 2;
+        let Inputs { events, control, key, state, beat } = *inputs;
+        let format = self.card.format_version;
         if events.len() != t * b
             || control.len() != t * b * c
             || hidden.len() != l * b * h
-            || (features && (key.len() != t * b * KEY_SIZE || state.len() != t * b * STATE_SIZE))
+            || (format >= 2 && (key.len() != t * b * KEY_SIZE || state.len() != t * b * STATE_SIZE))
+            || (format >= 3 && beat.len() != t * b * BEAT_SIZE)
         {
             return Err(Error::Settings(format!(
-                "model input sizes do not fit T={t}, B={b}: {} events, {} control, {} key, {} state, {} hidden values",
+                "model input sizes do not fit T={t}, B={b}: {} events, {} control, {} key, {} state, {} beat, {} hidden values",
                 events.len(),
                 control.len(),
                 key.len(),
                 state.len(),
+                beat.len(),
                 hidden.len()
             )));
         }
         let events = Tensor::from_array(([t, b], events.to_vec()))?;
         let control = Tensor::from_array(([t, b, c], control.to_vec()))?;
         let hidden = Tensor::from_array(([l, b, h], hidden.to_vec()))?;
-        let outputs = if features {
-            let key = Tensor::from_array(([t, b, KEY_SIZE], key.to_vec()))?;
-            let state = Tensor::from_array(([t, b, STATE_SIZE], state.to_vec()))?;
-            self.session.run(ort::inputs!["events" => events, "control" => control, "key" => key, "state" => state, "hidden" => hidden])?
-        } else {
-            self.session.run(ort::inputs!["events" => events, "control" => control, "hidden" => hidden])?
+        let features = |size: usize, values: &[f32]| Tensor::from_array(([t, b, size], values.to_vec()));
+        let outputs = match format {
+            1 => self.session.run(ort::inputs!["events" => events, "control" => control, "hidden" => hidden])?,
+            2 => self.session.run(ort::inputs![
+                "events" => events, "control" => control, "key" => features(KEY_SIZE, key)?, "state" => features(STATE_SIZE, state)?,
+                "hidden" => hidden
+            ])?,
+            _ => self.session.run(ort::inputs![
+                "events" => events, "control" => control, "key" => features(KEY_SIZE, key)?, "state" => features(STATE_SIZE, state)?,
+                "beat" => features(BEAT_SIZE, beat)?, "hidden" => hidden
+            ])?,
         };
         let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
         let (_, hidden_out) = outputs["hidden_out"].try_extract_tensor::<f32>()?;
@@ -511,14 +541,19 @@ impl Model {
         sampling
     }
 
-    /// The card's model format (1 or 2).
+    /// The card's model format (1, 2 or 3).
     pub fn format(&self) -> u32 {
         self.card.format_version
     }
 
-    /// Whether the model reads the key control and the music-state features (format 2).
+    /// Whether the model reads the key control and the music-state features (format 2 on).
     pub fn has_features(&self) -> bool {
-        self.card.format_version == 2
+        self.card.format_version >= 2
+    }
+
+    /// Whether the model reads the beat features (format 3).
+    pub fn has_beats(&self) -> bool {
+        self.card.format_version >= 3
     }
 
     /// The key control vector of key `index` of the card's table.

@@ -1,0 +1,283 @@
+//! The beat clock: the one place that turns the performance clock (10 ms steps) into beats and
+//! bars, for the model, the plugin, the command line and clips.
+//!
+//! Tempo is in quarter notes per minute and song positions in quarter notes, as hosts and MIDI
+//! files count them. A beat is what a pianist counts, as ASAP annotates it: the denominator's
+//! note, except in compound meters (6/8, 9/8, 12/8, ...), where it is three of them.
+
+use crate::codec::STEPS_PER_SECOND;
+use crate::codec::beats::{BeatPosition, PHASE_BINS};
+
+const STEPS_PER_MINUTE: f64 = 60.0 * STEPS_PER_SECOND;
+/// Tempo changes the clock remembers ahead of the engine (older ones are forgotten).
+const MAX_SEGMENTS: usize = 64;
+
+/// A time signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meter {
+    pub numerator: u16,
+    pub denominator: u16,
+}
+
+impl Meter {
+    pub const FOUR_FOUR: Meter = Meter { numerator: 4, denominator: 4 };
+
+    /// A meter a musician can write: numerator 1..=32, denominator a power of two 1..=32.
+    pub fn new(numerator: u16, denominator: u16) -> Option<Meter> {
+        let ok = (1..=32).contains(&numerator) && (1..=32).contains(&denominator) && denominator.is_power_of_two();
+        ok.then_some(Meter { numerator, denominator })
+    }
+
+    /// "3/4" -> 3/4.
+    pub fn parse(text: &str) -> Result<Meter, String> {
+        let fail = || format!("`{text}` is not a meter such as 4/4, 3/4 or 6/8");
+        let (n, d) = text.trim().split_once('/').ok_or_else(fail)?;
+        Meter::new(n.trim().parse().map_err(|_| fail())?, d.trim().parse().map_err(|_| fail())?).ok_or_else(fail)
+    }
+
+    /// 6/8, 9/8, 12/8 (and /16): beats of three notes.
+    fn compound(self) -> bool {
+        self.denominator >= 8 && self.numerator > 3 && self.numerator % 3 == 0
+    }
+
+    /// Beats in a bar.
+    pub fn beats_per_bar(self) -> u16 {
+        if self.compound() { self.numerator / 3 } else { self.numerator }
+    }
+
+    /// The length of a beat in quarter notes.
+    pub fn beat_quarters(self) -> f64 {
+        4.0 / self.denominator as f64 * if self.compound() { 3.0 } else { 1.0 }
+    }
+
+    /// The length of a bar in quarter notes.
+    pub fn bar_quarters(self) -> f64 {
+        4.0 * self.numerator as f64 / self.denominator as f64
+    }
+}
+
+impl std::fmt::Display for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.numerator, self.denominator)
+    }
+}
+
+/// Where the song is at one moment of the performance clock, and how it goes on from there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SongPosition {
+    /// The song position in quarter notes.
+    pub quarters: f64,
+    /// Where the bar containing it starts, in quarter notes.
+    pub bar_start_quarters: f64,
+    /// Quarter notes per minute.
+    pub bpm: f64,
+    pub meter: Meter,
+}
+
+/// Tempo, meter and bar lines from one step of the performance clock on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Segment {
+    step: f64,
+    song: SongPosition,
+}
+
+impl Segment {
+    fn quarters_at(&self, step: f64) -> f64 {
+        self.song.quarters + (step - self.step) * self.song.bpm / STEPS_PER_MINUTE
+    }
+
+    fn step_of(&self, quarters: f64) -> f64 {
+        self.step + (quarters - self.song.quarters) * STEPS_PER_MINUTE / self.song.bpm
+    }
+
+    /// Beats since the start of the bar of this segment's position.
+    fn beats_at(&self, step: f64) -> f64 {
+        (self.quarters_at(step) - self.song.bar_start_quarters) / self.song.meter.beat_quarters()
+    }
+}
+
+/// The lowest and highest tempo the clock follows (quarter notes per minute).
+pub const BPM_RANGE: std::ops::RangeInclusive<f64> = 20.0..=400.0;
+
+/// The song's tempo, meter and bar lines on the performance clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BeatClock {
+    /// In step order; the first applies to everything before the second, too.
+    segments: Vec<Segment>,
+}
+
+impl BeatClock {
+    /// The song at `song` on step `step` of the performance clock (`bpm` clamped to [`BPM_RANGE`]).
+    pub fn new(step: f64, song: SongPosition) -> BeatClock {
+        let mut segments = Vec::with_capacity(MAX_SEGMENTS);
+        segments.push(Segment { step, song: clamped(song) });
+        BeatClock { segments }
+    }
+
+    /// `bpm` in `meter`, bar 1 starting at step 0.
+    pub fn steady(bpm: f64, meter: Meter) -> BeatClock {
+        BeatClock::new(0.0, SongPosition { quarters: 0.0, bar_start_quarters: 0.0, bpm, meter })
+    }
+
+    fn segment(&self, step: f64) -> &Segment {
+        let i = self.segments.partition_point(|s| s.step <= step);
+        &self.segments[i.saturating_sub(1)]
+    }
+
+    /// What the model sees at `step`.
+    pub fn position(&self, step: i64) -> BeatPosition {
+        let segment = self.segment(step as f64);
+        let beats = segment.beats_at(step as f64);
+        let meter = segment.song.meter;
+        let whole = beats.floor();
+        let phase_bin = (((beats - whole) * PHASE_BINS as f64) as usize).min(PHASE_BINS - 1) as u8;
+        let beat_in_bar = (whole as i64).rem_euclid(meter.beats_per_bar() as i64) as u16;
+        let period = (STEPS_PER_MINUTE * meter.beat_quarters() / segment.song.bpm).round() as i64;
+        BeatPosition { phase_bin, beat_in_bar: Some(beat_in_bar), beats_per_bar: Some(meter.beats_per_bar()), period_steps: period }
+    }
+
+    /// The song position at `step`, with the tempo and meter in force there.
+    pub fn song_at(&self, step: f64) -> SongPosition {
+        let segment = self.segment(step);
+        let quarters = segment.quarters_at(step);
+        let bar = segment.song.meter.bar_quarters();
+        let bars = ((quarters - segment.song.bar_start_quarters) / bar).floor();
+        SongPosition { quarters, bar_start_quarters: segment.song.bar_start_quarters + bars * bar, ..segment.song }
+    }
+
+    /// The step at which the song reaches `quarters` (after `from`, in the segment in force there).
+    pub fn step_of(&self, quarters: f64, from: f64) -> f64 {
+        let mut segment = self.segment(from);
+        for next in self.segments.iter().filter(|s| s.step > from) {
+            if next.song.quarters > quarters {
+                break;
+            }
+            segment = next;
+        }
+        segment.step_of(quarters)
+    }
+
+    /// A new tempo or meter from the first beat at or after `step` on. A new meter starts a bar
+    /// there. Changes already scheduled after that beat are dropped.
+    pub fn change(&mut self, step: f64, bpm: f64, meter: Meter) {
+        let segment = *self.segment(step);
+        if segment.song.bpm == bpm.clamp(*BPM_RANGE.start(), *BPM_RANGE.end()) && segment.song.meter == meter {
+            return;
+        }
+        let old = segment.song.meter;
+        let beat = segment.beats_at(step).ceil();
+        let quarters = segment.song.bar_start_quarters + beat * old.beat_quarters();
+        let at = segment.step_of(quarters);
+        let bar_start = if meter == old { segment.song.bar_start_quarters } else { quarters };
+        let song = clamped(SongPosition { quarters, bar_start_quarters: bar_start, bpm, meter });
+        self.schedule(Segment { step: at, song });
+    }
+
+    /// The song jumps (a loop, a relocation): at `step` it is at `song`.
+    pub fn locate(&mut self, step: f64, song: SongPosition) {
+        self.schedule(Segment { step, song: clamped(song) });
+    }
+
+    fn schedule(&mut self, segment: Segment) {
+        self.segments.retain(|s| s.step < segment.step);
+        if self.segments.len() == MAX_SEGMENTS {
+            self.segments.remove(0);
+        }
+        self.segments.push(segment);
+    }
+
+    /// Forgets the changes before the one in force at `step` (the engine has passed them).
+    pub fn forget_before(&mut self, step: f64) {
+        let i = self.segments.partition_point(|s| s.step <= step).saturating_sub(1);
+        self.segments.drain(..i);
+    }
+}
+
+fn clamped(song: SongPosition) -> SongPosition {
+    let bpm = if song.bpm.is_finite() { song.bpm.clamp(*BPM_RANGE.start(), *BPM_RANGE.end()) } else { 120.0 };
+    SongPosition { bpm, ..song }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meter(n: u16, d: u16) -> Meter {
+        Meter::new(n, d).unwrap()
+    }
+
+    #[test]
+    fn meters_count_beats_as_pianists_do() {
+        assert_eq!((meter(4, 4).beats_per_bar(), meter(4, 4).beat_quarters()), (4, 1.0));
+        assert_eq!((meter(3, 4).beats_per_bar(), meter(3, 4).beat_quarters()), (3, 1.0));
+        assert_eq!((meter(6, 8).beats_per_bar(), meter(6, 8).beat_quarters()), (2, 1.5));
+        assert_eq!((meter(12, 8).beats_per_bar(), meter(12, 8).bar_quarters()), (4, 6.0));
+        assert_eq!((meter(3, 8).beats_per_bar(), meter(2, 2).beat_quarters()), (3, 2.0));
+        assert_eq!(Meter::parse(" 3/4").unwrap(), meter(3, 4));
+        for bad in ["3", "3/5", "0/4", "x/4", "33/4", "4/64"] {
+            assert!(Meter::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_steady_tempo_puts_beats_and_bars_where_the_song_has_them() {
+        let clock = BeatClock::steady(120.0, meter(3, 4)); // a beat = 50 steps
+        let at = |step| clock.position(step);
+        assert_eq!(at(0), BeatPosition { phase_bin: 0, beat_in_bar: Some(0), beats_per_bar: Some(3), period_steps: 50 });
+        assert_eq!(at(25).phase_bin, 12);
+        assert_eq!(at(49).phase_bin, 23);
+        assert_eq!((at(50).phase_bin, at(50).beat_in_bar), (0, Some(1)));
+        assert_eq!(at(150).beat_in_bar, Some(0), "bar 2");
+        assert_eq!(at(-50).beat_in_bar, Some(2), "before bar 1: the bar before it");
+        let six_eight = BeatClock::steady(90.0, meter(6, 8)); // a dotted quarter = 100 steps
+        assert_eq!(six_eight.position(100), BeatPosition { phase_bin: 0, beat_in_bar: Some(1), beats_per_bar: Some(2), period_steps: 100 });
+        assert_eq!(clock.song_at(175.0).bar_start_quarters, 3.0);
+        assert!((clock.step_of(7.0, 0.0) - 350.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_tempo_change_takes_effect_from_the_next_beat() {
+        let mut clock = BeatClock::steady(120.0, Meter::FOUR_FOUR);
+        clock.change(60.0, 60.0, Meter::FOUR_FOUR); // asked mid-beat 2: from beat 3 (step 100) on
+        assert_eq!(clock.position(99).period_steps, 50);
+        assert_eq!(clock.position(100), BeatPosition { phase_bin: 0, beat_in_bar: Some(2), beats_per_bar: Some(4), period_steps: 100 });
+        assert_eq!(clock.position(150).phase_bin, 12);
+        assert_eq!(clock.position(300).beat_in_bar, Some(0), "bar 2 begins after two slow beats");
+        assert!((clock.step_of(4.0, 0.0) - 300.0).abs() < 1e-9);
+        // The same tempo again changes nothing; a new meter starts a bar at the next beat.
+        clock.change(310.0, 60.0, Meter::FOUR_FOUR);
+        assert_eq!(clock.segments.len(), 2);
+        clock.change(310.0, 60.0, meter(3, 4));
+        assert_eq!(clock.position(400).beat_in_bar, Some(0));
+        assert_eq!(clock.position(700).beat_in_bar, Some(0));
+        assert_eq!(clock.position(600).beats_per_bar, Some(3));
+    }
+
+    #[test]
+    fn a_jump_or_a_loop_starts_from_the_new_position() {
+        let mut clock = BeatClock::steady(120.0, Meter::FOUR_FOUR);
+        clock.change(500.0, 90.0, Meter::FOUR_FOUR);
+        // The loop goes back to bar 3 (quarter 8) at step 400; the later change is dropped.
+        clock.locate(400.0, SongPosition { quarters: 8.0, bar_start_quarters: 8.0, bpm: 120.0, meter: Meter::FOUR_FOUR });
+        assert_eq!(clock.segments.len(), 2);
+        assert_eq!(clock.position(400).beat_in_bar, Some(0));
+        assert_eq!(clock.position(650).period_steps, 50);
+        assert_eq!(clock.song_at(425.0).quarters, 8.5);
+        clock.forget_before(450.0);
+        assert_eq!(clock.segments.len(), 1);
+        assert_eq!(clock.position(450).beat_in_bar, Some(1));
+    }
+
+    #[test]
+    fn tempos_are_kept_in_range_and_changes_stay_bounded() {
+        let mut clock = BeatClock::steady(f64::NAN, Meter::FOUR_FOUR);
+        assert_eq!(clock.song_at(0.0).bpm, 120.0);
+        clock.locate(0.0, SongPosition { quarters: 0.0, bar_start_quarters: 0.0, bpm: 1e9, meter: Meter::FOUR_FOUR });
+        assert_eq!(clock.song_at(0.0).bpm, 400.0);
+        for k in 0..1000 {
+            clock.change(k as f64 * 100.0, 60.0 + (k % 7) as f64, Meter::FOUR_FOUR);
+        }
+        assert!(clock.segments.len() <= MAX_SEGMENTS);
+        assert!(clock.segments.capacity() <= MAX_SEGMENTS, "no growth past the first allocation");
+    }
+}
