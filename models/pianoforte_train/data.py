@@ -3,7 +3,11 @@
 Layout of a token directory DIR (written by ``pianoforte dataset``):
   DIR/manifest.json        {"vocabulary": {"version", "size", ...}, "splits": {...}}
   DIR/{split}.npy          1-D uint16, all documents concatenated
-  DIR/{split}.docs.json    [{"offset", "length", "source", "piece", "duration_s", "notes"}, ...]
+  DIR/{split}.docs.json    [{"offset", "length", "source", "piece", "duration_s", "notes"[, "beats"]}, ...]
+
+A document's optional "beats" are its annotated beats, ``[[step, 0|1], ...]``: steps on the 10 ms
+clock from the document's start, 1 = downbeat (features.beat_features). Without them (or with
+none) the document is in free time throughout.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import vocab as V
-from .features import KEY_SIZE, STATE_SIZE, crop_inputs
+from .features import KEY_SIZE, STATE_SIZE, beat_features, crop_inputs, no_beat
 
 IGNORE = -100  # target value of padding (ignored by the loss)
 
@@ -37,6 +41,8 @@ class TokenSplit:
         for d in docs:
             if d["offset"] < 0 or d["offset"] + d["length"] > len(tokens):
                 raise ValueError(f"{name}.docs.json: document {d.get('source')} out of bounds")
+            if d.get("beats") is not None and any(len(b) != 2 for b in d["beats"]):
+                raise ValueError(f"{name}.docs.json: document {d.get('source')}: beats are [step, downbeat] pairs")
         docs = [d for d in docs if d["length"] > 0]
         return cls(name, tokens, docs)
 
@@ -46,6 +52,18 @@ class TokenSplit:
     def doc(self, i: int) -> np.ndarray:
         d = self.docs[i]
         return np.asarray(self.tokens[d["offset"] : d["offset"] + d["length"]]).astype(np.int64)
+
+    def beats(self, i: int) -> np.ndarray | None:
+        """The document's beats [n, 2] int64 (step, downbeat 0/1), or None when it has none."""
+        b = self.docs[i].get("beats")
+        if not b:
+            return None
+        return np.asarray(b, dtype=np.int64).reshape(-1, 2)
+
+    @property
+    def n_beat_docs(self) -> int:
+        """Documents with beats."""
+        return sum(1 for d in self.docs if d.get("beats"))
 
     @property
     def n_tokens(self) -> int:
@@ -154,13 +172,26 @@ def augment(tokens: np.ndarray, semitones: int = 0, factor: float = 1.0) -> np.n
     return time_stretch(moved, factor)
 
 
+def augment_beats(beats: np.ndarray | None, factor: float = 1.0) -> np.ndarray | None:
+    """The beats of a document augmented as ``augment(tokens, semitones, factor)``: transposition
+    leaves them alone, the time-stretch scales their steps exactly as the events' times (half up)."""
+    if beats is None or factor == 1.0:
+        return beats
+    out = np.array(beats, dtype=np.int64)
+    out[:, 0] = np.floor(out[:, 0] * factor + 0.5).astype(np.int64)
+    return out
+
+
 # ---------------------------------------------------------------- sampler
-def crop(tokens: np.ndarray, start: int, seq_len: int, use_control: bool = True, use_key: bool | None = None):
-    """(x, c, k, s, a, y) of length ``seq_len`` (padded) for the crop starting at event ``start``.
+def crop(tokens: np.ndarray, start: int, seq_len: int, use_control: bool = True, use_key: bool | None = None,
+         beats: np.ndarray | None = None):
+    """(x, c, k, s, a, y, b) of length ``seq_len`` (padded) for the crop starting at event ``start``.
 
     x = [START, e_s .. e_{s+L-2}], y = e_s .. e_{s+L-1}, c[t] = density bin of y[t] (or no control),
     k[t] = key control (pitch-class histogram around y[t], zeros when dropped), s[t] = music-state
-    features before y[t] (from the whole document's history), a[t] = the grammar's allowed events.
+    features before y[t] (from the whole document's history), a[t] = the grammar's allowed events,
+    b[t] = beat features at the time of y[t] in the grid ``beats`` (free time without beats and in
+    the padding).
     """
     use_key = use_control if use_key is None else use_key
     y_real = tokens[start : start + seq_len]
@@ -171,6 +202,7 @@ def crop(tokens: np.ndarray, start: int, seq_len: int, use_control: bool = True,
     k = np.zeros((seq_len, KEY_SIZE), dtype=np.float32)
     st = np.zeros((seq_len, STATE_SIZE), dtype=np.float32)
     a = np.ones((seq_len, V.VOCAB_SIZE), dtype=bool)
+    b = no_beat(seq_len)
     x[0] = V.START
     x[1:n] = y_real[: n - 1]
     y[:n] = y_real
@@ -179,11 +211,13 @@ def crop(tokens: np.ndarray, start: int, seq_len: int, use_control: bool = True,
     st[:n], key, a[:n] = crop_inputs(tokens, start, n)
     if use_key:
         k[:n] = key
-    return x, c, k, st, a, y
+    if beats is not None and len(beats):
+        b[:n] = beat_features(V.event_times(tokens[: start + n])[start:], beats)
+    return x, c, k, st, a, y, b
 
 
 def stack_crops(crops) -> tuple:
-    """List of crop tuples -> time-major batch arrays (x, c, k, s, a, y), [T, B, ...]."""
+    """List of crop tuples -> time-major batch arrays (x, c, k, s, a, y, b), [T, B, ...]."""
     return tuple(np.stack(parts, 1) for parts in zip(*crops, strict=True))
 
 
@@ -192,6 +226,12 @@ class CropSampler:
 
     The whole state is one NumPy PCG64 generator (seeded from (seed, rank)), so
     ``state_dict()`` / ``load_state_dict()`` give an exact resume.
+
+    ``beats`` (format 3): crops of documents with beats carry their beat features but for a share
+    ``beat_dropout`` of them, which are given free time (as the engine plays without a beat clock).
+    The dropout coin is drawn for every crop, with or without beats, so the stream of draws does
+    not depend on the data. Without ``beats`` no coin is drawn (the format-2 stream) and every crop
+    is in free time.
     """
 
     def __init__(
@@ -207,6 +247,8 @@ class CropSampler:
         control_dropout: float = 0.2,
         key_dropout: float = 0.0,
         all_off: float = 0.0,
+        beats: bool = False,
+        beat_dropout: float = 0.2,
     ):
         if len(split) == 0:
             raise ValueError(f"split {split.name} has no documents")
@@ -219,6 +261,8 @@ class CropSampler:
         self.control_dropout = control_dropout
         self.key_dropout = key_dropout
         self.all_off = all_off
+        self.beats = beats
+        self.beat_dropout = beat_dropout
         lengths = np.array([d["length"] for d in split.docs], dtype=np.float64)
         self.cdf = np.cumsum(lengths) / lengths.sum()
         self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, rank])))
@@ -243,14 +287,18 @@ class CropSampler:
                 use_control = use_key = False
         else:
             use_key = use_control
+        use_beats = self.beats and bool(rng.random() >= self.beat_dropout)
         tokens = self.split.doc(i)
+        beats = self.split.beats(i) if use_beats else None
         if self.augment:
             tokens = augment(tokens, semitones, factor)
+            beats = augment_beats(beats, factor)
         start = int(rng.integers(0, max(len(tokens) - self.seq_len, 0) + 1))
-        return crop(tokens, start, self.seq_len, use_control, use_key)
+        return crop(tokens, start, self.seq_len, use_control, use_key, beats)
 
     def next_batch(self):
-        """Arrays [T, B, ...]: inputs, control bins, key control, state features, allowed events, targets."""
+        """Arrays [T, B, ...]: inputs, control bins, key control, state features, allowed events, targets,
+        beat features."""
         batch = stack_crops([self.sample() for _ in range(self.batch_size)])
         self.batches += 1
         return batch
@@ -259,7 +307,7 @@ class CropSampler:
 def validation_crops(split: TokenSplit, seq_len: int, n_crops: int, batch_size: int, seed: int = 1234,
                      use_control: bool = False):
     """A fixed list of batches of un-augmented crops (same for every run); controls off by
-    default (the unconditioned loss is the headline figure)."""
+    default (the unconditioned loss is the headline figure); documents with beats have them."""
     rng = np.random.Generator(np.random.PCG64(seed))
     lengths = np.array([d["length"] for d in split.docs], dtype=np.float64)
     cdf = np.cumsum(lengths) / lengths.sum()
@@ -268,7 +316,7 @@ def validation_crops(split: TokenSplit, seq_len: int, n_crops: int, batch_size: 
         i = min(int(np.searchsorted(cdf, rng.random(), side="right")), len(cdf) - 1)
         tokens = split.doc(i)
         start = int(rng.integers(0, max(len(tokens) - seq_len, 0) + 1))
-        crops.append(crop(tokens, start, seq_len, use_control))
+        crops.append(crop(tokens, start, seq_len, use_control, beats=split.beats(i)))
     return [stack_crops(crops[b : b + batch_size]) for b in range(0, n_crops, batch_size)]
 
 
@@ -313,10 +361,27 @@ def synthetic_doc(rng: np.random.Generator, n_notes: int) -> tuple[np.ndarray, f
     return encode(np.asarray(times), np.asarray(events), end), end / V.STEPS_PER_SECOND
 
 
+def synthetic_beats(rng: np.random.Generator, end_step: int) -> list[list[int]]:
+    """A beat grid over a document of ``end_step`` steps: a steady-ish tempo with jitter, a meter
+    of 2-7 beats with a pickup, starting a little after the document's start and ending before
+    its end (free time around it), as ``[[step, 0|1], ...]``."""
+    period = int(rng.integers(25, 130))
+    meter = int(rng.integers(2, 8))
+    pickup = int(rng.integers(0, meter))
+    first = int(rng.integers(0, max(1, end_step // 8)))
+    last = max(first + 2 * period, end_step - int(rng.integers(0, max(1, end_step // 8))))
+    n = (last - first) // period + 1
+    steps = first + period * np.arange(n) + rng.integers(-period // 8, period // 8 + 1, n)
+    steps = np.maximum.accumulate(np.maximum(steps, 0))
+    return [[int(s), int((k - pickup) % meter == 0 and k >= pickup)] for k, s in enumerate(steps)]
+
+
 def write_synthetic_dir(root: str, docs_per_split=(12, 4), notes=(150, 600), seed: int = 0) -> str:
-    """Write a token directory with the Rust builder's layout, filled with synthetic documents."""
+    """Write a token directory with the Rust builder's layout, filled with synthetic documents;
+    every other one has beats (drawn from their own generator: the tokens do not depend on them)."""
     os.makedirs(root, exist_ok=True)
     rng = np.random.default_rng(seed)
+    beat_rng = np.random.default_rng([seed, 1])
     splits = {}
     for name, n_docs in zip(("train", "validation"), docs_per_split, strict=True):
         parts, docs, offset = [], [], 0
@@ -333,11 +398,13 @@ def write_synthetic_dir(root: str, docs_per_split=(12, 4), notes=(150, 600), see
                     "notes": int((tokens < V.NOTE_OFF).sum()),
                 }
             )
+            if k % 2 == 0:
+                docs[-1]["beats"] = synthetic_beats(beat_rng, int(V.shift_steps(tokens).sum()))
             offset += len(tokens)
         np.save(os.path.join(root, f"{name}.npy"), np.concatenate(parts).astype("<u2"))
         with open(os.path.join(root, f"{name}.docs.json"), "w") as f:
             json.dump(docs, f)
-        splits[name] = {"documents": n_docs, "tokens": offset}
+        splits[name] = {"documents": n_docs, "tokens": offset, "with_beats": sum(1 for d in docs if "beats" in d)}
     manifest = {
         "vocabulary": {"version": V.VOCABULARY_VERSION, "size": V.VOCAB_SIZE},
         "splits": splits,

@@ -2,7 +2,8 @@
 
 Contract (docs/model-format.md):
   inputs  events int64 [T,B], control float32 [T,B,CONTROL_SIZE],
-          (format 2) key float32 [T,B,12], state float32 [T,B,STATE_SIZE],
+          (formats 2, 3) key float32 [T,B,12], state float32 [T,B,STATE_SIZE],
+          (format 3) beat float32 [T,B,BEAT_SIZE],
           hidden float32 [L,B,H]
   outputs logits float32 [T,B,VOCAB_SIZE], hidden_out float32 [L,B,H]
 """
@@ -25,7 +26,7 @@ from . import vocab as V
 from .model import ModelConfig, OnnxInterface, PerformanceGRU
 
 LICENSE = "CC BY-NC-SA 4.0 (trained on MAESTRO v2.0.0)"
-MODEL_FORMAT_VERSION = 2  # what this exporter writes for models with key and state inputs (1 without)
+MODEL_FORMAT_VERSION = 3  # the newest format this exporter writes (ModelConfig.format_version: 1, 2 or 3)
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -61,27 +62,38 @@ def card_command(args: argparse.Namespace) -> dict:
 def input_names(cfg: ModelConfig) -> list[str]:
     if cfg.format_version == 1:
         return ["events", "control", "hidden"]
-    return ["events", "control", "key", "state", "hidden"]
+    if cfg.format_version == 2:
+        return ["events", "control", "key", "state", "hidden"]
+    return ["events", "control", "key", "state", "beat", "hidden"]
 
 
 def example_inputs(cfg: ModelConfig, T: int, B: int, rng: np.random.Generator | None = None) -> dict:
-    """Inputs by name (random when ``rng`` is given, else zeros / START)."""
+    """Inputs by name (random when ``rng`` is given, else zeros / START / free time). Random beat
+    features are those of a random beat grid (with free time and pickups) at random steps."""
+    from .features import beat_features, no_beat
+
     L, H = cfg.layers, cfg.hidden
     if rng is None:
         feed = {"events": np.full((T, B), V.START, dtype=np.int64),
                 "control": V.control_one_hot(np.full((T, B), V.NO_CONTROL)),
                 "hidden": np.zeros((L, B, H), dtype=np.float32)}
-        if cfg.format_version == 2:
+        if cfg.format_version >= 2:
             feed |= {"key": np.zeros((T, B, cfg.key_size), dtype=np.float32),
                      "state": np.zeros((T, B, cfg.state_size), dtype=np.float32)}
+        if cfg.format_version == 3:
+            feed["beat"] = no_beat(T * B).reshape(T, B, cfg.beat_size)
         return feed
     feed = {"events": rng.integers(0, V.EMBED_SIZE, (T, B)).astype(np.int64),
             "control": V.control_one_hot(rng.integers(0, V.CONTROL_SIZE, (T, B))),
             "hidden": (rng.standard_normal((L, B, H)) * 0.5).astype(np.float32)}
-    if cfg.format_version == 2:
+    if cfg.format_version >= 2:
         key = rng.random((T, B, cfg.key_size))
         feed |= {"key": (key / key.sum(-1, keepdims=True)).astype(np.float32),
                  "state": (rng.random((T, B, cfg.state_size)) < 0.1).astype(np.float32)}
+    if cfg.format_version == 3:
+        n = int(rng.integers(2, 12))
+        grid = np.stack([np.cumsum(rng.integers(20, 140, n)), rng.random(n) < 0.3], 1)
+        feed["beat"] = beat_features(rng.integers(0, int(grid[-1, 0]) + 30, T * B), grid).reshape(T, B, cfg.beat_size)
     return feed
 
 
@@ -140,7 +152,7 @@ def base_card(cfg: ModelConfig, n_params: int, key_vectors: dict | None = None) 
         "license": LICENSE,
         "date": datetime.date.today().isoformat(),
     }
-    if cfg.format_version == 2:
+    if cfg.format_version >= 2:
         from .features import KEY_HALF_WINDOW, key_names
 
         kv = key_vectors or {"names": key_names(), "vectors": [[0.0] * 12 for _ in range(24)], "windows": None}
@@ -155,6 +167,8 @@ def base_card(cfg: ModelConfig, n_params: int, key_vectors: dict | None = None) 
         }
         card["state_features"] = V.SPEC["state_features"]
         card["grammar"] = {"masked": True, "rules": "docs/model-format.md, section Grammar (src/codec/features.rs)"}
+    if cfg.format_version == 3:
+        card["beat_features"] = V.SPEC["beat_features"]
     return card
 
 
@@ -199,9 +213,13 @@ def bench_step(path: str, steps: int = 2000, warmup: int = 200) -> dict:
         L, H = inp["hidden"].shape[0], inp["hidden"].shape[2]
     feed = {"events": np.array([[V.START]], dtype=np.int64), "control": V.control_one_hot(np.array([[V.NO_CONTROL]])),
             "hidden": np.zeros((L, 1, H), dtype=np.float32)}
-    for name in ("key", "state"):
+    for name in ("key", "state", "beat"):
         if name in inp:
             feed[name] = np.zeros((1, 1, inp[name].shape[2]), dtype=np.float32)
+    if "beat" in inp:
+        from .features import NO_BEAT_OFFSET
+
+        feed["beat"][..., NO_BEAT_OFFSET] = 1.0
     times = []
     for k in range(warmup + steps):
         t0 = time.perf_counter()
@@ -233,7 +251,7 @@ def run(args: argparse.Namespace) -> dict:
 
     info = ckpt.get("data_info", {})
     key_vectors = None
-    if model.cfg.format_version == 2:
+    if model.cfg.format_version >= 2:
         if args.key_vectors:
             with open(args.key_vectors) as f:
                 key_vectors = json.load(f)
@@ -256,15 +274,20 @@ def run(args: argparse.Namespace) -> dict:
         "batch_size": ckpt["args"].get("batch_size"),
         "world_size": ckpt.get("world_size"),
         "control_dropout": ckpt["args"].get("control_dropout"),
-        "key_dropout": ckpt["args"].get("key_dropout") if model.cfg.format_version == 2 else None,
-        "all_controls_off": ckpt["args"].get("all_off") if model.cfg.format_version == 2 else None,
+        "key_dropout": ckpt["args"].get("key_dropout") if model.cfg.format_version >= 2 else None,
+        "all_controls_off": ckpt["args"].get("all_off") if model.cfg.format_version >= 2 else None,
         "init": ckpt["args"].get("init_onnx"),
+        **({"beat_dropout": ckpt["args"].get("beat_dropout"), "documents_with_beats": info.get("beat_docs")}
+           if model.cfg.format_version == 3 else {}),
         "crop_val_loss": ckpt.get("best_val"),
     }
     val = {"nll_nats_per_event": None, "bits_per_second": None, "accuracy": None}
     if args.validation_json:
         with open(args.validation_json) as f:
-            val |= {k: v for k, v in json.loads(f.read().strip().splitlines()[-1]).items() if k in val}
+            given = json.loads(f.read().strip().splitlines()[-1])
+        val |= {k: v for k, v in given.items() if k in val}
+        if model.cfg.format_version == 3 and given.get("beats"):
+            val["beats"] = given["beats"]
     set_card(out, card | {"validation": val})  # parity/eval below read the file
 
     par = parity(model, out)
@@ -273,21 +296,23 @@ def run(args: argparse.Namespace) -> dict:
         data = args.data or info.get("data")
         if data and os.path.isdir(data):
             from .data import TokenSplit
-            from .evaluate import evaluate_split, onnx_session, onnx_step_fn
+            from .evaluate import evaluate_beats, evaluate_split, onnx_session, onnx_step_fn
 
             split = TokenSplit.load(data, "validation")
             cfg = model.cfg
+            step = onnx_step_fn(onnx_session(out))
+            kw = dict(layers_hidden=(cfg.layers, cfg.hidden), grammar=cfg.format_version >= 2, key_size=cfg.key_size,
+                      state_size=cfg.state_size, beat_size=cfg.beat_size)
             runs = {}
             for name, control in (("unconditioned", False), ("controlled", True)):
-                runs[name] = evaluate_split(
-                    onnx_step_fn(onnx_session(out)), split, args.eval_max_docs, layers_hidden=(cfg.layers, cfg.hidden),
-                    control=control, grammar=cfg.format_version == 2, key_size=cfg.key_size, state_size=cfg.state_size,
-                )
+                runs[name] = evaluate_split(step, split, args.eval_max_docs, control=control, beats=False, **kw)
             res = runs["unconditioned"]
             val = {k: res[k] for k in val} | {"docs": res["docs"], "events": res["events"], "controls": "off",
-                                                "grammar_mask": cfg.format_version == 2}
+                                                "grammar_mask": cfg.format_version >= 2}
             val["controlled"] = {k: runs["controlled"][k]
                                  for k in ("nll_nats_per_event", "bits_per_second", "accuracy")}
+            if cfg.format_version == 3:  # the headline figures above: no beats for any document
+                val["beats"] = evaluate_beats(step, split, args.eval_max_docs, control=False, **kw)
             print(f"validation: {json.dumps(val)}")
         else:
             print(f"token directory {data} not found: validation metrics left null", file=sys.stderr)
@@ -310,7 +335,8 @@ def run(args: argparse.Namespace) -> dict:
 def add_bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", default="2x384,2x512", help="LAYERSxHIDDEN,...")
     p.add_argument("--embedding", type=int, default=256)
-    p.add_argument("--format", type=int, default=2, choices=(1, 2), help="model format (2: key and state inputs)")
+    p.add_argument("--format", type=int, default=2, choices=(1, 2, 3),
+                   help="model format (2: key and state inputs, 3: and beat features)")
     p.add_argument("--steps", type=int, default=2000, help="ONNX T=1 steps timed")
     p.add_argument("--train-steps", type=int, default=0, help="also time this many training steps (tokens/s)")
     p.add_argument("--data", default=None, help="token directory for the training timing (default: synthetic)")
@@ -326,9 +352,9 @@ def bench(args: argparse.Namespace) -> list[dict]:
         torch.set_num_threads(args.threads)
     for size in args.sizes.split(","):
         layers, hidden = (int(v) for v in size.lower().split("x"))
-        from .features import KEY_SIZE, STATE_SIZE
+        from .features import BEAT_SIZE, KEY_SIZE, STATE_SIZE
 
-        sizes = (KEY_SIZE, STATE_SIZE) if args.format == 2 else (0, 0)
+        sizes = ((KEY_SIZE, STATE_SIZE) if args.format >= 2 else (0, 0)) + ((BEAT_SIZE,) if args.format == 3 else (0,))
         cfg = ModelConfig(layers, hidden, args.embedding, 0.1, *sizes)
         torch.manual_seed(0)
         model = PerformanceGRU(cfg)
@@ -361,7 +387,8 @@ def _bench_train(model: PerformanceGRU, args) -> dict:
     if data is None:
         tmp = tempfile.TemporaryDirectory()
         data = write_synthetic_dir(tmp.name, docs_per_split=(8, 2), notes=(2000, 3000))
-    sampler = CropSampler(TokenSplit.load(data, "train"), args.seq_len, args.batch_size, seed=0)
+    sampler = CropSampler(TokenSplit.load(data, "train"), args.seq_len, args.batch_size, seed=0,
+                          beats=model.cfg.beat_size > 0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
     t_data = 0.0

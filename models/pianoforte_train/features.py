@@ -1,5 +1,5 @@
 """Model inputs derived from the events (model format 2): the music-state features, the key
-control and the grammar mask.
+control and the grammar mask; and (model format 3) the beat features.
 
 Layouts come from docs/spec/events.json (``state_features``, ``key_control``), which the Rust
 codec writes (``src/codec/features.rs``); tests/test_features.py checks both implementations here
@@ -17,6 +17,12 @@ The grammar: what can follow in a stream the codec writes (docs/events.md). Forb
   * a TIME_SHIFT right after a TIME_SHIFT shorter than the longest (gaps are written longest first);
   * a VELOCITY equal to the current bin once a NOTE_ON has been played (only changes are written);
   * PEDAL down while down, PEDAL up while up.
+
+Beat features (format 3; layout ``beat_features`` in the spec, semantics ``src/codec/beats.rs``):
+where a moment lies in the beat and the bar of an annotated beat grid, one-hot: a no-beat flag
+(free time: before the first beat, from the last beat on, or no grid), the 24th of the beat, the
+beat in the bar, the beats in the bar and the beat period's bucket. Integer arithmetic only, so
+the bits are the Rust engine's (tests/test_beats.py checks the shared vectors).
 """
 
 from __future__ import annotations
@@ -49,6 +55,25 @@ if not (
     and KEY_SIZE == 12
 ):
     raise RuntimeError(f"pianoforte_train: {V.SPEC_PATH}: unexpected state-feature layout")
+
+_BF = V.SPEC["beat_features"]
+BEAT_SIZE = _BF["size"]
+NO_BEAT_OFFSET = _BF["no_beat"]["offset"]
+PHASE_OFFSET, PHASE_BINS = _BF["phase"]["offset"], _BF["phase"]["size"]
+BEAT_IN_BAR_OFFSET, BEAT_IN_BAR_SIZE = _BF["beat_in_bar"]["offset"], _BF["beat_in_bar"]["size"]
+METER_OFFSET, METER_SIZE = _BF["meter"]["offset"], _BF["meter"]["size"]
+PERIOD_OFFSET = _BF["period"]["offset"]
+PERIOD_EDGES = np.asarray(_BF["period"]["edges_steps"], dtype=np.int64)
+
+if not (
+    _BF["no_beat"]["size"] == 1
+    and _BF["period"]["size"] == len(PERIOD_EDGES) + 1
+    and (np.diff(PERIOD_EDGES) > 0).all()
+    and min(PHASE_BINS, BEAT_IN_BAR_SIZE, METER_SIZE) >= 1
+    and max(NO_BEAT_OFFSET + 1, PHASE_OFFSET + PHASE_BINS, BEAT_IN_BAR_OFFSET + BEAT_IN_BAR_SIZE,
+            METER_OFFSET + METER_SIZE, PERIOD_OFFSET + len(PERIOD_EDGES) + 1) == BEAT_SIZE
+):
+    raise RuntimeError(f"pianoforte_train: {V.SPEC_PATH}: unexpected beat-feature layout")
 
 _SHIFTS = slice(V.TIME_SHIFT, V.VELOCITY)
 
@@ -205,6 +230,76 @@ def key_histograms(tokens: np.ndarray, start: int = 0, n: int | None = None) -> 
     h = c[hi] - c[np.searchsorted(on_t, t - KEY_HALF_WINDOW, side="left")]
     tot = h.sum(1, keepdims=True)
     return np.where(tot > 0, h / np.maximum(tot, 1), 0.0).astype(np.float32)
+
+
+# ------------------------------------------------------------ beats (format 3)
+def beat_grid(beats) -> tuple[np.ndarray, np.ndarray]:
+    """``[[step, downbeat], ...]`` -> (steps int64, downbeat bool), sorted by step (stable); of
+    beats on the same step the first is kept (Rust ``BeatGrid::new``)."""
+    b = np.asarray(beats if beats is not None else [], dtype=np.int64).reshape(-1, 2)
+    b = b[np.argsort(b[:, 0], kind="stable")]
+    keep = np.ones(len(b), dtype=bool)
+    keep[1:] = b[1:, 0] != b[:-1, 0]
+    return b[keep, 0], b[keep, 1] != 0
+
+
+def beat_bars(down: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each beat's index in its bar and the bar's length in beats (-1: unknown), as Rust's
+    ``BeatGrid::bar_of``: a bar cut off by the first or last downbeat takes the length of the
+    nearest whole bar (before it, else after it); a pickup's beats count back from the first
+    downbeat."""
+    n = len(down)
+    d = np.flatnonzero(down)  # the downbeats' beat indices
+    i = np.arange(n)
+    jp = np.searchsorted(d, i, side="right") - 1  # index in d of the last downbeat <= i (-1: none)
+    jn = jp + 1  # index in d of the first downbeat > i (len(d): none)
+    has_p, has_n = jp >= 0, jn < len(d)
+    prev = np.where(has_p, d[np.clip(jp, 0, None)] if len(d) else 0, -1)
+    nxt = np.where(has_n, d[np.clip(jn, None, len(d) - 1)] if len(d) else 0, -1)
+    gaps = np.diff(d)  # whole bars: gaps[j] = d[j+1] - d[j]
+    before = np.where(jp >= 1, gaps[np.clip(jp - 1, 0, None)] if len(gaps) else 0, -1)  # the bar before prev
+    after = np.full(n, gaps[0] if len(gaps) else -1)  # the bar after the first downbeat (= next, no prev)
+    per_bar = np.where(has_p & has_n, nxt - prev, np.where(has_p, before, np.where(has_n, after, -1)))
+    pickup = ~has_p & has_n & (per_bar > 0)
+    in_bar = np.where(has_p, i - prev, -1)
+    in_bar[pickup] = np.mod(per_bar[pickup] - (nxt[pickup] - i[pickup]), per_bar[pickup])
+    return in_bar, per_bar
+
+
+def beat_features(steps, beats) -> np.ndarray:
+    """The beat features [len(steps), BEAT_SIZE] float32 at each step (10 ms clock) of the beat
+    grid ``beats`` (``[[step, downbeat], ...]``; None or empty: no beats, free time throughout).
+
+    At step s: i = the last beat at or before s; free time (the no-beat flag) if there is none or
+    i is the last beat. Else period = the next beat's step - beat i's, phase bin =
+    (s - beat i) * PHASE_BINS // period, and beat i's place in its bar (``beat_bars``)."""
+    steps = np.asarray(steps, dtype=np.int64).reshape(-1)
+    out = np.zeros((len(steps), BEAT_SIZE), dtype=np.float32)
+    b_steps, down = beat_grid(beats)
+    i = np.searchsorted(b_steps, steps, side="right") - 1
+    on = (i >= 0) & (i < len(b_steps) - 1)
+    out[~on, NO_BEAT_OFFSET] = 1.0
+    if not on.any():
+        return out
+    rows, i = np.flatnonzero(on), i[on]
+    period = b_steps[i + 1] - b_steps[i]  # >= 1: no two beats share a step
+    since = steps[on] - b_steps[i]
+    out[rows, PHASE_OFFSET + since * PHASE_BINS // period] = 1.0
+    in_bar, per_bar = beat_bars(down)
+    in_bar, per_bar = in_bar[i], per_bar[i]
+    k = in_bar >= 0
+    out[rows[k], BEAT_IN_BAR_OFFSET + np.minimum(in_bar[k], BEAT_IN_BAR_SIZE - 1)] = 1.0
+    k = per_bar > 0
+    out[rows[k], METER_OFFSET + np.minimum(per_bar[k], METER_SIZE) - 1] = 1.0
+    out[rows, PERIOD_OFFSET + np.searchsorted(PERIOD_EDGES, period, side="right")] = 1.0
+    return out
+
+
+def no_beat(n: int) -> np.ndarray:
+    """``n`` rows of free time: [n, BEAT_SIZE] float32, the no-beat flag set."""
+    out = np.zeros((n, BEAT_SIZE), dtype=np.float32)
+    out[:, NO_BEAT_OFFSET] = 1.0
+    return out
 
 
 # ------------------------------------------------------------ keys (24 major/minor)

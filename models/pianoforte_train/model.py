@@ -2,7 +2,8 @@
 the VOCAB_SIZE events.
 
 Model format 1: inputs events, control.  Model format 2 adds the key control [.., 12] and the
-music-state features [.., STATE_SIZE] (features.py) as further GRU input columns.
+music-state features [.., STATE_SIZE] (features.py) as further GRU input columns; format 3 adds
+the beat features [.., BEAT_SIZE] after them (so a format-2 model's weights warm-start it).
 Time-major tensors throughout ([T, B, ...]) to match the ONNX contract.
 """
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from . import vocab as V
+from .features import NO_BEAT_OFFSET
 
 
 @dataclass
@@ -24,13 +26,20 @@ class ModelConfig:
     embedding: int = 256
     dropout: float = 0.1
     key_size: int = 0  # 12 in format 2
-    state_size: int = 0  # features.STATE_SIZE in format 2
+    state_size: int = 0  # features.STATE_SIZE in formats 2 and 3
+    beat_size: int = 0  # features.BEAT_SIZE in format 3
+
+    def __post_init__(self):
+        if self.beat_size and not (self.key_size and self.state_size):
+            raise ValueError("format 3 (beat features) is format 2 plus beats: key_size and state_size are needed")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @property
     def format_version(self) -> int:
+        if self.beat_size:
+            return 3
         return 2 if (self.key_size or self.state_size) else 1
 
 
@@ -40,7 +49,7 @@ class PerformanceGRU(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(V.EMBED_SIZE, cfg.embedding)
         self.gru = nn.GRU(
-            cfg.embedding + V.CONTROL_SIZE + cfg.key_size + cfg.state_size,
+            cfg.embedding + V.CONTROL_SIZE + cfg.key_size + cfg.state_size + cfg.beat_size,
             cfg.hidden,
             num_layers=cfg.layers,
             dropout=cfg.dropout if cfg.layers > 1 else 0.0,
@@ -55,9 +64,12 @@ class PerformanceGRU(nn.Module):
         hidden: torch.Tensor | None = None,
         key: torch.Tensor | None = None,
         state: torch.Tensor | None = None,
+        beat: torch.Tensor | None = None,
     ):
         """events int64 [T, B]; control float [T, B, CONTROL_SIZE]; hidden float [L, B, H] or None (zeros);
-        format 2: key float [T, B, key_size], state float [T, B, state_size] (zeros when None).
+        format 2: key float [T, B, key_size], state float [T, B, state_size] (zeros when None);
+        format 3: beat float [T, B, beat_size] (None: free time, the no-beat flag set, as the engine
+        feeds without a beat clock).
 
         Returns logits [T, B, VOCAB_SIZE] and the new hidden state [L, B, H].
         """
@@ -69,6 +81,11 @@ class PerformanceGRU(nn.Module):
                 if x is None:
                     x = torch.zeros(T, B, size, dtype=dtype, device=events.device)
                 parts.append(x.to(dtype))
+        if self.cfg.beat_size:
+            if beat is None:
+                beat = torch.zeros(T, B, self.cfg.beat_size, dtype=dtype, device=events.device)
+                beat[..., NO_BEAT_OFFSET] = 1.0
+            parts.append(beat.to(dtype))
         out, hidden = self.gru(torch.cat(parts, dim=-1), hidden)
         return self.head(self.drop(out)), hidden
 
@@ -78,7 +95,7 @@ class PerformanceGRU(nn.Module):
 
 
 class OnnxInterface(nn.Module):
-    """The ONNX input order: events, control, [key, state,] hidden."""
+    """The ONNX input order: events, control, [key, state, [beat,]] hidden."""
 
     def __init__(self, model: PerformanceGRU):
         super().__init__()
@@ -87,8 +104,11 @@ class OnnxInterface(nn.Module):
     def forward(self, events, control, *rest):
         if self.model.cfg.format_version == 1:
             return self.model(events, control, rest[0])
-        key, state, hidden = rest
-        return self.model(events, control, hidden, key, state)
+        if self.model.cfg.format_version == 2:
+            key, state, hidden = rest
+            return self.model(events, control, hidden, key, state)
+        key, state, beat, hidden = rest
+        return self.model(events, control, hidden, key, state, beat)
 
 
 def control_from_bins(bins: torch.Tensor) -> torch.Tensor:
@@ -97,9 +117,9 @@ def control_from_bins(bins: torch.Tensor) -> torch.Tensor:
 
 
 def load_onnx_weights(model: PerformanceGRU, path: str) -> dict:
-    """Warm start: copies a format-1 (or 2) ONNX model's weights into ``model``. Columns of the
-    first GRU layer's input matrix that the ONNX model lacks (key, state) are set to zero, so the
-    new model computes exactly what the ONNX one does until training changes them.
+    """Warm start: copies a format-1, 2 (or 3) ONNX model's weights into ``model``. Columns of the
+    first GRU layer's input matrix that the ONNX model lacks (key, state, beat) are set to zero, so
+    the new model computes exactly what the ONNX one does until training changes them.
 
     ONNX GRU weights are [1, 3H, in] in gate order z, r, h; PyTorch's are [3H, in] in r, z, n.
     """

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from . import vocab as V
 from .data import IGNORE, CropSampler, TokenSplit, load_manifest, validation_crops
-from .features import KEY_SIZE, STATE_SIZE
+from .features import BEAT_SIZE, KEY_SIZE, STATE_SIZE
 from .model import ModelConfig, PerformanceGRU, control_from_bins, load_onnx_weights
 
 # Options that may be changed when resuming (everything else comes from the checkpoint).
@@ -47,17 +47,20 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hidden", type=int, default=512)
     g.add_argument("--embedding", type=int, default=256)
     g.add_argument("--dropout", type=float, default=0.1)
-    g.add_argument("--format", type=int, default=2, choices=(1, 2),
-                   help="model format: 2 adds the key control and the music-state features")
+    g.add_argument("--format", type=int, default=2, choices=(1, 2, 3),
+                   help="model format: 2 adds the key control and the music-state features, 3 also the beat "
+                        "features (documents with beats in the token directory)")
     g.add_argument("--init-onnx", default=None,
                    help="warm start from this ONNX model's weights (new input columns start at zero)")
     g = p.add_argument_group("data")
     g.add_argument("--seq-len", type=int, default=512)
     g.add_argument("--batch-size", type=int, default=32, help="per process")
     g.add_argument("--control-dropout", type=float, default=0.2, help="share of crops without density control")
-    g.add_argument("--key-dropout", type=float, default=0.25, help="share of crops without key control (format 2)")
+    g.add_argument("--key-dropout", type=float, default=0.25, help="share of crops without key control (formats 2, 3)")
     g.add_argument("--all-off", type=float, default=0.25,
-                   help="share of crops with every control off (format 2; before the two above)")
+                   help="share of crops with every control off (formats 2, 3; before the two above)")
+    g.add_argument("--beat-dropout", type=float, default=0.2,
+                   help="share of crops of documents with beats given no beats (format 3)")
     g.add_argument("--max-transpose", type=int, default=4)
     g.add_argument("--max-stretch", type=float, default=0.05)
     g.add_argument("--no-augment", dest="augment", action="store_false")
@@ -163,12 +166,15 @@ def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
 
 
 def forward_batch(model, batch, device):
-    """(x, c, k, s, a, y) numpy batch -> (logits, targets, allowed) on ``device``."""
+    """(x, c, k, s, a, y, b) numpy batch -> (logits, targets, allowed) on ``device``."""
     device = torch.device(device)
-    x, c, k, st, a, y = (torch.from_numpy(v).to(device, non_blocking=True) for v in batch)
+    cfg = getattr(model, "module", model).cfg
+    if not cfg.beat_size:
+        batch = batch[:-1]  # the beat features: format 3 only
+    x, c, k, st, a, y, *b = (torch.from_numpy(v).to(device, non_blocking=True) for v in batch)
     with _autocast(device):
-        logits, _ = model(x, control_from_bins(c), None, k, st)
-    if getattr(model, "module", model).cfg.format_version != 2:
+        logits, _ = model(x, control_from_bins(c), None, k, st, *b)
+    if cfg.format_version < 2:
         return logits, y, None
     # The codec's streams never break the grammar (tested on MAESTRO); should a target do so
     # anyway, it stays allowed rather than giving an infinite loss.
@@ -304,12 +310,15 @@ def load_data(args: argparse.Namespace, procs: Processes) -> Data:
     manifest = load_manifest(args.data)
     train_split = TokenSplit.load(args.data, "train")
     val_split = TokenSplit.load(args.data, "validation")
-    format_2 = getattr(args, "format", 1) == 2
+    fmt = getattr(args, "format", 1)
+    if fmt == 3 and procs.master and not train_split.n_beat_docs:
+        print(f"format 3, but no training document in {args.data} has beats", file=sys.stderr)
     sampler = CropSampler(
         train_split, args.seq_len, args.batch_size, seed=args.seed, rank=procs.rank, augment=args.augment,
         max_transpose=args.max_transpose, max_stretch=args.max_stretch, control_dropout=args.control_dropout,
-        key_dropout=args.key_dropout if format_2 else 0.0,
-        all_off=args.all_off if format_2 else 0.0,
+        key_dropout=args.key_dropout if fmt >= 2 else 0.0,
+        all_off=args.all_off if fmt >= 2 else 0.0,
+        beats=fmt == 3, beat_dropout=getattr(args, "beat_dropout", 0.2),
     )
     val_batches = validation_crops(val_split, args.seq_len, args.val_crops, args.batch_size) if procs.master else None
     return Data(manifest, train_split, sampler, val_batches)
@@ -320,8 +329,9 @@ def build_model(args: argparse.Namespace, ckpt: dict | None, procs: Processes) -
     runs only). Leaves torch's RNG on this rank's dropout stream."""
     torch.manual_seed(args.seed)
     random.seed(args.seed)
+    fmt = getattr(args, "format", 1)
     mcfg = ModelConfig(args.layers, args.hidden, args.embedding, args.dropout,
-                       *((KEY_SIZE, STATE_SIZE) if getattr(args, "format", 1) == 2 else (0, 0)))
+                       *((KEY_SIZE, STATE_SIZE) if fmt >= 2 else (0, 0)), BEAT_SIZE if fmt == 3 else 0)
     model = PerformanceGRU(mcfg)
     if args.init_onnx and ckpt is None:
         info = load_onnx_weights(model, args.init_onnx)
@@ -393,6 +403,8 @@ class Run:
             "data": os.path.abspath(args.data),
             "hours": data.train_split.hours,
             "train_tokens": data.train_split.n_tokens,
+            "beat_docs": data.train_split.n_beat_docs,
+            "docs": len(data.train_split),
             "manifest_vocabulary": data.manifest["vocabulary"],
         }
         # The sampler state right after the last *consumed* batch (the next one is prepared

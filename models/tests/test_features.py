@@ -107,7 +107,7 @@ def test_real_tokens_keep_the_grammar(tokens_dir):
 
 def test_sampler_batches_have_the_new_inputs(synthetic_dir):
     s = CropSampler(TokenSplit.load(synthetic_dir, "train"), 32, 3, seed=1, key_dropout=0.5, all_off=0.2)
-    x, c, k, st, a, y = s.next_batch()
+    x, c, k, st, a, y, b = s.next_batch()
     assert k.shape == (32, 3, 12) and st.shape == (32, 3, STATE_SIZE) and a.shape == (32, 3, V.VOCAB_SIZE)
     sums = k.sum(-1)
     assert np.all((np.abs(sums - 1) < 1e-5) | (sums == 0))

@@ -33,14 +33,14 @@ def test_determinism_and_state(synthetic_dir):
 def test_crop_alignment_and_control(synthetic_dir):
     split = TokenSplit.load(synthetic_dir, "train")
     doc = split.doc(0)
-    x, c, k, st, a, y = crop(doc, 10, 32)
+    x, c, k, st, a, y, b = crop(doc, 10, 32)
     assert k.shape == (32, 12) and st.shape[0] == 32 and a.shape == (32, V.VOCAB_SIZE)
     assert x[0] == V.START and np.array_equal(x[1:], doc[10:41]) and np.array_equal(y, doc[10:42])
     assert np.array_equal(c, V.density_bins(doc)[10:42])  # control = density of the target event
-    x, c, k, _, _, y = crop(doc, 10, 32, use_control=False)
+    x, c, k, _, _, y, _ = crop(doc, 10, 32, use_control=False)
     assert (c == V.NO_CONTROL).all() and (k == 0).all()
     # crop longer than the document is padded and ignored by the loss
-    x, c, k, st, a, y = crop(doc[:5], 0, 8)
+    x, c, k, st, a, y, b = crop(doc[:5], 0, 8)
     assert (y[5:] == IGNORE).all() and (c[5:] == V.NO_CONTROL).all() and np.array_equal(y[:5], doc[:5])
     assert (st[5:] == 0).all() and a[5:].all() and (k[5:] == 0).all()
 
@@ -48,7 +48,7 @@ def test_crop_alignment_and_control(synthetic_dir):
 def test_sampler_without_augmentation_gives_document_crops(synthetic_dir):
     split = TokenSplit.load(synthetic_dir, "train")
     s = CropSampler(split, 40, 8, seed=1, augment=False, control_dropout=0.0)
-    x, c, _, _, _, y = s.next_batch()
+    x, c, _, _, _, y, _ = s.next_batch()
     assert x.shape == c.shape == y.shape == (40, 8)
     docs = [split.doc(i) for i in range(len(split))]
     for b in range(8):

@@ -358,6 +358,41 @@ mod tests {
     }
 
     #[test]
+    fn an_asap_style_csv_gives_each_performance_its_beats_and_names_bad_annotations() {
+        let dir = std::env::temp_dir().join(format!("pianoforte-asap-{}", std::process::id()));
+        let piece = dir.join("Bach/Prelude");
+        std::fs::create_dir_all(&piece).unwrap();
+        let performance = crate::codec::Performance {
+            notes: (0..8)
+                .map(|k| crate::codec::Note { pitch: 60 + k, velocity: 70, start: k as f64 * 0.5, end: k as f64 * 0.5 + 0.4 })
+                .collect(),
+            pedal: Vec::new(),
+            duration: 4.0,
+        };
+        for name in ["A.mid", "B.mid"] {
+            std::fs::write(piece.join(name), midi::write(&performance)).unwrap();
+        }
+        std::fs::write(piece.join("A_annotations.txt"), "0.0\t0.0\tdb,2/4,0\n0.5\t0.5\tb\n1.0\t1.0\tdb\n1.504\t1.504\tb\n").unwrap();
+        std::fs::write(piece.join("B_annotations.txt"), "0.0\t0.0\tbeat\n").unwrap();
+        let header = "composer,title,folder,split,midi_performance,performance_annotations,midi_score";
+        let rows = [
+            "Bach,Prelude,Bach/Prelude,train,Bach/Prelude/A.mid,Bach/Prelude/A_annotations.txt,",
+            "Bach,Prelude,Bach/Prelude,validation,Bach/Prelude/B.mid,Bach/Prelude/B_annotations.txt,",
+        ];
+        std::fs::write(dir.join("asap.csv"), format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+        let out = dir.join("tokens");
+        let report = build(&[dir.join("asap.csv")], &out, &|_| {}, &|| {}).unwrap();
+        let docs: Vec<Document> = serde_json::from_str(&std::fs::read_to_string(out.join("train.docs.json")).unwrap()).unwrap();
+        assert_eq!(docs[0].piece, "Bach / Prelude");
+        assert_eq!(docs[0].beats, Some(vec![[0, 1], [50, 0], [100, 1], [150, 0]]));
+        assert_eq!(report.manifest.splits["train"].with_beats, 1);
+        assert_eq!(report.manifest.skipped.len(), 1);
+        let reason = &report.manifest.skipped[0].reason;
+        assert!(reason.contains("B_annotations.txt") && reason.contains("line 1"), "{reason}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn npy_header_is_aligned_and_readable() {
         let dir = std::env::temp_dir().join(format!("pianoforte-npy-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

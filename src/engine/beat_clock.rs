@@ -74,6 +74,13 @@ pub struct SongPosition {
     pub meter: Meter,
 }
 
+impl SongPosition {
+    /// The same song `seconds` earlier at this tempo.
+    pub fn earlier(self, seconds: f64) -> SongPosition {
+        SongPosition { quarters: self.quarters - seconds * self.bpm / 60.0, ..self }
+    }
+}
+
 /// Tempo, meter and bar lines from one step of the performance clock on.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Segment {

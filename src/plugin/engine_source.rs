@@ -1,7 +1,8 @@
 //! The ONNX engine (`crate::engine`) as a [`Source`] for the plugin's engine thread.
 
 use super::source::{ModelInfo, Source, StepControls};
-use crate::codec::Event;
+use crate::codec::{Event, STEPS_PER_SECOND};
+use crate::engine::beat_clock::{BeatClock, Meter, SongPosition};
 use crate::engine::control::Control;
 use crate::engine::model::{LoadOptions, Model, ModelSource};
 use crate::engine::runtime::{self, RuntimeOptions};
@@ -25,6 +26,12 @@ pub struct EngineSource {
     info: ModelInfo,
     applied: Option<StepControls>,
     top_p: Option<f32>,
+    /// Where the song is when the next performance begins (`None`: free time), and how long
+    /// before that the primer ended.
+    song: Option<SongPosition>,
+    primer_gap: f64,
+    /// The engine's clock (10 ms steps) at the performance's first event: the primer's length.
+    start_step: i64,
 }
 
 /// How the plugin looks ONNX Runtime up: `ORT_DYLIB_PATH` when set, else the copy beside the
@@ -88,7 +95,7 @@ impl EngineSource {
         };
         let top_p = if model.card.extra.get("sampling").is_some() { model.recommended_sampling().top_p } else { Some(TOP_P) };
         let engine = Engine::new(model, Settings::default()).map_err(|e| LoadError { runtime: false, message: e.to_string() })?;
-        Ok(EngineSource { engine, info: ModelInfo { name, figures }, applied: None, top_p })
+        Ok(EngineSource { engine, info: ModelInfo { name, figures }, applied: None, top_p, song: None, primer_gap: 0.0, start_step: 0 })
     }
 
     fn apply(&mut self, controls: &StepControls) -> Result<(), String> {
@@ -115,7 +122,29 @@ impl Source for EngineSource {
     fn restart(&mut self, primer: &[Event], seed: u64, controls: &StepControls) -> Result<(), String> {
         self.apply(controls)?;
         self.engine.reseed(seed);
+        // The primer is heard against the song's beats too: it ends where the performance begins.
+        self.start_step = primer.iter().map(|e| crate::codec::density::shift_steps(e.id())).sum();
+        let start = self.start_step as f64;
+        self.engine.set_beat_clock(self.song.map(|song| {
+            // The primer as it was heard (its end `primer_gap` before the start), then the start.
+            let step = 1.0 / STEPS_PER_SECOND;
+            let mut clock = BeatClock::new(start - 1.0, song.earlier(self.primer_gap + step));
+            clock.locate(start, song);
+            clock
+        }));
         self.engine.prime(primer).map_err(|e| e.to_string())
+    }
+
+    fn follow(&mut self, song: Option<SongPosition>, primer_gap: f64) {
+        (self.song, self.primer_gap) = (song, primer_gap);
+    }
+
+    fn change_tempo(&mut self, seconds: f64, bpm: f64, meter: Meter) {
+        let now = self.engine.state().step() as f64;
+        if let Some(clock) = self.engine.beat_clock_mut() {
+            clock.forget_before(now);
+            clock.change(self.start_step as f64 + seconds * STEPS_PER_SECOND, bpm, meter);
+        }
     }
 
     fn next(&mut self, controls: &StepControls) -> Result<Event, String> {

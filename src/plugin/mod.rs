@@ -343,11 +343,12 @@ impl Plugin for Pianoforte {
     }
 
     /// A project saved while Play was on must not start playing when it is opened: Play is
-    /// restored off.
+    /// restored off. A project saved before Timing existed plays in free time, as it did.
     fn filter_state(state: &mut PluginState) {
         if let Some(play) = state.params.get_mut("play") {
             *play = nice_plug::plugin::ParamValue::Bool(false);
         }
+        state.params.entry("timing".into()).or_insert_with(|| nice_plug::plugin::ParamValue::String("free".into()));
     }
 
     fn editor(&mut self, _executor: AsyncExecutor<Self>) -> Option<Self::Editor> {

@@ -28,6 +28,19 @@ pub enum Sound {
     MidiOnly,
 }
 
+/// Whose time the performance keeps.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// On the song's beats and bars: the host's tempo and meter (else the Tempo parameter).
+    #[id = "song"]
+    #[name = "Song tempo"]
+    Song,
+    /// Free time: the pianist's own rubato, no beat.
+    #[id = "free"]
+    #[name = "Free"]
+    Free,
+}
+
 /// The Key parameter: 0 = Any (the model settles on a key from its first notes and holds it),
 /// 1..=24 = the model card's keys (C major .. B major, C minor .. B minor), [`KEY_FOLLOW`] =
 /// follow what the musician plays.
@@ -125,6 +138,12 @@ pub struct PianoforteParams {
     /// The built-in piano's level.
     #[id = "volume"]
     pub volume: FloatParam,
+    /// On the song's beats, or free time. Projects saved before it existed restore Free.
+    #[id = "timing"]
+    pub timing: EnumParam<Timing>,
+    /// The tempo (quarter notes per minute) when the host tells none.
+    #[id = "tempo"]
+    pub tempo: FloatParam,
 
     /// The clips folder ("" = "pianoforte clips" in the documents folder).
     #[persist = "clips-folder"]
@@ -146,6 +165,9 @@ pub struct PianoforteParams {
 /// Where the Temperature knob starts: the built-in model card's `sampling.temperature`, chosen by
 /// `benches/sampling_sweep.py` on validation statistics (a test checks that the two agree).
 pub const DEFAULT_TEMPERATURE: f32 = 1.05;
+
+/// The Tempo parameter's default (quarter notes per minute).
+pub const DEFAULT_TEMPO: f32 = 100.0;
 
 /// Clips the project remembers at most.
 pub const MAX_REMEMBERED_CLIPS: usize = 200;
@@ -186,6 +208,10 @@ impl Default for PianoforteParams {
             volume: FloatParam::new("Volume", crate::piano::DEFAULT_VOLUME_DB, FloatRange::Linear { min: -60.0, max: 6.0 })
                 .with_step_size(0.1)
                 .with_unit(" dB"),
+            timing: EnumParam::new("Timing", Timing::Song),
+            tempo: FloatParam::new("Tempo", DEFAULT_TEMPO, FloatRange::Linear { min: 40.0, max: 240.0 })
+                .with_step_size(0.1)
+                .with_unit(" BPM"),
             clips_folder: Arc::new(Mutex::new(String::new())),
             model_path: Arc::new(Mutex::new(String::new())),
             clip_seconds: Arc::new(Mutex::new(30)),

@@ -9,6 +9,7 @@
 
 use super::events::Midi;
 use crate::codec::{Change, Event, MusicState, Pitch, STEPS_PER_SECOND};
+use crate::engine::beat_clock::{Meter, SongPosition};
 use crate::engine::control::KeyControl;
 
 /// What the engine reads from the parameters at every step.
@@ -59,6 +60,12 @@ pub trait Source: Send {
     fn chosen_key(&self) -> Option<String> {
         None
     }
+    /// From the next restart on, the performance (its first event after the primer) begins at
+    /// `song` (`None`: free time), and the primer ended `primer_gap` seconds before. Models that
+    /// hear beats follow it; the others ignore it.
+    fn follow(&mut self, _song: Option<SongPosition>, _primer_gap: f64) {}
+    /// The song's tempo or meter changes `seconds` into the performance (from the next beat).
+    fn change_tempo(&mut self, _seconds: f64, _bpm: f64, _meter: Meter) {}
 }
 
 /// Turns a stream of codec events into MIDI events with model times in seconds: the codec's

@@ -16,11 +16,12 @@
 
 use super::engine_source::{EngineSource, LoadError};
 use super::events::{Midi, Played, Timed, played_performance};
-use super::params::{Mode, PianoforteParams};
+use super::params::{Mode, PianoforteParams, Timing};
 use super::player::{START_DELAY_SECONDS, start_seed};
 use super::shared::{Attachment, Command, Shared};
 use super::source::{Decoder, Source, StepControls};
 use crate::codec::{self, Event};
+use crate::engine::beat_clock::{Meter, SongPosition};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
@@ -106,6 +107,8 @@ pub struct Worker {
     offset: f64,
     /// Before this clock time nothing starts (a start that was begun late, in real time).
     join_at: f64,
+    /// The tempo and meter the performance follows (`None`: free time).
+    following: Option<(f64, Meter)>,
     scratch: Vec<(f64, Midi)>,
     pending: VecDeque<Timed>,
     heard: VecDeque<Played>,
@@ -160,6 +163,7 @@ impl Worker {
             decoder: Decoder::default(),
             offset: 0.0,
             join_at: f64::NEG_INFINITY,
+            following: None,
             scratch: Vec::with_capacity(16),
             pending: VecDeque::with_capacity(64),
             heard: VecDeque::new(),
@@ -506,20 +510,56 @@ impl Worker {
     fn begin(&mut self, at: f64, seed: u64) {
         self.first_begun.get_or_insert_with(Instant::now);
         self.mode = self.params.mode.value();
-        if self.prime(seed) {
+        if self.prime(seed, at) {
             self.play_from(at);
+        }
+    }
+
+    /// Where the song is at clock time `at` with Timing on Song tempo: the host's tempo and
+    /// meter (else the Tempo parameter and 4/4) and, while its transport plays, its position;
+    /// without a position bar 1 begins at `at`. `None` in free time.
+    fn song_at(&self, at: f64) -> Option<SongPosition> {
+        if self.params.timing.value() == Timing::Free {
+            return None;
+        }
+        let anchor = self.shared.grid.load().unwrap_or_default();
+        let meter = Meter::new(anchor.numerator as u16, anchor.denominator as u16).unwrap_or(Meter::FOUR_FOUR);
+        let bpm = if anchor.bpm > 0.0 { anchor.bpm } else { self.params.tempo.value() as f64 };
+        Some(match anchor.positioned() {
+            true => {
+                SongPosition { quarters: anchor.beats + (at - anchor.clock) * bpm / 60.0, bar_start_quarters: anchor.bar_start, bpm, meter }
+            }
+            false => SongPosition { quarters: 0.0, bar_start_quarters: 0.0, bpm, meter },
+        })
+    }
+
+    /// Tempo automation and meter changes of the host reach the performance (from its next beat).
+    fn follow_tempo(&mut self) {
+        let (Some((bpm, meter)), Some(anchor)) = (self.following, self.shared.grid.load()) else { return };
+        let now_meter = Meter::new(anchor.numerator as u16, anchor.denominator as u16).unwrap_or(meter);
+        let now_bpm = if anchor.bpm > 0.0 { anchor.bpm } else { bpm };
+        if (now_bpm, now_meter) != (bpm, meter)
+            && let Some(source) = self.source.as_mut()
+        {
+            source.change_tempo(anchor.clock - self.offset, now_bpm, now_meter);
+            self.following = Some((now_bpm, now_meter));
         }
     }
 
     /// Restarts the source with `seed`, primed with [`Self::primer`] and the controls of now;
     /// false (and idle) when there is no model or it fails.
-    fn prime(&mut self, seed: u64) -> bool {
+    fn prime(&mut self, seed: u64, at: f64) -> bool {
         let primer = self.primer();
         let controls = self.controls();
+        let song = self.song_at(at);
+        self.following = song.map(|s| (s.bpm, s.meter));
+        // The musician's last event, which ends the primer, was heard this long before `at`.
+        let gap = if primer.is_empty() { 0.0 } else { self.heard.back().map_or(0.0, |p| (at - p.time).max(0.0)) };
         let Some(source) = self.source.as_mut() else {
             self.state = State::Idle;
             return false;
         };
+        source.follow(song, gap);
         match source.restart(&primer, seed, &controls) {
             Ok(()) => true,
             Err(e) => {
@@ -585,7 +625,10 @@ impl Worker {
         match self.state {
             State::Idle => {}
             State::Listening => self.listen(heard_until),
-            State::Playing => self.fill(),
+            State::Playing => {
+                self.follow_tempo();
+                self.fill();
+            }
         }
         self.publish_decided(heard_until);
         self.flush_trace();
@@ -619,7 +662,7 @@ impl Worker {
             // Seeded by the Seed parameter and the pause's clock time: the same everywhere.
             let seed = start_seed(self.params.seed.value(), (pause_ends * 1000.0).round() as i64);
             self.first_begun.get_or_insert_with(Instant::now);
-            if !self.prime(seed) {
+            if !self.prime(seed, pause_ends + START_DELAY_SECONDS) {
                 return;
             }
             self.primed_for = Some(self.last_input);

@@ -69,3 +69,36 @@ def test_decoded_file_is_clean_in_mido(src, tmp_path):
         elif msg.type in ("note_off", "note_on"):
             sounding.discard(msg.note)
     assert not sounding, "stuck notes at the end"
+
+
+@pytest.mark.parametrize("bpm,meter", [(96, "3/4"), (132, None), (90, "6/8")])
+def test_generate_on_a_song_grid_carries_its_tempo_and_meter(bpm, meter, tmp_path):
+    out = tmp_path / "grid.mid"
+    args = [BIN, "generate", "--seconds", "8", "--seed", "5", "--bpm", str(bpm), "-o", str(out)]
+    subprocess.run(args + (["--meter", meter] if meter else []), check=True, capture_output=True)
+    mid = mido.MidiFile(str(out))
+    metas = [(abs_tick, m) for abs_tick, m in _absolute(mid.tracks[0]) if m.is_meta]
+    tempos = [(t, m.tempo) for t, m in metas if m.type == "set_tempo"]
+    signatures = [(t, m.numerator, m.denominator) for t, m in metas if m.type == "time_signature"]
+    assert tempos == [(0, mido.bpm2tempo(bpm))]
+    numerator, denominator = map(int, (meter or "4/4").split("/"))
+    assert signatures == [(0, numerator, denominator)], "bar 1 starts at the file's start"
+    pm = pretty_midi.PrettyMIDI(str(out))
+    assert abs(pm.get_tempo_changes()[1][0] - bpm) < 1e-3
+    notes = pm.instruments[0].notes
+    assert len(notes) > 20 and max(n.end for n in notes) <= 8.0 + 1e-3 + GUARD_S
+
+
+def test_generate_refuses_a_meter_without_a_tempo_and_tempos_out_of_range(tmp_path):
+    out = str(tmp_path / "x.mid")
+    for bad in (["--meter", "3/4"], ["--bpm", "0"], ["--bpm", "100", "--meter", "3/5"], ["--bpm", "fast"]):
+        run = subprocess.run([BIN, "generate", "--seconds", "1", "-o", out, *bad], capture_output=True, text=True)
+        assert run.returncode != 0 and run.stderr.strip(), bad
+        assert not os.path.exists(out)
+
+
+def _absolute(track):
+    tick = 0
+    for message in track:
+        tick += message.time
+        yield tick, message
