@@ -135,6 +135,10 @@ impl Source for EngineSource {
         self.engine.prime(primer).map_err(|e| e.to_string())
     }
 
+    fn hears_beats(&self) -> bool {
+        self.engine.model().has_beats()
+    }
+
     fn follow(&mut self, song: Option<SongPosition>, primer_gap: f64) {
         (self.song, self.primer_gap) = (song, primer_gap);
     }

@@ -2,15 +2,17 @@
 //! [`Worker`] on its own thread with a synthetic source and drives the [`Player`] buffer by
 //! buffer, the way `Pianoforte::process` does.
 
+use super::clips::GridAnchor;
 use super::engine_source::LoadError;
 use super::events::{Midi, Played, Timed};
 use super::pace::Pace;
-use super::params::{KEY_ANY, KEY_FOLLOW, KEY_NAMES, Mode, PianoforteParams};
+use super::params::{KEY_ANY, KEY_FOLLOW, KEY_NAMES, Mode, PianoforteParams, Timing};
 use super::player::{Controls, InEvent, InKind, OutKind, Player, Sink, TransportView};
 use super::shared::{Attachment, Command, Shared, relock};
 use super::source::{ModelInfo, Source, StepControls};
 use super::synthetic::Synthetic;
 use super::worker::{LoadSource, QUEUE_CAPACITY, Worker};
+use crate::engine::beat_clock::{Meter, SongPosition};
 use crate::engine::control::KeyControl;
 use nice_plug::prelude::{EnumParam, IntParam, IntRange};
 use std::path::Path;
@@ -233,4 +235,72 @@ fn the_key_parameter_reaches_the_model_through_its_cards_own_table() {
         session.buffer(512, &[], controls);
     }
     assert_eq!(*relock(&TONALITY), Some(KeyControl::Key(9)));
+}
+
+/// What the worker told the source about the song: `follow` at each start, then tempo changes.
+#[derive(Debug, Clone, PartialEq)]
+enum SongCall {
+    Follow(Option<SongPosition>),
+    Change { seconds: f64, bpm: f64, meter: Meter },
+}
+
+static SONG_CALLS: std::sync::Mutex<Vec<SongCall>> = std::sync::Mutex::new(Vec::new());
+
+struct SongRecorder(Synthetic);
+
+impl Source for SongRecorder {
+    fn info(&self) -> ModelInfo {
+        self.0.info()
+    }
+    fn restart(&mut self, primer: &[crate::codec::Event], seed: u64, controls: &StepControls) -> Result<(), String> {
+        self.0.restart(primer, seed, controls)
+    }
+    fn next(&mut self, controls: &StepControls) -> Result<crate::codec::Event, String> {
+        self.0.next(controls)
+    }
+    fn follow(&mut self, song: Option<SongPosition>, _primer_gap: f64) {
+        relock(&SONG_CALLS).push(SongCall::Follow(song));
+    }
+    fn change_tempo(&mut self, seconds: f64, bpm: f64, meter: Meter) {
+        relock(&SONG_CALLS).push(SongCall::Change { seconds, bpm, meter });
+    }
+}
+
+fn song_recorder(_model: Option<&Path>, _folder: Option<&Path>) -> Result<Box<dyn Source>, LoadError> {
+    Ok(Box::new(SongRecorder(Synthetic::new())))
+}
+
+/// A host whose transport plays from bar 3 (quarter 8) at 126 BPM in 4/4, then at 84 BPM from
+/// `change_at` seconds on; what the source was told.
+fn follow_a_song(timing: Timing, change_at: f64) -> Vec<SongCall> {
+    relock(&SONG_CALLS).clear();
+    let params = PianoforteParams { timing: EnumParam::new("Timing", timing), ..PianoforteParams::default() };
+    let mut session = Session::new(params, song_recorder, 480, Pace::offline());
+    let (mut quarters, mut bpm) = (8.0, 126.0);
+    while session.piano.base < (2.0 * RATE) as u64 {
+        let clock = session.piano.base as f64 / RATE;
+        if clock >= change_at {
+            bpm = 84.0;
+        }
+        let bar_start = (quarters / 4.0_f64).floor() * 4.0;
+        let anchor = GridAnchor { clock, bpm, numerator: 4, denominator: 4, beats: quarters, bar_start, bar_number: 0 };
+        session.shared.grid.publish(&anchor);
+        session.buffer(480, &[], Controls { play: true, ..Controls::default() });
+        quarters += 480.0 / RATE * bpm / 60.0;
+    }
+    std::mem::take(&mut relock(&SONG_CALLS))
+}
+
+#[test]
+fn the_performance_follows_the_hosts_tempo_meter_and_position_and_its_changes() {
+    let delay = super::player::START_DELAY_SECONDS;
+    let calls = follow_a_song(Timing::Song, 1.0);
+    let SongCall::Follow(Some(song)) = calls[0] else { panic!("{calls:?}") };
+    assert_eq!((song.bpm, song.meter, song.bar_start_quarters), (126.0, Meter::FOUR_FOUR, 8.0));
+    assert!((song.quarters - (8.0 + delay * 126.0 / 60.0)).abs() < 1e-9, "where the song is when the performance begins: {song:?}");
+    let SongCall::Change { seconds, bpm: 84.0, meter: Meter::FOUR_FOUR } = calls[1] else { panic!("{calls:?}") };
+    assert!((seconds - (1.0 - delay)).abs() < 0.011, "the change reaches the performance where the host made it: {seconds}");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    // Free time: the source hears no song and no change.
+    assert_eq!(follow_a_song(Timing::Free, 1.0), vec![SongCall::Follow(None)]);
 }

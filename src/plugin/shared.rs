@@ -60,6 +60,28 @@ pub struct Status {
     /// The built-in piano: None while its samples load, Ok(what was loaded) or Err(why not, in
     /// words, with how to get the samples).
     pub piano: Option<Result<String, String>>,
+    /// The song's tempo and meter the performance follows (Timing on Song tempo).
+    pub following: Option<Following>,
+}
+
+/// The song's time as the performance follows it, for the editor's piano roll.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Following {
+    /// Quarter notes per minute.
+    pub bpm: f64,
+    pub meter: crate::engine::beat_clock::Meter,
+    /// Clock seconds of one of its bar lines.
+    pub bar_line: f64,
+    /// Whether the model hears the beats (format 3); older models play in free time.
+    pub model_hears_beats: bool,
+}
+
+impl Following {
+    /// "126 BPM, 4/4" for people.
+    pub fn describe(&self) -> String {
+        let how = if self.model_hears_beats { "" } else { " (this model plays in free time)" };
+        format!("{:.1} BPM, {}{how}", self.bpm, self.meter)
+    }
 }
 
 /// How the built-in piano reaches the audio thread: the loaded samples, and the queue of the

@@ -66,6 +66,10 @@ pub trait Source: Send {
     fn follow(&mut self, _song: Option<SongPosition>, _primer_gap: f64) {}
     /// The song's tempo or meter changes `seconds` into the performance (from the next beat).
     fn change_tempo(&mut self, _seconds: f64, _bpm: f64, _meter: Meter) {}
+    /// Whether the model hears the song's beats (format 3).
+    fn hears_beats(&self) -> bool {
+        false
+    }
 }
 
 /// Turns a stream of codec events into MIDI events with model times in seconds: the codec's

@@ -18,7 +18,7 @@ use super::engine_source::{EngineSource, LoadError};
 use super::events::{Midi, Played, Timed, played_performance};
 use super::params::{Mode, PianoforteParams, Timing};
 use super::player::{START_DELAY_SECONDS, start_seed};
-use super::shared::{Attachment, Command, Shared};
+use super::shared::{Attachment, Command, Following, Shared};
 use super::source::{Decoder, Source, StepControls};
 use crate::codec::{self, Event};
 use crate::engine::beat_clock::{Meter, SongPosition};
@@ -543,7 +543,19 @@ impl Worker {
         {
             source.change_tempo(anchor.clock - self.offset, now_bpm, now_meter);
             self.following = Some((now_bpm, now_meter));
+            let bar_line = match anchor.positioned() {
+                true => anchor.clock - (anchor.beats - anchor.bar_start) * 60.0 / now_bpm,
+                false => self.shared.status().following.map_or(anchor.clock, |f| f.bar_line),
+            };
+            self.publish_following(bar_line);
         }
+    }
+
+    /// Tells the editor which tempo and meter the performance follows, and where a bar line is.
+    fn publish_following(&self, bar_line: f64) {
+        let model_hears_beats = self.source.as_ref().is_some_and(|s| s.hears_beats());
+        let following = self.following.map(|(bpm, meter)| Following { bpm, meter, bar_line, model_hears_beats });
+        self.shared.update_status(|status| status.following = following);
     }
 
     /// Restarts the source with `seed`, primed with [`Self::primer`] and the controls of now;
@@ -555,6 +567,7 @@ impl Worker {
         self.following = song.map(|s| (s.bpm, s.meter));
         // The musician's last event, which ends the primer, was heard this long before `at`.
         let gap = if primer.is_empty() { 0.0 } else { self.heard.back().map_or(0.0, |p| (at - p.time).max(0.0)) };
+        self.publish_following(song.map_or(at, |s| at - (s.quarters - s.bar_start_quarters) * 60.0 / s.bpm));
         let Some(source) = self.source.as_mut() else {
             self.state = State::Idle;
             return false;
