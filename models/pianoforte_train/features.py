@@ -64,6 +64,8 @@ BEAT_IN_BAR_OFFSET, BEAT_IN_BAR_SIZE = _BF["beat_in_bar"]["offset"], _BF["beat_i
 METER_OFFSET, METER_SIZE = _BF["meter"]["offset"], _BF["meter"]["size"]
 PERIOD_OFFSET = _BF["period"]["offset"]
 PERIOD_EDGES = np.asarray(_BF["period"]["edges_steps"], dtype=np.int64)
+# Steps to the next beat, quarter and third of a beat: (offset, size, parts of the beat).
+TO_PARTS = [(_BF[k]["offset"], _BF[k]["size"], _BF[k].get("parts", 1)) for k in ("to_beat", "to_quarter", "to_third")]
 
 if not (
     _BF["no_beat"]["size"] == 1
@@ -71,7 +73,8 @@ if not (
     and (np.diff(PERIOD_EDGES) > 0).all()
     and min(PHASE_BINS, BEAT_IN_BAR_SIZE, METER_SIZE) >= 1
     and max(NO_BEAT_OFFSET + 1, PHASE_OFFSET + PHASE_BINS, BEAT_IN_BAR_OFFSET + BEAT_IN_BAR_SIZE,
-            METER_OFFSET + METER_SIZE, PERIOD_OFFSET + len(PERIOD_EDGES) + 1) == BEAT_SIZE
+            METER_OFFSET + METER_SIZE, PERIOD_OFFSET + len(PERIOD_EDGES) + 1,
+            *(offset + size for offset, size, _ in TO_PARTS)) == BEAT_SIZE
 ):
     raise RuntimeError(f"pianoforte_train: {V.SPEC_PATH}: unexpected beat-feature layout")
 
@@ -272,7 +275,8 @@ def beat_features(steps, beats) -> np.ndarray:
 
     At step s: i = the last beat at or before s; free time (the no-beat flag) if there is none or
     i is the last beat. Else period = the next beat's step - beat i's, phase bin =
-    (s - beat i) * PHASE_BINS // period, and beat i's place in its bar (``beat_bars``)."""
+    (s - beat i) * PHASE_BINS // period, beat i's place in its bar (``beat_bars``), and the steps
+    to the next beat, quarter and third of it (the d-th parts begin at j * period // d)."""
     steps = np.asarray(steps, dtype=np.int64).reshape(-1)
     out = np.zeros((len(steps), BEAT_SIZE), dtype=np.float32)
     b_steps, down = beat_grid(beats)
@@ -292,7 +296,17 @@ def beat_features(steps, beats) -> np.ndarray:
     k = per_bar > 0
     out[rows[k], METER_OFFSET + np.minimum(per_bar[k], METER_SIZE) - 1] = 1.0
     out[rows, PERIOD_OFFSET + np.searchsorted(PERIOD_EDGES, period, side="right")] = 1.0
+    for offset, size, parts in TO_PARTS:
+        out[rows, offset + np.minimum(steps_to_part(since, period, parts), size - 1)] = 1.0
     return out
+
+
+def steps_to_part(since: np.ndarray, period: np.ndarray, parts: int) -> np.ndarray:
+    """Steps from ``since`` (steps after the beat) to the first of the beat's ``parts`` equal
+    parts that begins at or after it (the j-th begins at j * period // parts)."""
+    starts = np.arange(parts + 1)[None, :] * period[:, None] // parts
+    gaps = starts - since[:, None]
+    return np.where(gaps >= 0, gaps, np.iinfo(np.int64).max).min(axis=1)
 
 
 def no_beat(n: int) -> np.ndarray:

@@ -157,3 +157,23 @@ def load_onnx_weights(model: PerformanceGRU, path: str) -> dict:
         sd[f"gru.bias_hh_l{layer}"] = torch.from_numpy(reorder(Bias[3 * H :]).copy())
     model.load_state_dict(sd)
     return {"source": path, "columns_copied": int(init[grus[0].input[1]].shape[2])}
+
+
+def load_checkpoint_weights(model: PerformanceGRU, path: str) -> dict:
+    """Warm start from a trainer checkpoint (``best.pt`` / ``last.pt``) of a model with fewer
+    input columns: the first GRU layer's missing columns (features added at the end) are zero,
+    so the new model computes what the old one did until training changes them."""
+    state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    sd = model.state_dict()
+    for name, old in state.items():
+        new = sd[name]
+        if name == "gru.weight_ih_l0" and old.shape[1] < new.shape[1] and old.shape[0] == new.shape[0]:
+            new = torch.zeros_like(new)
+            new[:, : old.shape[1]] = old
+            sd[name] = new
+        elif old.shape == new.shape:
+            sd[name] = old
+        else:
+            raise ValueError(f"{path}: {name} is {tuple(old.shape)}, the model's is {tuple(new.shape)}")
+    model.load_state_dict(sd)
+    return {"source": path, "columns_copied": int(state["gru.weight_ih_l0"].shape[1])}

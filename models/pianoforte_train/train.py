@@ -23,7 +23,7 @@ from tqdm import tqdm
 from . import vocab as V
 from .data import IGNORE, CropSampler, TokenSplit, load_manifest, validation_crops
 from .features import BEAT_SIZE, KEY_SIZE, STATE_SIZE
-from .model import ModelConfig, PerformanceGRU, control_from_bins, load_onnx_weights
+from .model import ModelConfig, PerformanceGRU, control_from_bins, load_checkpoint_weights, load_onnx_weights
 
 # Options that may be changed when resuming (everything else comes from the checkpoint).
 RESUME_OVERRIDABLE = {
@@ -51,7 +51,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="model format: 2 adds the key control and the music-state features, 3 also the beat "
                         "features (documents with beats in the token directory)")
     g.add_argument("--init-onnx", default=None,
-                   help="warm start from this ONNX model's weights (new input columns start at zero)")
+                   help="warm start from this ONNX model's (or a .pt checkpoint's) weights (new input columns start at zero)")
     g = p.add_argument_group("data")
     g.add_argument("--seq-len", type=int, default=512)
     g.add_argument("--batch-size", type=int, default=32, help="per process")
@@ -334,7 +334,8 @@ def build_model(args: argparse.Namespace, ckpt: dict | None, procs: Processes) -
                        *((KEY_SIZE, STATE_SIZE) if fmt >= 2 else (0, 0)), BEAT_SIZE if fmt == 3 else 0)
     model = PerformanceGRU(mcfg)
     if args.init_onnx and ckpt is None:
-        info = load_onnx_weights(model, args.init_onnx)
+        load = load_checkpoint_weights if args.init_onnx.endswith(".pt") else load_onnx_weights
+        info = load(model, args.init_onnx)
         if procs.master:
             print(f"warm start from {info['source']}", file=sys.stderr)
     model = model.to(procs.device)

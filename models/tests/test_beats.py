@@ -18,6 +18,7 @@ from pianoforte_train.features import (
     PERIOD_OFFSET,
     PHASE_BINS,
     PHASE_OFFSET,
+    TO_PARTS,
     beat_features,
     no_beat,
 )
@@ -28,8 +29,9 @@ with open(os.path.join(os.path.dirname(V.SPEC_PATH), "vectors.json")) as f:
 
 def test_layout_is_the_spec():
     bf = V.SPEC["beat_features"]
-    assert BEAT_SIZE == bf["size"] == 51
+    assert BEAT_SIZE == bf["size"] == 251
     assert (NO_BEAT_OFFSET, PHASE_OFFSET, BEAT_IN_BAR_OFFSET, METER_OFFSET, PERIOD_OFFSET) == (0, 1, 25, 33, 41)
+    assert TO_PARTS == [(51, 100, 1), (151, 50, 4), (201, 50, 3)]
     assert PERIOD_EDGES.tolist() == bf["period"]["edges_steps"]
 
 
@@ -87,6 +89,10 @@ def reference(beats, step):
     if beats_per_bar:
         out[METER_OFFSET + min(beats_per_bar, 8) - 1] = 1
     out[PERIOD_OFFSET + sum(1 for e in PERIOD_EDGES if e <= period)] = 1
+    since = step - grid[i][0]
+    for offset, size, parts in TO_PARTS:
+        gap = min(j * period // parts - since for j in range(parts + 1) if j * period // parts >= since)
+        out[offset + min(gap, size - 1)] = 1
     return out
 
 

@@ -1,7 +1,9 @@
 //! Where a moment lies in the beat and the bar: what a format-3 model sees beside the events.
 //!
 //! A [`BeatPosition`] says, for one moment on the 10 ms clock, which 24th of its beat it is in,
-//! which beat of its bar, how many beats the bar has and how long the beat lasts. Annotated
+//! which beat of its bar, how many beats the bar has, how long the beat lasts, and how many steps
+//! remain to the next beat, quarter of a beat and third of a beat (what a TIME_SHIFT must span to
+//! land on the grid: the model reads it off instead of multiplying phase by period). Annotated
 //! performances get positions from a [`BeatGrid`] (their beats, downbeats marked); the engine's
 //! beat clock computes them from a tempo and a meter. "No beat" (free time) is `None`.
 //! Integer arithmetic only, so the Python trainer (`features.py`) computes the same bits.
@@ -14,14 +16,22 @@ pub const BEAT_IN_BAR_SIZE: usize = 8;
 pub const METER_SIZE: usize = 8;
 /// Edges (10 ms steps) of the beat period buckets: 30 steps = 200 BPM .. 120 steps = 50 BPM.
 pub const PERIOD_EDGES_STEPS: [i64; 9] = [30, 36, 42, 50, 60, 70, 85, 100, 120];
+/// Steps to the next beat told apart (0..=99; farther shares the last).
+pub const TO_BEAT_SIZE: usize = 100;
+/// Steps to the next quarter and third of a beat told apart (0..=49; farther shares the last).
+pub const TO_DIVISION_SIZE: usize = 50;
 
 pub const NO_BEAT_OFFSET: usize = 0;
 pub const PHASE_OFFSET: usize = 1;
 pub const BEAT_IN_BAR_OFFSET: usize = PHASE_OFFSET + PHASE_BINS;
 pub const METER_OFFSET: usize = BEAT_IN_BAR_OFFSET + BEAT_IN_BAR_SIZE;
 pub const PERIOD_OFFSET: usize = METER_OFFSET + METER_SIZE;
-/// Floats of the beat features: no-beat flag, phase, beat in bar, meter, period (all one-hot).
-pub const BEAT_SIZE: usize = PERIOD_OFFSET + PERIOD_EDGES_STEPS.len() + 1;
+pub const TO_BEAT_OFFSET: usize = PERIOD_OFFSET + PERIOD_EDGES_STEPS.len() + 1;
+pub const TO_QUARTER_OFFSET: usize = TO_BEAT_OFFSET + TO_BEAT_SIZE;
+pub const TO_THIRD_OFFSET: usize = TO_QUARTER_OFFSET + TO_DIVISION_SIZE;
+/// Floats of the beat features: no-beat flag, phase, beat in bar, meter, period, steps to the
+/// next beat, quarter and third (all one-hot).
+pub const BEAT_SIZE: usize = TO_THIRD_OFFSET + TO_DIVISION_SIZE;
 
 /// One moment's place in the beat and the bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,14 +44,29 @@ pub struct BeatPosition {
     pub beats_per_bar: Option<u16>,
     /// The length of this beat in 10 ms steps (at least 1).
     pub period_steps: i64,
+    /// Steps to the next beat, quarter of a beat and third of a beat; 0 when on one now.
+    pub to_beat: i64,
+    pub to_quarter: i64,
+    pub to_third: i64,
 }
 
 impl BeatPosition {
     /// The position `since` steps after a beat that lasts `period` steps (`0 <= since < period`).
+    /// The `d`-th parts of the beat begin at `j * period / d` steps (integer division).
     pub fn in_beat(since: i64, period: i64, beat_in_bar: Option<u16>, beats_per_bar: Option<u16>) -> BeatPosition {
         let period = period.max(1);
-        let phase_bin = (since.clamp(0, period - 1) * PHASE_BINS as i64 / period) as u8;
-        BeatPosition { phase_bin, beat_in_bar, beats_per_bar, period_steps: period }
+        let since = since.clamp(0, period - 1);
+        let phase_bin = (since * PHASE_BINS as i64 / period) as u8;
+        let to_part = |d: i64| (0..=d).map(|j| j * period / d - since).filter(|&gap| gap >= 0).min().unwrap_or(0);
+        BeatPosition {
+            phase_bin,
+            beat_in_bar,
+            beats_per_bar,
+            period_steps: period,
+            to_beat: to_part(1),
+            to_quarter: to_part(4),
+            to_third: to_part(3),
+        }
     }
 }
 
@@ -66,6 +91,10 @@ pub fn write_beat_features(position: Option<&BeatPosition>, out: &mut [f32]) {
         out[METER_OFFSET + (beats as usize).min(METER_SIZE) - 1] = 1.0;
     }
     out[PERIOD_OFFSET + period_bucket(p.period_steps)] = 1.0;
+    let capped = |steps: i64, size: usize| steps.clamp(0, size as i64 - 1) as usize;
+    out[TO_BEAT_OFFSET + capped(p.to_beat, TO_BEAT_SIZE)] = 1.0;
+    out[TO_QUARTER_OFFSET + capped(p.to_quarter, TO_DIVISION_SIZE)] = 1.0;
+    out[TO_THIRD_OFFSET + capped(p.to_third, TO_DIVISION_SIZE)] = 1.0;
 }
 
 /// One annotated beat on the 10 ms clock.
@@ -170,41 +199,57 @@ mod tests {
         assert_eq!(g.position(-1), None);
         assert_eq!(g.position(300), None, "from the last beat on it is free time");
         // The pickup (beats 0 and 50) counts back from the downbeat at 100: beats 1 and 2 of 3.
-        assert_eq!(g.position(0), Some(BeatPosition { phase_bin: 0, beat_in_bar: Some(1), beats_per_bar: Some(3), period_steps: 50 }));
+        assert_eq!(g.position(0), Some(BeatPosition::in_beat(0, 50, Some(1), Some(3))));
         assert_eq!(g.position(74).unwrap().phase_bin, 11);
         assert_eq!(g.position(75).unwrap().phase_bin, 12);
         assert_eq!(g.position(99).unwrap().beat_in_bar, Some(2));
         assert_eq!(g.position(100).unwrap().beat_in_bar, Some(0));
         // The bar from the last downbeat on takes the length of the whole bar before it.
-        assert_eq!(
-            g.position(299).unwrap(),
-            BeatPosition { phase_bin: 23, beat_in_bar: Some(0), beats_per_bar: Some(3), period_steps: 50 }
-        );
+        let last = g.position(299).unwrap();
+        assert_eq!((last.phase_bin, last.beat_in_bar, last.beats_per_bar, last.period_steps), (23, Some(0), Some(3), 50));
+    }
+
+    #[test]
+    fn the_steps_to_the_next_beat_quarter_and_third_are_what_a_shift_must_span() {
+        let g = grid(&[0, 50, 100], &[]);
+        let at = |step| {
+            let p = g.position(step).unwrap();
+            (p.to_beat, p.to_quarter, p.to_third)
+        };
+        // Quarters of the beat from 50 begin at 62, 75, 87; thirds at 66, 83 (integer division).
+        assert_eq!(at(60), (40, 2, 6));
+        assert_eq!(at(62), (38, 0, 4));
+        assert_eq!(at(88), (12, 12, 12));
+        assert_eq!(at(50), (0, 0, 0), "on the beat");
     }
 
     #[test]
     fn without_downbeats_the_bar_is_unknown_and_the_features_say_so() {
         let g = grid(&[10, 40, 100], &[]);
         let p = g.position(45).unwrap();
-        assert_eq!(p, BeatPosition { phase_bin: 2, beat_in_bar: None, beats_per_bar: None, period_steps: 60 });
+        assert_eq!((p.phase_bin, p.beat_in_bar, p.beats_per_bar, p.period_steps), (2, None, None, 60));
         let mut out = [9.0f32; BEAT_SIZE];
         write_beat_features(Some(&p), &mut out);
         let hot: Vec<usize> = (0..BEAT_SIZE).filter(|&i| out[i] == 1.0).collect();
-        assert_eq!(hot, vec![PHASE_OFFSET + 2, PERIOD_OFFSET + 5]);
+        let expected = [PHASE_OFFSET + 2, PERIOD_OFFSET + 5, TO_BEAT_OFFSET + 55, TO_QUARTER_OFFSET + 10, TO_THIRD_OFFSET + 15];
+        assert_eq!(hot, expected);
         write_beat_features(None, &mut out);
         assert_eq!(out.iter().sum::<f32>(), 1.0);
         assert_eq!(out[NO_BEAT_OFFSET], 1.0);
     }
 
     #[test]
-    fn long_bars_and_late_beats_share_the_last_index() {
-        let p = BeatPosition { phase_bin: 23, beat_in_bar: Some(11), beats_per_bar: Some(12), period_steps: 500 };
+    fn long_bars_late_beats_and_far_grid_points_share_the_last_index() {
+        let p = BeatPosition::in_beat(1, 500, Some(11), Some(12));
         let mut out = [0.0f32; BEAT_SIZE];
         write_beat_features(Some(&p), &mut out);
         assert_eq!(out[BEAT_IN_BAR_OFFSET + BEAT_IN_BAR_SIZE - 1], 1.0);
         assert_eq!(out[METER_OFFSET + METER_SIZE - 1], 1.0);
-        assert_eq!(out[BEAT_SIZE - 1], 1.0, "the longest period bucket");
-        assert_eq!(out.iter().sum::<f32>(), 4.0);
+        assert_eq!(out[TO_BEAT_OFFSET - 1], 1.0, "the longest period bucket");
+        assert_eq!(out[TO_QUARTER_OFFSET - 1], 1.0, "499 steps to the beat");
+        assert_eq!(out[TO_THIRD_OFFSET - 1], 1.0, "124 steps to the quarter");
+        assert_eq!(out[BEAT_SIZE - 1], 1.0, "165 steps to the third");
+        assert_eq!(out.iter().sum::<f32>(), 7.0);
     }
 
     #[test]

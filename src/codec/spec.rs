@@ -7,7 +7,8 @@
 
 use super::beats::{
     BEAT_IN_BAR_OFFSET, BEAT_IN_BAR_SIZE, BEAT_SIZE, Beat, BeatGrid, METER_OFFSET, METER_SIZE, NO_BEAT_OFFSET, PERIOD_EDGES_STEPS,
-    PERIOD_OFFSET, PHASE_BINS, PHASE_OFFSET, write_beat_features,
+    PERIOD_OFFSET, PHASE_BINS, PHASE_OFFSET, TO_BEAT_OFFSET, TO_BEAT_SIZE, TO_DIVISION_SIZE, TO_QUARTER_OFFSET, TO_THIRD_OFFSET,
+    write_beat_features,
 };
 use super::density::{CONTROL_SIZE, DENSITY_EDGES, DENSITY_WINDOW_STEPS, NO_CONTROL_INDEX, density_bins};
 use super::events::{Event, Pitch, STEPS_PER_SECOND, Shift, VOCABULARY, VelocityBin, from_text, to_ids};
@@ -65,6 +66,9 @@ pub fn events_spec() -> Value {
             "beat_in_bar": { "offset": BEAT_IN_BAR_OFFSET, "size": BEAT_IN_BAR_SIZE },
             "meter": { "offset": METER_OFFSET, "size": METER_SIZE },
             "period": { "offset": PERIOD_OFFSET, "size": PERIOD_EDGES_STEPS.len() + 1, "edges_steps": PERIOD_EDGES_STEPS },
+            "to_beat": { "offset": TO_BEAT_OFFSET, "size": TO_BEAT_SIZE },
+            "to_quarter": { "offset": TO_QUARTER_OFFSET, "size": TO_DIVISION_SIZE, "parts": 4 },
+            "to_third": { "offset": TO_THIRD_OFFSET, "size": TO_DIVISION_SIZE, "parts": 3 },
         },
     })
 }
@@ -145,7 +149,7 @@ fn random_events(seed: u64, n: usize) -> Vec<Event> {
 /// Beat grids and moments between, before and after their beats: the indices of the beat
 /// features that are 1 at each moment.
 fn beat_vectors() -> Vec<Value> {
-    let grids: [(&str, Vec<(i64, bool)>); 4] = [
+    let grids: [(&str, Vec<(i64, bool)>); 5] = [
         ("three-four with a pickup", vec![(0, false), (50, false), (100, true), (150, false), (200, false), (250, true), (300, false)]),
         ("rubato, no downbeats", vec![(10, false), (40, false), (100, false), (233, false), (250, false)]),
         (
@@ -165,13 +169,14 @@ fn beat_vectors() -> Vec<Value> {
             ],
         ),
         ("one beat", vec![(20, true)]),
+        ("slow and uneven", vec![(0, true), (170, false), (181, false), (400, true)]),
     ];
     grids
         .into_iter()
         .map(|(name, beats)| {
             let grid = BeatGrid::new(beats.iter().map(|&(step, downbeat)| Beat { step, downbeat }).collect());
             let mut buffer = [0.0f32; BEAT_SIZE];
-            let on: Vec<Vec<usize>> = (-3..320)
+            let on: Vec<Vec<usize>> = (-3..420)
                 .map(|step| {
                     write_beat_features(grid.position(step).as_ref(), &mut buffer);
                     (0..BEAT_SIZE).filter(|&i| buffer[i] != 0.0).collect()

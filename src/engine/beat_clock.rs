@@ -6,7 +6,7 @@
 //! note, except in compound meters (6/8, 9/8, 12/8, ...), where it is three of them.
 
 use crate::codec::STEPS_PER_SECOND;
-use crate::codec::beats::{BeatPosition, PHASE_BINS};
+use crate::codec::beats::BeatPosition;
 
 const STEPS_PER_MINUTE: f64 = 60.0 * STEPS_PER_SECOND;
 /// Tempo changes the clock remembers ahead of the engine (older ones are forgotten).
@@ -37,7 +37,7 @@ impl Meter {
 
     /// 6/8, 9/8, 12/8 (and /16): beats of three notes.
     fn compound(self) -> bool {
-        self.denominator >= 8 && self.numerator > 3 && self.numerator % 3 == 0
+        self.denominator >= 8 && self.numerator > 3 && self.numerator.is_multiple_of(3)
     }
 
     /// Beats in a bar.
@@ -137,10 +137,11 @@ impl BeatClock {
         let beats = segment.beats_at(step as f64);
         let meter = segment.song.meter;
         let whole = beats.floor();
-        let phase_bin = (((beats - whole) * PHASE_BINS as f64) as usize).min(PHASE_BINS - 1) as u8;
         let beat_in_bar = (whole as i64).rem_euclid(meter.beats_per_bar() as i64) as u16;
-        let period = (STEPS_PER_MINUTE * meter.beat_quarters() / segment.song.bpm).round() as i64;
-        BeatPosition { phase_bin, beat_in_bar: Some(beat_in_bar), beats_per_bar: Some(meter.beats_per_bar()), period_steps: period }
+        // On the 10 ms grid, as annotated beats are: the beat began at a whole step.
+        let period = STEPS_PER_MINUTE * meter.beat_quarters() / segment.song.bpm;
+        let began = (step as f64 - (beats - whole) * period).round() as i64;
+        BeatPosition::in_beat(step - began, period.round() as i64, Some(beat_in_bar), Some(meter.beats_per_bar()))
     }
 
     /// The song position at `step`, with the tempo and meter in force there.
@@ -230,14 +231,15 @@ mod tests {
     fn a_steady_tempo_puts_beats_and_bars_where_the_song_has_them() {
         let clock = BeatClock::steady(120.0, meter(3, 4)); // a beat = 50 steps
         let at = |step| clock.position(step);
-        assert_eq!(at(0), BeatPosition { phase_bin: 0, beat_in_bar: Some(0), beats_per_bar: Some(3), period_steps: 50 });
+        assert_eq!(at(0), BeatPosition::in_beat(0, 50, Some(0), Some(3)));
+        assert_eq!((at(30).to_beat, at(30).to_quarter, at(30).to_third), (20, 7, 3));
         assert_eq!(at(25).phase_bin, 12);
         assert_eq!(at(49).phase_bin, 23);
         assert_eq!((at(50).phase_bin, at(50).beat_in_bar), (0, Some(1)));
         assert_eq!(at(150).beat_in_bar, Some(0), "bar 2");
         assert_eq!(at(-50).beat_in_bar, Some(2), "before bar 1: the bar before it");
         let six_eight = BeatClock::steady(90.0, meter(6, 8)); // a dotted quarter = 100 steps
-        assert_eq!(six_eight.position(100), BeatPosition { phase_bin: 0, beat_in_bar: Some(1), beats_per_bar: Some(2), period_steps: 100 });
+        assert_eq!(six_eight.position(100), BeatPosition::in_beat(0, 100, Some(1), Some(2)));
         assert_eq!(clock.song_at(175.0).bar_start_quarters, 3.0);
         assert!((clock.step_of(7.0, 0.0) - 350.0).abs() < 1e-9);
     }
@@ -247,7 +249,7 @@ mod tests {
         let mut clock = BeatClock::steady(120.0, Meter::FOUR_FOUR);
         clock.change(60.0, 60.0, Meter::FOUR_FOUR); // asked mid-beat 2: from beat 3 (step 100) on
         assert_eq!(clock.position(99).period_steps, 50);
-        assert_eq!(clock.position(100), BeatPosition { phase_bin: 0, beat_in_bar: Some(2), beats_per_bar: Some(4), period_steps: 100 });
+        assert_eq!(clock.position(100), BeatPosition::in_beat(0, 100, Some(2), Some(4)));
         assert_eq!(clock.position(150).phase_bin, 12);
         assert_eq!(clock.position(300).beat_in_bar, Some(0), "bar 2 begins after two slow beats");
         assert!((clock.step_of(4.0, 0.0) - 300.0).abs() < 1e-9);

@@ -6,15 +6,17 @@ use crate::plugin::clips::writer::ClipWriter;
 use crate::plugin::clips::{self, ClipLength, ClipSource};
 use crate::plugin::drag::{self, Drag, DragEnd, DragEvent};
 use crate::plugin::events::pair_played;
-use crate::plugin::params::{KEY_ANY, Mode, PianoforteParams, note_name};
+use crate::plugin::params::{KEY_ANY, Mode, PianoforteParams, Timing, note_name};
 use crate::plugin::shared::Command;
-use crate::plugin::shared::{Shared, Status, relock};
+use crate::plugin::shared::{Following, Shared, Status, relock};
 use egui::{Align2, Color32, FontId, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, Vec2};
 use nice_plug::context::gui::{GuiContext, ParamSetter};
 use nice_plug::params::Param;
+use nice_plug::prelude::{Enum, EnumParam};
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{EguiEditorState, Frame, NiceEguiApp};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -30,6 +32,12 @@ pub fn default_state() -> Arc<EguiEditorState> {
 
 /// Seconds of music the piano roll shows.
 const ROLL_SECONDS: f64 = 8.0;
+/// The piano roll's height, with the line above it that says which time it follows.
+const ROLL_HEIGHT: f32 = 300.0;
+const CAPTION_HEIGHT: f32 = 18.0;
+/// Beat lines closer than this (pixels) are left out, so the roll never fills with lines;
+/// bar lines are thinned to every few bars the same way.
+const MIN_LINE_GAP: f32 = 6.0;
 /// The parameter sliders' length: with the label and the value box it fits the 300 px panel.
 const SLIDER_WIDTH: f32 = 120.0;
 /// Colours: the header's light while playing, status text that is fine or not, the accent.
@@ -199,6 +207,28 @@ fn slider_row<P: Param>(ui: &mut egui::Ui, label: &str, param: &P, setter: &Para
     ui.end_row();
 }
 
+/// One row of buttons, one for each choice of an enum parameter. Through the setter, so the host
+/// records one change (automation, undo).
+fn choice_row<T: Enum + PartialEq + Copy + 'static>(
+    ui: &mut egui::Ui,
+    label: &str,
+    param: &EnumParam<T>,
+    choices: &[(T, &str)],
+    setter: &ParamSetter,
+) {
+    ui.horizontal(|ui| {
+        ui.label(label);
+        let current = param.value();
+        for &(value, text) in choices {
+            if ui.add(egui::Button::new(text).selected(current == value)).clicked() && current != value {
+                setter.begin_set_parameter(param);
+                setter.set_parameter(param, value);
+                setter.end_set_parameter(param);
+            }
+        }
+    });
+}
+
 fn section(ui: &mut egui::Ui, title: &str) {
     ui.add_space(6.0);
     ui.label(RichText::new(title).strong().size(15.0).color(Color32::from_rgb(230, 200, 140)));
@@ -303,10 +333,14 @@ impl EditorApp {
         }
     }
 
-    /// The piano roll over two columns: the status and the clips.
+    /// The piano roll (under the time it follows) over two columns: the status and the clips.
     fn central(&mut self, ui: &mut egui::Ui, status: &Status, now: f64) {
-        let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), 300.0), Sense::hover());
-        self.piano_roll(ui, rect, now);
+        let (area, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), ROLL_HEIGHT), Sense::hover());
+        let (caption, roll) = area.split_top_bottom_at_y(area.min.y + CAPTION_HEIGHT);
+        let text = timing_caption(status.following.as_ref(), self.params.timing.value());
+        let colour = if status.following.is_some() { ACCENT } else { Color32::GRAY };
+        ui.painter().text(caption.left_center(), Align2::LEFT_CENTER, text, FontId::proportional(13.0), colour);
+        self.piano_roll(ui, roll, now, status.following);
         // Two columns, left-aligned (egui's `columns` justifies wrapped text).
         let half = (ui.available_width() / 2.0 - 8.0).max(100.0);
         let size = Vec2::new(half, ui.available_height().max(100.0));
@@ -414,19 +448,11 @@ impl EditorApp {
                 setter.end_set_parameter(&self.params.play);
             }
         });
-        ui.horizontal(|ui| {
-            ui.label("Mode");
-            let mode = self.params.mode.value();
-            for (value, label) in [(Mode::Free, "Free"), (Mode::Continue, "Continue my playing")] {
-                if ui.add(egui::Button::new(label).selected(mode == value)).clicked() && mode != value {
-                    setter.begin_set_parameter(&self.params.mode);
-                    setter.set_parameter(&self.params.mode, value);
-                    setter.end_set_parameter(&self.params.mode);
-                }
-            }
-        });
         let p = &*self.params;
+        choice_row(ui, "Mode", &p.mode, &[(Mode::Free, "Free"), (Mode::Continue, "Continue my playing")], setter);
+        choice_row(ui, "Timing", &p.timing, &[(Timing::Song, "Song tempo"), (Timing::Free, "Free")], setter);
         egui::Grid::new("params").num_columns(2).spacing([8.0, 8.0]).show(ui, |ui| {
+            slider_row(ui, "Tempo", &p.tempo, setter);
             slider_row(ui, "Temperature", &p.temperature, setter);
             slider_row(ui, "Density", &p.density, setter);
             slider_row(ui, "Key", &p.key, setter);
@@ -440,7 +466,8 @@ impl EditorApp {
         });
         ui.label(
             RichText::new(
-                "Temperature: lower is safer, higher more adventurous. Density: notes per second, or Auto. \
+                "Timing: on the song's bars and beats, or free. Tempo: used when the host tells no tempo. \
+                 Temperature: lower is safer, higher more adventurous. Density: notes per second, or Auto. \
                  A new Seed starts a new performance.",
             )
             .small()
@@ -480,9 +507,12 @@ impl EditorApp {
         });
     }
 
-    fn piano_roll(&self, ui: &egui::Ui, rect: Rect, now: f64) {
+    fn piano_roll(&self, ui: &egui::Ui, rect: Rect, now: f64, following: Option<Following>) {
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 4.0, Color32::from_rgb(22, 24, 30));
+        if let Some(following) = following {
+            paint_song_grid(&painter, rect, now, &following);
+        }
         let pedal_band = 12.0;
         let keys = Rect::from_min_max(rect.min, Pos2::new(rect.max.x, rect.max.y - pedal_band - 2.0));
         let (low, high) = (Pitch::LOWEST.midi() as f32, Pitch::HIGHEST.midi() as f32);
@@ -775,6 +805,50 @@ impl EditorApp {
     }
 }
 
+/// What the line above the piano roll says: the tempo and meter followed, or free time.
+fn timing_caption(following: Option<&Following>, timing: Timing) -> String {
+    match (following, timing) {
+        (Some(following), _) => format!("Following the song: {}", following.describe()),
+        (None, Timing::Free) => "Free time".into(),
+        (None, Timing::Song) => "Song tempo: the bars show once the performance starts".into(),
+    }
+}
+
+/// The song's bar lines (stronger) and beat lines (faint) on the piano roll, behind the notes.
+fn paint_song_grid(painter: &egui::Painter, rect: Rect, now: f64, following: &Following) {
+    let seconds_per_pixel = ROLL_SECONDS / rect.width().max(1.0) as f64;
+    let visible = now - ROLL_SECONDS..now;
+    for (time, bar) in song_grid(visible, following, MIN_LINE_GAP as f64 * seconds_per_pixel) {
+        let x = rect.max.x - ((now - time) / seconds_per_pixel) as f32;
+        let colour = if bar { Color32::from_rgb(74, 80, 100) } else { Color32::from_rgb(36, 39, 49) };
+        painter.line_segment([Pos2::new(x, rect.min.y), Pos2::new(x, rect.max.y)], Stroke::new(1.0, colour));
+    }
+}
+
+/// The clock times of the song's lines within `visible`, each with whether it is a bar line.
+/// Lines are at least `min_gap` seconds apart: beat lines closer than that are left out, and
+/// bar lines then thinned to every few bars, so a fast tempo never draws thousands of them.
+fn song_grid(visible: Range<f64>, following: &Following, min_gap: f64) -> impl Iterator<Item = (f64, bool)> + use<> {
+    let beat = following.meter.beat_quarters() * 60.0 / following.bpm;
+    let beats_per_bar = following.meter.beats_per_bar().max(1) as i64;
+    let bar = beat * beats_per_bar as f64;
+    // Every line is a multiple of `step` beats from the bar line (a bar line again when it is a
+    // multiple of the bar's beats).
+    let step = if beat >= min_gap { 1 } else { beats_per_bar.saturating_mul((min_gap / bar).ceil().max(1.0) as i64) };
+    let span = beat * step as f64;
+    let bar_line = following.bar_line;
+    // A tempo that makes no sense (0, NaN from a host) draws nothing.
+    let (first, last) = if span.is_finite() && span > 0.0 && bar_line.is_finite() {
+        (((visible.start - bar_line) / span).ceil() as i64, ((visible.end - bar_line) / span).floor() as i64)
+    } else {
+        (1, 0)
+    };
+    (first..=last).map(move |n| {
+        let index = n.saturating_mul(step);
+        (bar_line + index as f64 * beat, index.rem_euclid(beats_per_bar) == 0)
+    })
+}
+
 /// The "drag me into your DAW" handle: a grip of dots, what to do, and what it drags.
 fn paint_drag_handle(ui: &egui::Ui, rect: Rect, active: bool, hovered: bool, choice: ClipChoice) {
     let fill = if active {
@@ -839,6 +913,7 @@ fn remembered(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::beat_clock::Meter;
     use crate::plugin::events::{Midi, Played};
     use nice_plug::prelude::Params;
 
@@ -949,6 +1024,47 @@ mod tests {
         let ctx = egui::Context::default();
         drag_a_grip_across_its_row(&ctx);
         assert!(!ctx.plugin::<egui::text_selection::LabelSelectionState>().lock().has_selection());
+    }
+
+    fn following(bpm: f64, meter: &str, bar_line: f64) -> Following {
+        Following { bpm, meter: Meter::parse(meter).unwrap(), bar_line, model_hears_beats: true }
+    }
+
+    #[test]
+    fn the_song_grid_has_bars_and_beats_where_the_song_has_them() {
+        // 120 BPM in 4/4 with a bar line at 1 s: a beat every 0.5 s, a bar every 2 s.
+        let lines: Vec<_> = song_grid(0.0..3.2, &following(120.0, "4/4", 1.0), 0.1).collect();
+        let beats = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0];
+        let bars = [false, false, true, false, false, false, true];
+        assert_eq!(lines, beats.into_iter().zip(bars).collect::<Vec<_>>());
+        // 6/8: two beats of a dotted quarter (0.75 s) in a bar.
+        let lines: Vec<_> = song_grid(10.0..13.0, &following(120.0, "6/8", 1.0), 0.1).collect();
+        assert_eq!(lines, vec![(10.0, true), (10.75, false), (11.5, true), (12.25, false), (13.0, true)]);
+    }
+
+    #[test]
+    fn the_song_grid_stays_sparse_when_its_lines_would_crowd() {
+        // Beats closer than the gap are left out; the bars stay.
+        let lines: Vec<_> = song_grid(0.0..8.0, &following(240.0, "4/4", 0.0), 0.5).collect();
+        assert_eq!(lines.len(), 9);
+        assert!(lines.iter().all(|&(_, bar)| bar));
+        // Bars closer than the gap too (240 BPM in 1/32: 32 bars a second): every few bars, as
+        // many lines as the gap lets the roll hold, not hundreds.
+        let gap = 0.075;
+        let lines: Vec<_> = song_grid(0.0..8.0, &following(240.0, "1/32", 0.25), gap).collect();
+        assert!((50..=(8.0 / gap) as usize + 1).contains(&lines.len()), "{}", lines.len());
+        assert!(lines.windows(2).all(|w| w[1].0 - w[0].0 >= gap && w[1].1));
+        // A tempo that makes no sense draws nothing.
+        assert_eq!(song_grid(0.0..8.0, &following(0.0, "4/4", 0.0), 0.1).count(), 0);
+        assert_eq!(song_grid(0.0..8.0, &following(f64::NAN, "4/4", 0.0), 0.1).count(), 0);
+    }
+
+    #[test]
+    fn the_caption_says_which_time_the_performance_keeps() {
+        let song = following(126.0, "3/4", 0.0);
+        assert_eq!(timing_caption(Some(&song), Timing::Song), "Following the song: 126.0 BPM, 3/4");
+        assert_eq!(timing_caption(None, Timing::Free), "Free time");
+        assert!(timing_caption(None, Timing::Song).starts_with("Song tempo"));
     }
 
     #[test]
