@@ -51,7 +51,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="model format: 2 adds the key control and the music-state features, 3 also the beat "
                         "features (documents with beats in the token directory)")
     g.add_argument("--init-onnx", default=None,
-                   help="warm start from this ONNX model's (or a .pt checkpoint's) weights (new input columns start at zero)")
+                   help="warm start from this ONNX model's (or a .pt checkpoint's) weights "
+                        "(new input columns start at zero)")
     g = p.add_argument_group("data")
     g.add_argument("--seq-len", type=int, default=512)
     g.add_argument("--batch-size", type=int, default=32, help="per process")
