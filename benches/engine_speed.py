@@ -79,11 +79,12 @@ def torch_eager(model, seconds: float, seed: int, temperature: float = 1.0) -> d
     control[0, 0, V.NO_CONTROL] = 1.0
     x = torch.full((1, 1), V.START, dtype=torch.int64)
     key, state = torch.zeros(1, 1, model.cfg.key_size), torch.zeros(1, 1, model.cfg.state_size)
+    beat = torch.zeros(1, 1, model.cfg.beat_size) if model.cfg.beat_size else None
     steps_needed, now, events = int(seconds * V.STEPS_PER_SECOND), 0, 0
     t0 = time.perf_counter()
     with torch.no_grad():
         while now < steps_needed:
-            logits, h = model(x, control, h, key, state)
+            logits, h = model(x, control, h, key, state, *([beat] if beat is not None else []))
             probs = torch.softmax(logits[0, 0] / temperature, -1)
             e = int(torch.multinomial(probs, 1))
             if V.TIME_SHIFT <= e < V.VELOCITY:
@@ -109,7 +110,7 @@ def ort_python(path: str, card: dict, seconds: float, seed: int) -> dict:
     c = V.control_one_hot(np.array([[V.NO_CONTROL]]))
     x = np.array([[V.START]], dtype=np.int64)
     extra = {i.name: np.zeros((1, 1, i.shape[2]), dtype=np.float32) for i in sess.get_inputs()
-             if i.name in ("key", "state")}  # format 2 (speed does not depend on their values)
+             if i.name in ("key", "state", "beat")}  # formats 2, 3 (speed does not depend on their values)
     steps_needed, now, events = int(seconds * V.STEPS_PER_SECOND), 0, 0
     t0 = time.perf_counter()
     while now < steps_needed:
@@ -178,9 +179,10 @@ def main() -> None:
             model, _ = load_checkpoint(a.checkpoint, "cpu")
             weights = f"checkpoint {a.checkpoint}"
         else:
-            sizes = (card["key_control"]["size"], card["state_features"]["size"]) if card.get(
-                "format_version", 1) == 2 else (0, 0)
-            cfg = ModelConfig(card["layers"], card["hidden"], card.get("embedding", 256), 0.0, *sizes)
+            fmt = card.get("format_version", 1)
+            sizes = (card["key_control"]["size"], card["state_features"]["size"]) if fmt >= 2 else (0, 0)
+            beat_size = card["beat_features"]["size"] if fmt >= 3 else 0
+            cfg = ModelConfig(card["layers"], card["hidden"], card.get("embedding", 256), 0.0, *sizes, beat_size)
             torch.manual_seed(0)
             model = PerformanceGRU(cfg)
             weights = "random weights of the card's architecture (no --checkpoint)"
