@@ -55,6 +55,9 @@ cargo build --release -p pianoforte-clap-host
 # Issue 18: a host that refuses MIDI out, renders faster than real time without declaring it,
 # bounces while loading; load, play, destroy and unload the library 50 times (no thread left).
 ./target/release/pianoforte-clap-host --suite bounce
+# Issue 19: Song tempo at 84 and 126 BPM, a tempo ramp and a tempo change, offline: on grid and on
+# beat figures (asserted when the model hears beats, card format 3), reproducible, Free differs.
+./target/release/pianoforte-clap-host --suite tempo
 ./target/release/pianoforte-clap-host --suite unload
 # Debug build with nice-plug's assert_process_allocs: any allocation in process() aborts the host.
 cargo build -p pianoforte --lib --features assert-process-allocs,test-hooks

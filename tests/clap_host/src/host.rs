@@ -124,6 +124,8 @@ pub struct Scenario {
     pub input_channel: u16,
     /// Keep the plugin's audio output (the built-in piano) in the run.
     pub record_audio: bool,
+    /// The song's tempo and meter as the transport tells them (default 120 BPM, 4/4).
+    pub tempo: TempoMap,
 }
 
 impl Scenario {
@@ -142,6 +144,7 @@ impl Scenario {
             beats_only: false,
             input_channel: 1,
             record_audio: false,
+            tempo: TempoMap::default(),
         }
     }
 }
@@ -341,9 +344,97 @@ unsafe fn libc_sysconf_clk_tck() -> f64 {
     if v > 0 { v as f64 } else { 100.0 }
 }
 
+/// The song's tempo over time, as the host's transport tells it: a tempo in BPM (quarter notes per
+/// minute) at each of `points` (seconds of song time, in order), linear from one point to the next
+/// (CLAP's `tempo_inc`: a steady change per sample), steady after the last; two points at the same
+/// time are a sudden change there. The meter stays `numerator/denominator`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TempoMap {
+    pub points: Vec<(f64, f64)>,
+    pub numerator: u16,
+    pub denominator: u16,
+}
+
+impl Default for TempoMap {
+    /// 120 BPM, 4/4: what every scenario's transport said before tempo maps.
+    fn default() -> Self {
+        TempoMap::constant(120.0, 4, 4)
+    }
+}
+
+impl TempoMap {
+    pub fn constant(bpm: f64, numerator: u16, denominator: u16) -> TempoMap {
+        TempoMap { points: vec![(0.0, bpm)], numerator, denominator }
+    }
+
+    /// From `from` BPM to `to` BPM, steadily in time, over the first `bars` bars; `to` afterwards.
+    pub fn ramp(from: f64, to: f64, bars: f64, numerator: u16, denominator: u16) -> TempoMap {
+        let mut map = TempoMap::constant(from, numerator, denominator);
+        // The mean tempo of a steady ramp is the mean of its ends.
+        let seconds = bars * map.bar_quarters() * 60.0 / ((from + to) / 2.0);
+        map.points.push((seconds, to));
+        map
+    }
+
+    /// `from` BPM, then `to` BPM from the first beat of bar `bar` (counted from 1) on.
+    pub fn change_at_bar(from: f64, to: f64, bar: u32, numerator: u16, denominator: u16) -> TempoMap {
+        let mut map = TempoMap::constant(from, numerator, denominator);
+        let at = (bar - 1) as f64 * map.bar_quarters() * 60.0 / from;
+        map.points.extend([(at, from), (at, to)]);
+        map
+    }
+
+    /// Quarter notes in a bar.
+    pub fn bar_quarters(&self) -> f64 {
+        self.numerator as f64 * 4.0 / self.denominator as f64
+    }
+
+    /// Piece `index` of the map (from its point to the next): (its start, its tempo there, its change in
+    /// BPM per second).
+    fn piece(&self, index: usize) -> (f64, f64, f64) {
+        let (t0, bpm0) = self.points[index];
+        match self.points.get(index + 1) {
+            Some(&(t1, bpm1)) if t1 > t0 => (t0, bpm0, (bpm1 - bpm0) / (t1 - t0)),
+            _ => (t0, bpm0, 0.0),
+        }
+    }
+
+    /// The index of the piece in force at `seconds` (the last point at or before it).
+    fn piece_at(&self, seconds: f64) -> usize {
+        self.points.iter().rposition(|&(t, _)| t <= seconds).unwrap_or(0)
+    }
+
+    /// The tempo (BPM) at `seconds`, and its change per second there.
+    pub fn tempo_at(&self, seconds: f64) -> (f64, f64) {
+        let (t0, bpm0, slope) = self.piece(self.piece_at(seconds));
+        (bpm0 + slope * (seconds - t0), slope)
+    }
+
+    /// The song position in quarter notes at `seconds`: the exact integral of the tempo.
+    pub fn quarters_at(&self, seconds: f64) -> f64 {
+        if let [(_, bpm)] = self.points[..] {
+            // As the steady 120 BPM transport always computed it (bit for bit).
+            return seconds * bpm / 60.0;
+        }
+        let mut quarters = 0.0;
+        for index in 0..=self.piece_at(seconds) {
+            let (t0, bpm0, slope) = self.piece(index);
+            let end = self.points.get(index + 1).map_or(seconds, |p| p.0.min(seconds));
+            let d = (end - t0).max(0.0);
+            quarters += (bpm0 * d + slope * d * d / 2.0) / 60.0;
+        }
+        quarters
+    }
+}
+
 pub fn transport_event(playing: bool, pos_samples: i64, sample_rate: f64, beats_only: bool) -> TransportEvent {
+    transport_at(&TempoMap::default(), playing, pos_samples, sample_rate, beats_only)
+}
+
+/// The transport at song position `pos_samples` of the tempo map `map`.
+pub fn transport_at(map: &TempoMap, playing: bool, pos_samples: i64, sample_rate: f64, beats_only: bool) -> TransportEvent {
     let seconds = pos_samples as f64 / sample_rate;
-    let tempo = 120.0;
+    let (tempo, per_second) = map.tempo_at(seconds);
     let mut flags = TransportFlags::HAS_TEMPO | TransportFlags::HAS_BEATS_TIMELINE | TransportFlags::HAS_TIME_SIGNATURE;
     if !beats_only {
         flags |= TransportFlags::HAS_SECONDS_TIMELINE;
@@ -351,22 +442,24 @@ pub fn transport_event(playing: bool, pos_samples: i64, sample_rate: f64, beats_
     if playing {
         flags |= TransportFlags::IS_PLAYING;
     }
-    let beats = seconds * tempo / 60.0;
+    let beats = map.quarters_at(seconds);
+    let bar = map.bar_quarters();
     TransportEvent {
         header: EventHeader::new_core(0, clack_host::events::EventFlags::empty()),
         flags,
         song_pos_beats: BeatTime::from_float(beats),
         song_pos_seconds: SecondsTime::from_float(seconds),
         tempo,
-        tempo_inc: 0.0,
+        // BPM per sample, until the next transport event.
+        tempo_inc: per_second / sample_rate,
         loop_start_beats: BeatTime::from_int(0),
         loop_end_beats: BeatTime::from_int(0),
         loop_start_seconds: SecondsTime::from_int(0),
         loop_end_seconds: SecondsTime::from_int(0),
-        bar_start: BeatTime::from_float((beats / 4.0).floor() * 4.0),
-        bar_number: (beats / 4.0).floor() as i32,
-        time_signature_numerator: 4,
-        time_signature_denominator: 4,
+        bar_start: BeatTime::from_float((beats / bar).floor() * bar),
+        bar_number: (beats / bar).floor() as i32,
+        time_signature_numerator: map.numerator,
+        time_signature_denominator: map.denominator,
     }
 }
 
@@ -724,8 +817,9 @@ fn process_segments(
                     std::thread::sleep(Duration::from_secs_f64(due - now));
                 }
             }
-            let transport =
-                state.transport.then(|| transport_event(state.playing, state.pos.round() as i64, sample_rate, scenario.beats_only));
+            let transport = state
+                .transport
+                .then(|| transport_at(&scenario.tempo, state.playing, state.pos.round() as i64, sample_rate, scenario.beats_only));
             let mut output_audio = output_ports.with_output_buffers([AudioPortBuffer {
                 latency: 0,
                 channels: AudioPortBufferType::f32_output_only(outputs.iter_mut().map(|b| &mut b[..frames as usize])),

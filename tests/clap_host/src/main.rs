@@ -9,7 +9,7 @@
 //! pianoforte-clap-host [--plugin target/bundled/pianoforte.clap] [--suite full|quick|bench]
 //!                      [--source model|synthetic] [--require-density] [--model FILE.onnx]
 //! suites: full (everything but the benchmark), quick, bench, density, state, no-runtime, bounce,
-//!         unload (issue 18: bounce.rs, unload.rs)
+//!         unload (issue 18: bounce.rs, unload.rs), tempo (issue 19: tempo.rs)
 //! ```
 //!
 //! With `--source synthetic` the plugin plays its deterministic test pattern instead of the model
@@ -19,6 +19,7 @@ mod bounce;
 mod check;
 mod host;
 mod render;
+mod tempo;
 mod trace;
 mod unload;
 
@@ -54,7 +55,7 @@ fn parse_args() -> Result<Options, String> {
             "--model" => options.model = Some(args.next().ok_or("--model needs a path")?.into()),
             "-h" | "--help" => {
                 println!(
-                    "usage: pianoforte-clap-host [--plugin PATH] [--suite full|quick|bench|density|state|no-runtime|bounce|unload] [--source model|synthetic] [--require-density] [--model FILE.onnx]"
+                    "usage: pianoforte-clap-host [--plugin PATH] [--suite full|quick|bench|density|state|no-runtime|bounce|unload|tempo] [--source model|synthetic] [--require-density] [--model FILE.onnx]"
                 );
                 std::process::exit(0);
             }
@@ -748,7 +749,7 @@ fn main() -> ExitCode {
         "bench" => bench_suite(),
         "density" => vec![density_scenario()],
         "no-runtime" => no_runtime_suite(),
-        "state" | "bounce" => Vec::new(),
+        "state" | "bounce" | "tempo" => Vec::new(),
         other => {
             eprintln!("error: unknown suite {other}");
             return ExitCode::FAILURE;
@@ -767,6 +768,9 @@ fn main() -> ExitCode {
                 failed += 1;
             }
         }
+        for (name, outcome) in tempo::old_projects(&plugin) {
+            if print_outcome(&name, &outcome) { passed += 1 } else { failed += 1 }
+        }
     }
     if options.suite == "audio" {
         for (name, outcome) in audio_checks(&plugin, &trace_dir) {
@@ -776,6 +780,11 @@ fn main() -> ExitCode {
     }
     if options.suite == "bounce" {
         for (name, outcome) in bounce::checks(&plugin, &trace_dir) {
+            if print_outcome(&name, &outcome) { passed += 1 } else { failed += 1 }
+        }
+    }
+    if options.suite == "tempo" {
+        for (name, outcome) in tempo::checks(&plugin, &trace_dir, options.model.as_deref()) {
             if print_outcome(&name, &outcome) { passed += 1 } else { failed += 1 }
         }
     }
