@@ -79,6 +79,11 @@ impl SongPosition {
     pub fn earlier(self, seconds: f64) -> SongPosition {
         SongPosition { quarters: self.quarters - seconds * self.bpm / 60.0, ..self }
     }
+
+    /// Seconds since its bar began, at this tempo.
+    pub fn seconds_into_bar(self) -> f64 {
+        (self.quarters - self.bar_start_quarters) * 60.0 / self.bpm
+    }
 }
 
 /// Tempo, meter and bar lines from one step of the performance clock on.

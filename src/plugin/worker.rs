@@ -14,6 +14,7 @@
 //! thread of their own, so the performance goes on meanwhile and a file that never finishes
 //! reading blocks nothing.
 
+use super::clips::GridAnchor;
 use super::engine_source::{EngineSource, LoadError};
 use super::events::{Midi, Played, Timed, played_performance};
 use super::params::{Mode, PianoforteParams, Timing};
@@ -515,40 +516,46 @@ impl Worker {
         }
     }
 
-    /// Where the song is at clock time `at` with Timing on Song tempo: the host's tempo and
-    /// meter (else the Tempo parameter and 4/4) and, while its transport plays, its position;
-    /// without a position bar 1 begins at `at`. `None` in free time.
+    /// The song's tempo and meter: the host's, else the Tempo parameter and 4/4.
+    fn song_tempo(&self, anchor: &GridAnchor) -> (f64, Meter) {
+        let meter = Meter::new(anchor.numerator as u16, anchor.denominator as u16).unwrap_or(Meter::FOUR_FOUR);
+        let bpm = if anchor.bpm > 0.0 { anchor.bpm } else { self.params.tempo.value() as f64 };
+        (bpm, meter)
+    }
+
+    /// Where the song is at clock time `at` with Timing on Song tempo: its tempo and meter and,
+    /// while the host's transport plays, its position; without a position bar 1 begins at `at`.
+    /// `None` in free time.
     fn song_at(&self, at: f64) -> Option<SongPosition> {
         if self.params.timing.value() == Timing::Free {
             return None;
         }
         let anchor = self.shared.grid.load().unwrap_or_default();
-        let meter = Meter::new(anchor.numerator as u16, anchor.denominator as u16).unwrap_or(Meter::FOUR_FOUR);
-        let bpm = if anchor.bpm > 0.0 { anchor.bpm } else { self.params.tempo.value() as f64 };
-        Some(match anchor.positioned() {
-            true => {
-                SongPosition { quarters: anchor.beats + (at - anchor.clock) * bpm / 60.0, bar_start_quarters: anchor.bar_start, bpm, meter }
-            }
-            false => SongPosition { quarters: 0.0, bar_start_quarters: 0.0, bpm, meter },
-        })
+        let (bpm, meter) = self.song_tempo(&anchor);
+        let (quarters, bar_start_quarters) =
+            if anchor.positioned() { (anchor.beats + (at - anchor.clock) * bpm / 60.0, anchor.bar_start) } else { (0.0, 0.0) };
+        Some(SongPosition { quarters, bar_start_quarters, bpm, meter })
     }
 
-    /// Tempo automation and meter changes of the host reach the performance (from its next beat).
+    /// Tempo automation and meter changes (the host's, or the Tempo parameter's when the host
+    /// tells none) reach the performance, from its next beat.
     fn follow_tempo(&mut self) {
-        let (Some((bpm, meter)), Some(anchor)) = (self.following, self.shared.grid.load()) else { return };
-        let now_meter = Meter::new(anchor.numerator as u16, anchor.denominator as u16).unwrap_or(meter);
-        let now_bpm = if anchor.bpm > 0.0 { anchor.bpm } else { bpm };
-        if (now_bpm, now_meter) != (bpm, meter)
-            && let Some(source) = self.source.as_mut()
-        {
-            source.change_tempo(anchor.clock - self.offset, now_bpm, now_meter);
-            self.following = Some((now_bpm, now_meter));
-            let bar_line = match anchor.positioned() {
-                true => anchor.clock - (anchor.beats - anchor.bar_start) * 60.0 / now_bpm,
-                false => self.shared.status().following.map_or(anchor.clock, |f| f.bar_line),
-            };
-            self.publish_following(bar_line);
+        let Some(following) = self.following else { return };
+        let anchor = self.shared.grid.load();
+        let (bpm, meter) = self.song_tempo(&anchor.unwrap_or_default());
+        if (bpm, meter) == following {
+            return;
         }
+        let at = anchor.map_or(self.now(), |a| a.clock);
+        if let Some(source) = self.source.as_mut() {
+            source.change_tempo(at - self.offset, bpm, meter);
+        }
+        self.following = Some((bpm, meter));
+        let bar_line = match anchor.filter(GridAnchor::positioned) {
+            Some(a) => a.clock - (a.beats - a.bar_start) * 60.0 / bpm,
+            None => self.shared.status().following.map_or(at, |f| f.bar_line),
+        };
+        self.publish_following(bar_line);
     }
 
     /// Tells the editor which tempo and meter the performance follows, and where a bar line is.
@@ -567,7 +574,7 @@ impl Worker {
         self.following = song.map(|s| (s.bpm, s.meter));
         // The musician's last event, which ends the primer, was heard this long before `at`.
         let gap = if primer.is_empty() { 0.0 } else { self.heard.back().map_or(0.0, |p| (at - p.time).max(0.0)) };
-        self.publish_following(song.map_or(at, |s| at - (s.quarters - s.bar_start_quarters) * 60.0 / s.bpm));
+        self.publish_following(song.map_or(at, |s| at - s.seconds_into_bar()));
         let Some(source) = self.source.as_mut() else {
             self.state = State::Idle;
             return false;
