@@ -199,44 +199,6 @@ fn dropping_a_session_joins_every_thread_it_started() {
     assert!(shared.threads.spawn("after", || {}).is_err());
 }
 
-/// The key each model step was asked for, by a source whose card lists its keys in its own order.
-static TONALITY: std::sync::Mutex<Option<KeyControl>> = std::sync::Mutex::new(None);
-
-struct ReorderedKeys(Synthetic);
-
-impl Source for ReorderedKeys {
-    fn info(&self) -> ModelInfo {
-        self.0.info()
-    }
-    fn restart(&mut self, primer: &[crate::codec::Event], seed: u64, controls: &StepControls) -> Result<(), String> {
-        self.0.restart(primer, seed, controls)
-    }
-    fn next(&mut self, controls: &StepControls) -> Result<crate::codec::Event, String> {
-        *relock(&TONALITY) = Some(controls.tonality);
-        self.0.next(controls)
-    }
-    /// The card's table, B minor first: "D minor" is its index 9, not the parameter's 14.
-    fn key_index(&self, name: &str) -> Option<u8> {
-        KEY_NAMES.iter().position(|n| *n == name).map(|i| 23 - i as u8)
-    }
-}
-
-fn reordered(_model: Option<&Path>, _folder: Option<&Path>) -> Result<Box<dyn Source>, LoadError> {
-    Ok(Box::new(ReorderedKeys(Synthetic::new())))
-}
-
-#[test]
-fn the_key_parameter_reaches_the_model_through_its_cards_own_table() {
-    let d_minor = KEY_NAMES.iter().position(|n| *n == "D minor").unwrap() as i32 + 1;
-    let key = IntParam::new("Key", d_minor, IntRange::Linear { min: KEY_ANY, max: KEY_FOLLOW });
-    let mut session = Session::new(PianoforteParams { key, ..PianoforteParams::default() }, reordered, 512, Pace::offline());
-    let controls = Controls { play: true, ..Controls::default() };
-    while session.piano.base < 48_000 {
-        session.buffer(512, &[], controls);
-    }
-    assert_eq!(*relock(&TONALITY), Some(KeyControl::Key(9)));
-}
-
 /// What the worker told the source about the song: `follow` at each start, then tempo changes.
 #[derive(Debug, Clone, PartialEq)]
 enum SongCall {
@@ -244,11 +206,23 @@ enum SongCall {
     Change { seconds: f64, bpm: f64, meter: Meter },
 }
 
-static SONG_CALLS: std::sync::Mutex<Vec<SongCall>> = std::sync::Mutex::new(Vec::new());
+/// What one test's sources were asked: the key of the last model step, and the song.
+struct Asked {
+    tonality: std::sync::Mutex<Option<KeyControl>>,
+    song: std::sync::Mutex<Vec<SongCall>>,
+}
 
-struct SongRecorder(Synthetic);
+impl Asked {
+    const fn new() -> Asked {
+        Asked { tonality: std::sync::Mutex::new(None), song: std::sync::Mutex::new(Vec::new()) }
+    }
+}
 
-impl Source for SongRecorder {
+/// The synthetic source, with a card of its own key order, telling its test what it was asked
+/// (tests run side by side: each has its own [`Asked`]).
+struct Spy(Synthetic, &'static Asked);
+
+impl Source for Spy {
     fn info(&self) -> ModelInfo {
         self.0.info()
     }
@@ -256,26 +230,50 @@ impl Source for SongRecorder {
         self.0.restart(primer, seed, controls)
     }
     fn next(&mut self, controls: &StepControls) -> Result<crate::codec::Event, String> {
+        *relock(&self.1.tonality) = Some(controls.tonality);
         self.0.next(controls)
     }
+    /// The card's table, B minor first: "D minor" is its index 9, not the parameter's 14.
+    fn key_index(&self, name: &str) -> Option<u8> {
+        KEY_NAMES.iter().position(|n| *n == name).map(|i| 23 - i as u8)
+    }
     fn follow(&mut self, song: Option<SongPosition>, _primer_gap: f64) {
-        relock(&SONG_CALLS).push(SongCall::Follow(song));
+        relock(&self.1.song).push(SongCall::Follow(song));
     }
     fn change_tempo(&mut self, seconds: f64, bpm: f64, meter: Meter) {
-        relock(&SONG_CALLS).push(SongCall::Change { seconds, bpm, meter });
+        relock(&self.1.song).push(SongCall::Change { seconds, bpm, meter });
     }
 }
 
-fn song_recorder(_model: Option<&Path>, _folder: Option<&Path>) -> Result<Box<dyn Source>, LoadError> {
-    Ok(Box::new(SongRecorder(Synthetic::new())))
+static KEY_TEST: Asked = Asked::new();
+static SONG_TEST: Asked = Asked::new();
+
+fn key_spy(_model: Option<&Path>, _folder: Option<&Path>) -> Result<Box<dyn Source>, LoadError> {
+    Ok(Box::new(Spy(Synthetic::new(), &KEY_TEST)))
+}
+
+fn song_spy(_model: Option<&Path>, _folder: Option<&Path>) -> Result<Box<dyn Source>, LoadError> {
+    Ok(Box::new(Spy(Synthetic::new(), &SONG_TEST)))
+}
+
+#[test]
+fn the_key_parameter_reaches_the_model_through_its_cards_own_table() {
+    let d_minor = KEY_NAMES.iter().position(|n| *n == "D minor").unwrap() as i32 + 1;
+    let key = IntParam::new("Key", d_minor, IntRange::Linear { min: KEY_ANY, max: KEY_FOLLOW });
+    let mut session = Session::new(PianoforteParams { key, ..PianoforteParams::default() }, key_spy, 512, Pace::offline());
+    let controls = Controls { play: true, ..Controls::default() };
+    while session.piano.base < 48_000 {
+        session.buffer(512, &[], controls);
+    }
+    assert_eq!(*relock(&KEY_TEST.tonality), Some(KeyControl::Key(9)));
 }
 
 /// A host whose transport plays from bar 3 (quarter 8) at 126 BPM in 4/4, then at 84 BPM from
 /// `change_at` seconds on; what the source was told.
 fn follow_a_song(timing: Timing, change_at: f64) -> Vec<SongCall> {
-    relock(&SONG_CALLS).clear();
+    relock(&SONG_TEST.song).clear();
     let params = PianoforteParams { timing: EnumParam::new("Timing", timing), ..PianoforteParams::default() };
-    let mut session = Session::new(params, song_recorder, 480, Pace::offline());
+    let mut session = Session::new(params, song_spy, 480, Pace::offline());
     let (mut quarters, mut bpm) = (8.0, 126.0);
     while session.piano.base < (2.0 * RATE) as u64 {
         let clock = session.piano.base as f64 / RATE;
@@ -288,7 +286,7 @@ fn follow_a_song(timing: Timing, change_at: f64) -> Vec<SongCall> {
         session.buffer(480, &[], Controls { play: true, ..Controls::default() });
         quarters += 480.0 / RATE * bpm / 60.0;
     }
-    std::mem::take(&mut relock(&SONG_CALLS))
+    std::mem::take(&mut relock(&SONG_TEST.song))
 }
 
 #[test]
