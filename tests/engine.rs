@@ -571,12 +571,12 @@ fn a_wrong_control_is_reported_precisely() {
 #[test]
 fn an_unknown_format_is_refused_in_words() {
     let text = load_bytes(&with_card(|card| {
-        card["format_version"] = 3.into();
+        card["format_version"] = 4.into();
         true
     }))
     .unwrap_err()
     .to_string();
-    assert!(text.contains("format_version is 3, but this build of pianoforte runs model formats 1 and 2"), "{text}");
+    assert!(text.contains("format_version is 4, but this build of pianoforte runs model formats 1, 2 and 3"), "{text}");
     if load().has_features() {
         let text = load_bytes(&with_card(|card| {
             card["state_features"]["size"] = 130.into();
@@ -585,6 +585,15 @@ fn an_unknown_format_is_refused_in_words() {
         .unwrap_err()
         .to_string();
         assert!(text.contains("state_features in the model card differ from this build's codec"), "{text}");
+    }
+    if load().has_beats() {
+        let text = load_bytes(&with_card(|card| {
+            card["beat_features"]["size"] = 51.into();
+            true
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(text.contains("beat_features in the model card differ from this build's codec"), "{text}");
     }
 }
 

@@ -177,23 +177,38 @@ def test_validation_crops_use_the_beats(synthetic_dir):
 
 
 # ------------------------------------------------------------------ the model, its export and training
-SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pianoforte-gru.onnx")
+@pytest.fixture(scope="module")
+def format_2_onnx(tmp_path_factory):
+    """A format-2 model with random weights, exported as the trainer exports (the shipped model
+    was format 2 until issue 19)."""
+    import torch
+
+    from pianoforte_train.export import base_card, export_onnx, set_card
+    from pianoforte_train.features import KEY_SIZE, STATE_SIZE
+    from pianoforte_train.model import ModelConfig, PerformanceGRU
+
+    torch.manual_seed(2)
+    model = PerformanceGRU(ModelConfig(2, 48, 24, 0.0, KEY_SIZE, STATE_SIZE)).eval()
+    path = str(tmp_path_factory.mktemp("format2") / "m.onnx")
+    export_onnx(model, path)
+    set_card(path, base_card(model.cfg, model.n_params))
+    return path
 
 
-def test_warm_start_from_the_shipped_model_reproduces_it(synthetic_dir):
-    """A format-3 model warm-started from the shipped format-2 model computes its logits, beats or
-    not (the beat columns start at zero)."""
+def test_warm_start_from_a_format_2_model_reproduces_it(synthetic_dir, format_2_onnx):
+    """A format-3 model warm-started from a format-2 model computes its logits, beats or not (the
+    beat columns start at zero)."""
     import torch
 
     from pianoforte_train.evaluate import model_card, onnx_session
     from pianoforte_train.features import KEY_SIZE, STATE_SIZE
     from pianoforte_train.model import ModelConfig, PerformanceGRU, load_onnx_weights
 
-    card = model_card(SHIPPED)
-    assert card["format_version"] == 2, "the shipped model is format 2 (update this test for a format-3 one)"
+    card = model_card(format_2_onnx)
+    assert card["format_version"] == 2
     cfg = ModelConfig(card["layers"], card["hidden"], card["embedding"], 0.0, KEY_SIZE, STATE_SIZE, BEAT_SIZE)
     model = PerformanceGRU(cfg).eval()
-    info = load_onnx_weights(model, SHIPPED)
+    info = load_onnx_weights(model, format_2_onnx)
     assert info["columns_copied"] == card["embedding"] + V.CONTROL_SIZE + KEY_SIZE + STATE_SIZE
     split = TokenSplit.load(synthetic_dir, "validation")
     i = next(i for i in range(len(split)) if split.beats(i) is not None)
@@ -202,7 +217,7 @@ def test_warm_start_from_the_shipped_model_reproduces_it(synthetic_dir):
                                                         crop(tokens, 0, 40), strict=True))
     assert (b[:, 0, NO_BEAT_OFFSET] == 0).any()
     h = np.zeros((card["layers"], 2, card["hidden"]), dtype=np.float32)
-    want, want_h = onnx_session(SHIPPED, 1).run(None, {"events": x, "control": V.control_one_hot(c), "key": k,
+    want, want_h = onnx_session(format_2_onnx, 1).run(None, {"events": x, "control": V.control_one_hot(c), "key": k,
                                                        "state": st, "hidden": h})
     t = torch.from_numpy
     with torch.no_grad():
