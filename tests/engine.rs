@@ -705,3 +705,67 @@ fn vocabulary_constants_agree_with_the_engine() {
     assert_eq!(Event::NoteOff(Pitch::HIGHEST).id() + 1, VOCABULARY.time_shift_offset);
     assert_eq!(Event::PedalUp.id() + 1, VOCABULARY.size);
 }
+
+/// The built-in model hears the song's beats (format 3): a beat clock changes what it plays, the
+/// same clock plays the same, and its onsets sit on the grid more often than in free time.
+#[test]
+fn the_built_in_model_plays_on_the_beat_clock_it_is_given() {
+    use pianoforte::engine::{BeatClock, Meter};
+    let mut e = engine(Settings { seed: 11, ..Settings::default() });
+    assert!(e.model().has_beats(), "the built-in model is format {}", e.model().format());
+    let mut onsets = |clock: Option<BeatClock>| {
+        e.set_beat_clock(clock);
+        e.reseed(11);
+        let generated = engine::generate(&mut e, &[], 30.0).unwrap();
+        generated.performance(false).notes.iter().map(|n| n.start).collect::<Vec<f64>>()
+    };
+    let free = onsets(None);
+    let song = onsets(Some(BeatClock::steady(100.0, Meter::FOUR_FOUR)));
+    assert_eq!(song, onsets(Some(BeatClock::steady(100.0, Meter::FOUR_FOUR))), "the same clock, the same performance");
+    assert_ne!(song, free);
+    // On the grid: within 0.06 beat of a quarter or a third of a beat (0.6 s beats at 100 BPM).
+    let on_grid = |times: &[f64]| {
+        let near = |t: f64| {
+            let phase = (t / 0.6).fract();
+            [0.0, 0.25, 1.0 / 3.0, 0.5, 2.0 / 3.0, 0.75, 1.0].iter().any(|g| (phase - g).abs() <= 0.06)
+        };
+        times.iter().filter(|&&t| near(t)).count() as f64 / times.len().max(1) as f64
+    };
+    let (song_share, free_share) = (on_grid(&song), on_grid(&free));
+    assert!(song.len() > 100 && song_share > free_share + 0.05, "on grid: {song_share:.2} with beats, {free_share:.2} free");
+}
+
+/// `eval --beats`: only the annotated performances of an ASAP-style CSV, scored with their beats
+/// and without (the built-in model hears them, so the two differ); none annotated is an error.
+#[test]
+fn eval_with_beats_scores_the_annotated_performances_with_and_without_them() {
+    use pianoforte::cli::eval::{EvalOptions, evaluate};
+    let dir = temp_dir("eval-beats");
+    let notes: Vec<Note> = (0..64)
+        .map(|k| Note {
+            pitch: 48 + (k * 7 % 24) as u8,
+            velocity: 60 + (k % 5) as u8 * 8,
+            start: k as f64 * 0.3,
+            end: k as f64 * 0.3 + 0.25,
+        })
+        .collect();
+    let performance =
+        Performance { notes, pedal: vec![PedalChange { time: 0.1, down: true }, PedalChange { time: 9.0, down: false }], duration: 19.5 };
+    std::fs::write(dir.join("a.mid"), codec::midi::write(&performance)).unwrap();
+    std::fs::write(dir.join("b.mid"), codec::midi::write(&performance)).unwrap();
+    let beats: String = (0..32).map(|k| format!("{0}\t{0}\t{1}\n", k as f64 * 0.6, if k % 4 == 0 { "db" } else { "b" })).collect();
+    std::fs::write(dir.join("a_annotations.txt"), beats).unwrap();
+    let csv = dir.join("asap.csv");
+    std::fs::write(&csv, "split,midi_performance,performance_annotations\nvalidation,a.mid,a_annotations.txt\nvalidation,b.mid,\n")
+        .unwrap();
+    let mut model = load();
+    let options = EvalOptions { beats: true, ..EvalOptions::default() };
+    let report = evaluate(&mut model, std::slice::from_ref(&csv), &options, &|_, _| {}).unwrap();
+    let without = report.nll_without_beats_nats_per_event.expect("both figures");
+    assert_eq!(report.docs, 1, "only the annotated performance");
+    assert!(report.nll_nats_per_event.is_finite() && without.is_finite());
+    assert_ne!(report.nll_nats_per_event, without, "the beats reach the model");
+    std::fs::write(&csv, "split,midi_performance,performance_annotations\nvalidation,b.mid,\n").unwrap();
+    let error = evaluate(&mut model, std::slice::from_ref(&csv), &options, &|_, _| {}).unwrap_err();
+    assert!(error.contains("with beat annotations"), "{error}");
+}

@@ -80,10 +80,25 @@ impl SongPosition {
         SongPosition { quarters: self.quarters - seconds * self.bpm / 60.0, ..self }
     }
 
+    /// The song position of the first beat at or after this one.
+    pub fn next_beat_quarters(self) -> f64 {
+        let beat = self.meter.beat_quarters();
+        self.bar_start_quarters + ((self.quarters - self.bar_start_quarters) / beat - 1e-9).ceil() * beat
+    }
+
     /// Seconds since its bar began, at this tempo.
     pub fn seconds_into_bar(self) -> f64 {
         (self.quarters - self.bar_start_quarters) * 60.0 / self.bpm
     }
+}
+
+/// What the song did at one moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SongChange {
+    /// A new tempo or meter, the position unknown: the clock counts on from its own.
+    Tempo { bpm: f64, meter: Meter },
+    /// Where the song is, with its tempo and meter (the host's transport says).
+    At(SongPosition),
 }
 
 /// Tempo, meter and bar lines from one step of the performance clock on.
@@ -170,19 +185,28 @@ impl BeatClock {
         segment.step_of(quarters)
     }
 
-    /// A new tempo or meter from the first beat at or after `step` on. A new meter starts a bar
-    /// there. Changes already scheduled after that beat are dropped.
-    pub fn change(&mut self, step: f64, bpm: f64, meter: Meter) {
-        let segment = *self.segment(step);
-        if segment.song.bpm == bpm.clamp(*BPM_RANGE.start(), *BPM_RANGE.end()) && segment.song.meter == meter {
-            return;
-        }
-        let old = segment.song.meter;
-        let beat = segment.beats_at(step).ceil();
-        let quarters = segment.song.bar_start_quarters + beat * old.beat_quarters();
-        let at = segment.step_of(quarters);
-        let bar_start = if meter == old { segment.song.bar_start_quarters } else { quarters };
-        let song = clamped(SongPosition { quarters, bar_start_quarters: bar_start, bpm, meter });
+    /// From the first beat at or after `step` on, the clock follows `change`: a new tempo or
+    /// meter (a new meter starts a bar there), and with a position, where the song is (the
+    /// host's count corrects the clock's, which a tempo ramp would otherwise leave behind).
+    /// Changes already scheduled after that beat are dropped.
+    pub fn change(&mut self, step: f64, change: SongChange) {
+        let now = self.song_at(step);
+        let (at, song) = match change {
+            SongChange::At(song) => {
+                let song = clamped(song);
+                let next = song.next_beat_quarters();
+                (step + (next - song.quarters) * STEPS_PER_MINUTE / song.bpm, SongPosition { quarters: next, ..song })
+            }
+            SongChange::Tempo { bpm, meter } => {
+                let new = clamped(SongPosition { bpm, meter, ..now });
+                if (new.bpm, new.meter) == (now.bpm, now.meter) {
+                    return;
+                }
+                let next = now.next_beat_quarters();
+                let bar_start = if meter == now.meter { now.bar_start_quarters } else { next };
+                (self.segment(step).step_of(next), SongPosition { quarters: next, bar_start_quarters: bar_start, ..new })
+            }
+        };
         self.schedule(Segment { step: at, song });
     }
 
@@ -252,25 +276,37 @@ mod tests {
     #[test]
     fn a_tempo_change_takes_effect_from_the_next_beat() {
         let mut clock = BeatClock::steady(120.0, Meter::FOUR_FOUR);
-        clock.change(60.0, 60.0, Meter::FOUR_FOUR); // asked mid-beat 2: from beat 3 (step 100) on
+        clock.change(60.0, SongChange::Tempo { bpm: 60.0, meter: Meter::FOUR_FOUR }); // asked mid-beat 2: from beat 3 (step 100) on
         assert_eq!(clock.position(99).period_steps, 50);
         assert_eq!(clock.position(100), BeatPosition::in_beat(0, 100, Some(2), Some(4)));
         assert_eq!(clock.position(150).phase_bin, 12);
         assert_eq!(clock.position(300).beat_in_bar, Some(0), "bar 2 begins after two slow beats");
         assert!((clock.step_of(4.0, 0.0) - 300.0).abs() < 1e-9);
         // The same tempo again changes nothing; a new meter starts a bar at the next beat.
-        clock.change(310.0, 60.0, Meter::FOUR_FOUR);
+        clock.change(310.0, SongChange::Tempo { bpm: 60.0, meter: Meter::FOUR_FOUR });
         assert_eq!(clock.segments.len(), 2);
-        clock.change(310.0, 60.0, meter(3, 4));
+        clock.change(310.0, SongChange::Tempo { bpm: 60.0, meter: meter(3, 4) });
         assert_eq!(clock.position(400).beat_in_bar, Some(0));
         assert_eq!(clock.position(700).beat_in_bar, Some(0));
         assert_eq!(clock.position(600).beats_per_bar, Some(3));
     }
 
     #[test]
+    fn the_hosts_position_corrects_the_clock_from_the_next_beat() {
+        // The clock runs at 120 (a beat = 50 steps); the host says that at step 60 it is already
+        // at quarter 1.5 at 90 BPM: from the host's next beat (quarter 2, 33.3 steps later) on.
+        let mut clock = BeatClock::steady(120.0, Meter::FOUR_FOUR);
+        let host = SongPosition { quarters: 1.5, bar_start_quarters: 0.0, bpm: 90.0, meter: Meter::FOUR_FOUR };
+        clock.change(60.0, SongChange::At(host));
+        assert_eq!(clock.position(93).period_steps, 50, "the old beat until the host's next one");
+        assert_eq!(clock.position(94), BeatPosition::in_beat(1, 67, Some(2), Some(4)));
+        assert!((clock.song_at(60.0 + 100.0 / 3.0 + 200.0 / 3.0).quarters - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
     fn a_jump_or_a_loop_starts_from_the_new_position() {
         let mut clock = BeatClock::steady(120.0, Meter::FOUR_FOUR);
-        clock.change(500.0, 90.0, Meter::FOUR_FOUR);
+        clock.change(500.0, SongChange::Tempo { bpm: 90.0, meter: Meter::FOUR_FOUR });
         // The loop goes back to bar 3 (quarter 8) at step 400; the later change is dropped.
         clock.locate(400.0, SongPosition { quarters: 8.0, bar_start_quarters: 8.0, bpm: 120.0, meter: Meter::FOUR_FOUR });
         assert_eq!(clock.segments.len(), 2);
@@ -289,7 +325,7 @@ mod tests {
         clock.locate(0.0, SongPosition { quarters: 0.0, bar_start_quarters: 0.0, bpm: 1e9, meter: Meter::FOUR_FOUR });
         assert_eq!(clock.song_at(0.0).bpm, 400.0);
         for k in 0..1000 {
-            clock.change(k as f64 * 100.0, 60.0 + (k % 7) as f64, Meter::FOUR_FOUR);
+            clock.change(k as f64 * 100.0, SongChange::Tempo { bpm: 60.0 + (k % 7) as f64, meter: Meter::FOUR_FOUR });
         }
         assert!(clock.segments.len() <= MAX_SEGMENTS);
         assert!(clock.segments.capacity() <= MAX_SEGMENTS, "no growth past the first allocation");

@@ -145,7 +145,8 @@ type Selection = (ClipLength, u64, usize);
 
 /// Who made what, and on which terms (the piano samples' credits follow it).
 const ABOUT: &str = "pianoforte: code under MIT OR Apache-2.0. The built-in model was trained on MAESTRO v2.0.0 \
-(Hawthorne et al., 2019) and inherits its licence, CC BY-NC-SA 4.0: non-commercial use only, share-alike.";
+(Hawthorne et al., 2019) and ASAP (Foscarin et al., 2020) and inherits their licence, CC BY-NC-SA 4.0: non-commercial \
+use only, share-alike.";
 
 impl EditorApp {
     pub fn new(params: Arc<PianoforteParams>, shared: Arc<Shared>) -> Self {

@@ -2,7 +2,7 @@
 
 use super::source::{ModelInfo, Source, StepControls};
 use crate::codec::{Event, STEPS_PER_SECOND};
-use crate::engine::beat_clock::{BeatClock, Meter, SongPosition};
+use crate::engine::beat_clock::{BeatClock, SongChange, SongPosition};
 use crate::engine::control::Control;
 use crate::engine::model::{LoadOptions, Model, ModelSource};
 use crate::engine::runtime::{self, RuntimeOptions};
@@ -143,11 +143,11 @@ impl Source for EngineSource {
         (self.song, self.primer_gap) = (song, primer_gap);
     }
 
-    fn change_tempo(&mut self, seconds: f64, bpm: f64, meter: Meter) {
+    fn change_song(&mut self, seconds: f64, change: SongChange) {
         let now = self.engine.state().step() as f64;
         if let Some(clock) = self.engine.beat_clock_mut() {
             clock.forget_before(now);
-            clock.change(self.start_step as f64 + seconds * STEPS_PER_SECOND, bpm, meter);
+            clock.change(self.start_step as f64 + seconds * STEPS_PER_SECOND, change);
         }
     }
 

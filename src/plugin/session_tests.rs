@@ -12,7 +12,7 @@ use super::shared::{Attachment, Command, Shared, relock};
 use super::source::{ModelInfo, Source, StepControls};
 use super::synthetic::Synthetic;
 use super::worker::{LoadSource, QUEUE_CAPACITY, Worker};
-use crate::engine::beat_clock::{Meter, SongPosition};
+use crate::engine::beat_clock::{Meter, SongChange, SongPosition};
 use crate::engine::control::KeyControl;
 use nice_plug::prelude::{EnumParam, IntParam, IntRange};
 use std::path::Path;
@@ -203,7 +203,7 @@ fn dropping_a_session_joins_every_thread_it_started() {
 #[derive(Debug, Clone, PartialEq)]
 enum SongCall {
     Follow(Option<SongPosition>),
-    Change { seconds: f64, bpm: f64, meter: Meter },
+    Change { seconds: f64, change: SongChange },
 }
 
 /// What one test's sources were asked: the key of the last model step, and the song.
@@ -240,8 +240,8 @@ impl Source for Spy {
     fn follow(&mut self, song: Option<SongPosition>, _primer_gap: f64) {
         relock(&self.1.song).push(SongCall::Follow(song));
     }
-    fn change_tempo(&mut self, seconds: f64, bpm: f64, meter: Meter) {
-        relock(&self.1.song).push(SongCall::Change { seconds, bpm, meter });
+    fn change_song(&mut self, seconds: f64, change: SongChange) {
+        relock(&self.1.song).push(SongCall::Change { seconds, change });
     }
 }
 
@@ -296,7 +296,8 @@ fn the_performance_follows_the_hosts_tempo_meter_and_position_and_its_changes() 
     let SongCall::Follow(Some(song)) = calls[0] else { panic!("{calls:?}") };
     assert_eq!((song.bpm, song.meter, song.bar_start_quarters), (126.0, Meter::FOUR_FOUR, 8.0));
     assert!((song.quarters - (8.0 + delay * 126.0 / 60.0)).abs() < 1e-9, "where the song is when the performance begins: {song:?}");
-    let SongCall::Change { seconds, bpm: 84.0, meter: Meter::FOUR_FOUR } = calls[1] else { panic!("{calls:?}") };
+    let SongCall::Change { seconds, change: SongChange::At(host) } = calls[1] else { panic!("{calls:?}") };
+    assert_eq!((host.bpm, host.meter), (84.0, Meter::FOUR_FOUR), "{calls:?}");
     assert!((seconds - (1.0 - delay)).abs() < 0.011, "the change reaches the performance where the host made it: {seconds}");
     assert_eq!(calls.len(), 2, "{calls:?}");
     // Free time: the source hears no song and no change.

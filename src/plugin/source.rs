@@ -9,7 +9,7 @@
 
 use super::events::Midi;
 use crate::codec::{Change, Event, MusicState, Pitch, STEPS_PER_SECOND};
-use crate::engine::beat_clock::{Meter, SongPosition};
+use crate::engine::beat_clock::{SongChange, SongPosition};
 use crate::engine::control::KeyControl;
 
 /// What the engine reads from the parameters at every step.
@@ -64,8 +64,9 @@ pub trait Source: Send {
     /// `song` (`None`: free time), and the primer ended `primer_gap` seconds before. Models that
     /// hear beats follow it; the others ignore it.
     fn follow(&mut self, _song: Option<SongPosition>, _primer_gap: f64) {}
-    /// The song's tempo or meter changes `seconds` into the performance (from the next beat).
-    fn change_tempo(&mut self, _seconds: f64, _bpm: f64, _meter: Meter) {}
+    /// The song changes `seconds` into the performance (its tempo or meter, and where it is when
+    /// the host says): from the next beat on.
+    fn change_song(&mut self, _seconds: f64, _change: SongChange) {}
     /// Whether the model hears the song's beats (format 3).
     fn hears_beats(&self) -> bool {
         false

@@ -22,7 +22,7 @@ use super::player::{START_DELAY_SECONDS, start_seed};
 use super::shared::{Attachment, Command, Following, Shared};
 use super::source::{Decoder, Source, StepControls};
 use crate::codec::{self, Event};
-use crate::engine::beat_clock::{Meter, SongPosition};
+use crate::engine::beat_clock::{Meter, SongChange, SongPosition};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
@@ -547,8 +547,13 @@ impl Worker {
             return;
         }
         let at = anchor.map_or(self.now(), |a| a.clock);
+        // Where the host says the song is, when it says: that keeps a ramp's beats in place.
+        let change = match anchor.filter(GridAnchor::positioned) {
+            Some(a) => SongChange::At(SongPosition { quarters: a.beats, bar_start_quarters: a.bar_start, bpm, meter }),
+            None => SongChange::Tempo { bpm, meter },
+        };
         if let Some(source) = self.source.as_mut() {
-            source.change_tempo(at - self.offset, bpm, meter);
+            source.change_song(at - self.offset, change);
         }
         self.following = Some((bpm, meter));
         let bar_line = match anchor.filter(GridAnchor::positioned) {
