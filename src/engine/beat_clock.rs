@@ -11,6 +11,8 @@ use crate::codec::beats::BeatPosition;
 const STEPS_PER_MINUTE: f64 = 60.0 * STEPS_PER_SECOND;
 /// Tempo changes the clock remembers ahead of the engine (older ones are forgotten).
 const MAX_SEGMENTS: usize = 64;
+/// Positions in a beat are told apart to 1 / this.
+const BEAT_RESOLUTION: f64 = (1u32 << 24) as f64;
 
 /// A time signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,9 +119,12 @@ impl Segment {
         self.step + (quarters - self.song.quarters) * STEPS_PER_MINUTE / self.song.bpm
     }
 
-    /// Beats since the start of the bar of this segment's position.
+    /// Beats since the start of the bar of this segment's position, to 2^-24 of a beat: a song
+    /// position that reached the same place by another sum (6.05 s - 6.0 s is not 0.05 s) is on
+    /// the same side of every beat, so a take does not depend on where it began.
     fn beats_at(&self, step: f64) -> f64 {
-        (self.quarters_at(step) - self.song.bar_start_quarters) / self.song.meter.beat_quarters()
+        let beats = (self.quarters_at(step) - self.song.bar_start_quarters) / self.song.meter.beat_quarters();
+        (beats * BEAT_RESOLUTION).round() / BEAT_RESOLUTION
     }
 }
 
@@ -271,6 +276,15 @@ mod tests {
         assert_eq!(six_eight.position(100), BeatPosition::in_beat(0, 100, Some(1), Some(2)));
         assert_eq!(clock.song_at(175.0).bar_start_quarters, 3.0);
         assert!((clock.step_of(7.0, 0.0) - 350.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_same_song_position_reached_by_another_sum_gives_the_same_positions() {
+        // Where a take begins at clock 6.05 s with the song at 0 at 6.0 s: (6.05 - 6.0) * 2.
+        let song = |quarters| SongPosition { quarters, bar_start_quarters: 0.0, bpm: 120.0, meter: Meter::FOUR_FOUR };
+        let (a, b) = (BeatClock::new(0.0, song(0.1)), BeatClock::new(0.0, song((6.05 - 6.0) * 2.0)));
+        assert_ne!(0.1, (6.05 - 6.0) * 2.0);
+        assert!((0..1000).all(|step| a.position(step) == b.position(step)));
     }
 
     #[test]
