@@ -443,18 +443,18 @@ def main(argv: list[str] | None = None) -> None:
     print_table(result)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(_no_nan(result), f, indent=1)
+            json.dump(no_nan(result), f, indent=1)
         print(f"\nwrote {a.json}")
 
 
-def _no_nan(x):
-    """NaN (a figure with no onsets to measure) as null, for strict JSON readers."""
+def no_nan(x):
+    """NaN (a figure with nothing to measure) as null, for strict JSON readers."""
     if isinstance(x, float) and math.isnan(x):
         return None
     if isinstance(x, dict):
-        return {k: _no_nan(v) for k, v in x.items()}
+        return {k: no_nan(v) for k, v in x.items()}
     if isinstance(x, list):
-        return [_no_nan(v) for v in x]
+        return [no_nan(v) for v in x]
     return x
 
 

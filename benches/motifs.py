@@ -56,6 +56,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from beats import Meter, generate, no_nan  # noqa: E402 (one runner of `pianoforte generate` for the benches)
+
 ROOT = Path(__file__).resolve().parents[1]
 MAESTRO_CSV = ROOT.parent / "shared" / "data" / "maestro-v2.0.0" / "maestro-v2.0.0-train-validation.csv"
 
@@ -209,24 +212,6 @@ def round_trip(binary: str, path: Path, out: Path) -> Path:
     return out
 
 
-def generate(binary: str, model: str | None, out: Path, count: int, seconds: float, seed: int,
-             bpm: float | None) -> list[Path]:
-    cmd = [binary, "generate", "--seconds", f"{seconds:g}", "--seed", str(seed), "--count", str(count),
-           "-o", str(out)]
-    if bpm:
-        cmd += ["--bpm", f"{bpm:g}"]
-    if model:
-        cmd += ["--model", model]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"failed ({done.returncode}): {shlex.join(cmd)}\n{done.stderr}")
-    files = [out] if count == 1 else [out.with_name(f"{out.stem}-{k}{out.suffix}") for k in range(1, count + 1)]
-    missing = [str(f) for f in files if not f.exists()]
-    if missing:
-        sys.exit(f"{shlex.join(cmd)} did not write {', '.join(missing)}")
-    return files
-
-
 def measure_files(files: list[Path], seconds: float, names: list[str] | None = None,
                   window: float = CLUSTER_S) -> list[dict]:
     return [measure(name, *notes_of(f), seconds=seconds, window=window)
@@ -273,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         timings = [("free", None)] + ([("bpm", a.bpm)] if a.bpm else [])
         for key, bpm in timings if a.count > 0 else []:
             t0 = time.monotonic()
-            files = generate(a.bin, a.model or None, work / f"{key}.mid", a.count, a.seconds, a.seed, bpm)
+            files = generate(a.bin, a.model or None, work / f"{key}.mid", a.count, a.seconds, a.seed, bpm, Meter(4, 4))
             rows = measure_files(files, a.seconds, window=window)
             agg = aggregate(rows)
             result["sources"][key] = {**agg, "goals_met": goals_met(agg), "per_file": rows}
@@ -282,19 +267,8 @@ def main(argv: list[str] | None = None) -> None:
     print_table(result)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(_no_nan(result), f, indent=1)
+            json.dump(no_nan(result), f, indent=1)
         print(f"\nwrote {a.json}")
-
-
-def _no_nan(x):
-    """NaN (no performance to summarise) as null, for strict JSON readers."""
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _no_nan(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_no_nan(v) for v in x]
-    return x
 
 
 def _f(s: dict, pct: bool = False) -> str:
