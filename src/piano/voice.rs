@@ -226,6 +226,24 @@ impl Voice {
     /// compiler vectorises: where and how to interpolate each frame, the weighted points, their
     /// sum into the output. Returns the frames rendered before the voice fell silent.
     fn render(&mut self, a: &[i16], b: &[i16], left: &mut [f32], right: &mut [f32]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: this CPU has AVX2 (checked above).
+            return unsafe { self.render_avx2(a, b, left, right) };
+        }
+        self.render_portable(a, b, left, right)
+    }
+
+    /// [`render_portable`](Voice::render_portable) compiled for AVX2: twice the lanes, the same
+    /// operations in the same order (no fused multiply-add), so the same bits.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn render_avx2(&mut self, a: &[i16], b: &[i16], left: &mut [f32], right: &mut [f32]) -> usize {
+        self.render_portable(a, b, left, right)
+    }
+
+    #[inline(always)]
+    fn render_portable(&mut self, a: &[i16], b: &[i16], left: &mut [f32], right: &mut [f32]) -> usize {
         let mut starts = [0usize; CHUNK];
         let mut taps = [[0.0f32; 4]; CHUNK];
         let mut sums = [[0.0f32; 4]; CHUNK];
@@ -248,6 +266,7 @@ impl Voice {
     /// For the next `starts.len()` frames, or fewer when the voice falls silent first (returns
     /// how many): where each frame's four points start in the padded data, and their
     /// interpolation weights times the envelope and fade.
+    #[inline(always)]
     fn advance_taking_taps(&mut self, starts: &mut [usize], taps: &mut [[f32; 4]]) -> usize {
         let (mut pos, mut env, mut fade) = (self.pos, self.env, self.fade);
         let mut n = 0;
@@ -274,6 +293,7 @@ impl Voice {
     /// Per frame, the four points of both layers (interleaved stereo: eight lanes of the same
     /// operations) weighted by layer, tap and channel gain, and the two halves added: what is
     /// left to add is left 0 + 2, right 1 + 3.
+    #[inline(always)]
     fn weigh_points(&self, a: &[i16], b: &[i16], starts: &[usize], taps: &[[f32; 4]], sums: &mut [[f32; 4]]) {
         let (w_a, w_b, left, right) = (self.w_lo, self.w_hi, self.gain_l, self.gain_r);
         for ((&start, t), sum) in starts.iter().zip(taps).zip(sums) {
@@ -369,6 +389,32 @@ mod tests {
             out.push([left, right]);
         }
         out
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_build_of_the_voice_loop_gives_the_same_bits() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("this CPU has no AVX2: only the portable loop runs here");
+            return;
+        }
+        let set = SampleSet::test_tones(2, 1.0);
+        let mut damped = string(&set, 7, 1.013);
+        damped.damp(0.9995);
+        for voice in [string(&set, 13, 1.0), string(&set, 20, 0.987), damped] {
+            let (mut portable, mut wide) = (voice, voice);
+            let (a, b) = (set.sample(voice.lo).padded(), set.sample(voice.hi).padded());
+            let [mut out_portable, mut out_wide] = [[[0.25f32; 1000]; 2]; 2];
+            let [l, r] = &mut out_portable;
+            assert_eq!(portable.render_portable(a, b, l, r), 1000);
+            let [l, r] = &mut out_wide;
+            // SAFETY: this CPU has AVX2 (checked above).
+            assert_eq!(unsafe { wide.render_avx2(a, b, l, r) }, 1000);
+            let bits = |out: &[[f32; 1000]; 2]| out.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&out_portable), bits(&out_wide));
+            assert!(out_wide[0].iter().any(|&x| x != 0.25));
+            assert_eq!((portable.pos, portable.env.to_bits()), (wide.pos, wide.env.to_bits()));
+        }
     }
 
     #[test]
