@@ -340,9 +340,9 @@ def measure_asap(csv_path, split="validation", max_files=0) -> tuple[list[Measur
 
 
 def generate(binary: str, model: str | None, out: Path, count: int, seconds: float, seed: int,
-             bpm: float | None, meter: Meter | None) -> list[Path]:
+             bpm: float | None, meter: Meter | None, extra: list[str] | None = None) -> list[Path]:
     cmd = [binary, "generate", "--seconds", f"{seconds:g}", "--seed", str(seed), "--count", str(count),
-           "-o", str(out)]
+           "-o", str(out), *(extra or [])]
     if bpm is not None:
         cmd += ["--bpm", f"{bpm:g}", "--meter", str(meter)]
     if model:

@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-files", type=int, default=0, help="reference files (0 = all 137; -1 = none)")
     p.add_argument("--workdir", default=None, help="keep the round-tripped and generated files here")
     p.add_argument("--json", default=None, metavar="OUT.json", help="write every figure here")
+    p.add_argument("--generate-args", default="", help="more arguments for `pianoforte generate`, e.g. '--memory 0.5'")
     a = p.parse_args(argv)
     command = shlex.join(["python", *(sys.argv if argv is None else [sys.argv[0], *argv])])
     print(f"$ {command}\n", flush=True)
@@ -258,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
         timings = [("free", None)] + ([("bpm", a.bpm)] if a.bpm else [])
         for key, bpm in timings if a.count > 0 else []:
             t0 = time.monotonic()
-            files = generate(a.bin, a.model or None, work / f"{key}.mid", a.count, a.seconds, a.seed, bpm, Meter(4, 4))
+            files = generate(a.bin, a.model or None, work / f"{key}.mid", a.count, a.seconds, a.seed, bpm, Meter(4, 4),
+                             shlex.split(a.generate_args))
             rows = measure_files(files, a.seconds, window=window)
             agg = aggregate(rows)
             result["sources"][key] = {**agg, "goals_met": goals_met(agg), "per_file": rows}

@@ -39,7 +39,7 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn hot(seed: u64) -> Settings {
-    Settings { sampling: Sampling { temperature: 2.0, top_p: None }, seed, ..Settings::default() }
+    Settings { sampling: Sampling { temperature: 2.0, ..Sampling::default() }, seed, ..Settings::default() }
 }
 
 /// A short primer: a C major arpeggio with the pedal down, then one chord still held at the end.
@@ -74,6 +74,22 @@ fn same_seed_gives_identical_output_and_another_seed_does_not() {
     engine::generate(&mut e, &[], 5.0).unwrap();
     e.reseed(11);
     assert_eq!(engine::generate(&mut e, &[], 20.0).unwrap().events, events_a);
+}
+
+/// The motif memory (issue 21) changes the take, keeps it reproducible, and starts empty with
+/// every new performance: a take after another equals the same take from a fresh engine.
+#[test]
+fn the_motif_memory_is_reproducible_and_forgets_the_last_performance() {
+    let with_memory = |memory: f32| Settings { sampling: Sampling { memory, ..Sampling::default() }, seed: 5, ..Settings::default() };
+    let take = |e: &mut Engine| engine::generate(e, &[], 30.0).unwrap().events;
+    let fresh = take(&mut engine(with_memory(1.0)));
+    assert_eq!(take(&mut engine(with_memory(1.0))), fresh);
+    assert_ne!(take(&mut engine(with_memory(0.0))), fresh, "the memory changes what is played");
+    let mut e = engine(with_memory(1.0));
+    e.reseed(77);
+    take(&mut e);
+    e.reseed(5);
+    assert_eq!(take(&mut e), fresh, "the second take remembers nothing of the first");
 }
 
 /// Checks every event against the guards with state kept independently of the engine.
@@ -297,11 +313,11 @@ fn the_grammar_holds_over_many_steps() {
 
 #[test]
 fn settings_out_of_range_are_refused() {
-    let bad = Settings { sampling: Sampling { temperature: 3.0, top_p: None }, ..Settings::default() };
+    let bad = Settings { sampling: Sampling { temperature: 3.0, ..Sampling::default() }, ..Settings::default() };
     let Err(error) = Engine::new(load(), bad) else { panic!("temperature 3.0 accepted") };
     assert!(error.to_string().contains("temperature must lie in 0.1..=2"), "{error}");
     let mut e = engine(Settings::default());
-    assert!(e.set_sampling(Sampling { temperature: 1.0, top_p: Some(1.5) }).is_err());
+    assert!(e.set_sampling(Sampling { top_p: Some(1.5), ..Sampling::default() }).is_err());
     assert!(e.set_guards(Guards { max_polyphony: 0, max_note_seconds: 5.0 }).is_err());
     assert!(engine::generate(&mut e, &[], 0.0).is_err());
 }

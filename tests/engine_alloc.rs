@@ -107,7 +107,7 @@ fn step_does_not_allocate_after_warm_up() {
     let source = std::env::var_os("PIANOFORTE_TEST_MODEL").map_or(ModelSource::Embedded, |p| ModelSource::File(p.into()));
     let model = Model::load(&source, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let settings = Settings {
-        sampling: Sampling { temperature: 1.5, top_p: Some(0.95) },
+        sampling: Sampling { temperature: 1.5, top_p: Some(0.95), memory: 0.5 },
         control: Control::NotesPerSecond(8.0),
         seed: 3,
         ..Settings::default()
@@ -123,7 +123,9 @@ fn step_does_not_allocate_after_warm_up() {
                 if i % 500 == 250 {
                     // Changing the control and the sampling on the fly is allocation-free too.
                     engine.set_control(if i % 1000 == 250 { Control::Off } else { Control::NotesPerSecond(4.0) });
-                    engine.set_sampling(Sampling { temperature: 1.0 + (i % 3) as f32 * 0.25, top_p: None }).unwrap();
+                    engine
+                        .set_sampling(Sampling { temperature: 1.0 + (i % 3) as f32 * 0.25, top_p: None, memory: (i % 2) as f32 })
+                        .unwrap();
                     // So is changing the key (format 2 feeds it, with the state features, every step);
                     // Any chooses its key from what it has heard.
                     engine.set_key(match (i / 500) % 3 {

@@ -18,6 +18,7 @@ use crate::codec::density::event_times;
 use crate::codec::features::{Grammar, KEY_SIZE, STATE_SIZE, key_histograms, write_state_features};
 use crate::engine::control::DensityControl;
 use crate::engine::model::{Error, Inputs, Model, START_TOKEN};
+use crate::engine::motif::MotifMemory;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -42,6 +43,8 @@ pub struct EvalOptions {
     pub grammar: Option<bool>,
     /// Only the performances with annotated beats, scored with their beats and without.
     pub beats: bool,
+    /// The motif memory's share of each NOTE_ON (`Sampling::memory`; 0: the model alone).
+    pub memory: f32,
 }
 
 impl Default for EvalOptions {
@@ -54,12 +57,13 @@ impl Default for EvalOptions {
             no_control: false,
             grammar: None,
             beats: false,
+            memory: 0.0,
         }
     }
 }
 
 /// How documents are scored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoreOptions {
     pub chunk: usize,
     /// The density (and key) controls of the music, or every control off.
@@ -68,6 +72,8 @@ pub struct ScoreOptions {
     pub grammar: bool,
     /// The documents' annotated beats (format 3), or free time throughout.
     pub beats: bool,
+    /// The motif memory's share of each NOTE_ON, as the engine draws with it (0: the model alone).
+    pub memory: f32,
 }
 
 /// One document to score: its token ids and its annotated beats, if any.
@@ -88,6 +94,21 @@ pub struct Scores {
 }
 
 impl Scores {
+    /// Scores one prediction: `logits` with the forbidden events at -inf, `target` what came.
+    fn add_prediction(&mut self, logits: &[f32], target: usize) {
+        let (mut max, mut argmax) = (f64::NEG_INFINITY, 0);
+        for (i, &x) in logits.iter().enumerate() {
+            if (x as f64) > max {
+                max = x as f64;
+                argmax = i;
+            }
+        }
+        let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
+        self.nll += max + sum.ln() - logits[target] as f64;
+        self.correct += (argmax == target) as u64;
+        self.events += 1;
+    }
+
     fn add(&mut self, scores: &[Scores]) {
         for s in scores {
             self.nll += s.nll;
@@ -112,6 +133,8 @@ pub struct EvalReport {
     pub control: bool,
     /// Whether the NLL is over the events the grammar allows.
     pub grammar: bool,
+    /// The motif memory's share of each NOTE_ON the NLL was scored with.
+    pub memory: f32,
     /// `--beats`: the NLL above is with the annotated beats, this one without them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nll_without_beats_nats_per_event: Option<f64>,
@@ -178,6 +201,9 @@ pub fn score_batch(
         docs.iter().map(|d| if features || options.grammar { document_features(d, options.grammar) } else { Default::default() }).collect();
     let doc_beats: Vec<Vec<f32>> =
         documents.iter().map(|d| if beat_input { document_beats(d.ids, d.beats.filter(|_| options.beats)) } else { Vec::new() }).collect();
+    // Each document's motif memory and time (steps), followed as the engine follows its own.
+    let mut memories = vec![(MotifMemory::default(), 0i64); docs.len()];
+    let mut work = vec![0.0f32; vocab];
     let mut hidden = model.zero_hidden(b);
     for start in (0..longest).step_by(chunk) {
         let t = chunk.min(longest - start);
@@ -218,20 +244,18 @@ pub fn score_batch(
                     continue;
                 }
                 let row = &logits[(k * b + j) * vocab..(k * b + j + 1) * vocab];
-                let allowed = |i: usize| !options.grammar || doc_features[j].1[pos * vocab + i];
-                let target = doc[pos] as usize;
-                let (mut max, mut argmax) = (f64::NEG_INFINITY, 0);
-                for (i, &x) in row.iter().enumerate() {
-                    if allowed(i) && (x as f64) > max {
-                        max = x as f64;
-                        argmax = i;
-                    }
+                for (i, (slot, &x)) in work.iter_mut().zip(row).enumerate() {
+                    let allowed = !options.grammar || doc_features[j].1[pos * vocab + i];
+                    *slot = if allowed { x } else { f32::NEG_INFINITY };
                 }
-                let sum: f64 = row.iter().enumerate().filter(|&(i, _)| allowed(i)).map(|(_, &x)| (x as f64 - max).exp()).sum();
-                let s = &mut scores[j];
-                s.nll += if allowed(target) { max + sum.ln() - row[target] as f64 } else { f64::INFINITY };
-                s.correct += (argmax == target) as u64;
-                s.events += 1;
+                let (memory, step) = &mut memories[j];
+                memory.blend(&mut work, 1.0, options.memory, *step);
+                scores[j].add_prediction(&work, doc[pos] as usize);
+                match crate::codec::Event::from_id(doc[pos]) {
+                    Some(crate::codec::Event::TimeShift(shift)) => *step += shift.steps() as i64,
+                    Some(crate::codec::Event::NoteOn(pitch)) => memory.strike(pitch, *step),
+                    _ => {}
+                }
             }
         }
     }
@@ -292,6 +316,7 @@ pub fn evaluate(
         control: !options.no_control,
         grammar: options.grammar.unwrap_or(model.has_features()),
         beats: true,
+        memory: options.memory,
     };
     let mut total = Scores::default();
     for group in docs.chunks(options.batch.max(1)) {
@@ -321,6 +346,7 @@ pub fn evaluate(
         split: options.split.clone(),
         control: score.control,
         grammar: score.grammar,
+        memory: score.memory,
         nll_without_beats_nats_per_event: without_beats,
         format_version: model.format(),
         skipped,

@@ -114,6 +114,10 @@ struct GenerateArgs {
     /// or `off`; default: the model card's, else off.
     #[arg(long, value_parser = parse_top_p)]
     top_p: Option<TopP>,
+    /// How often a struck key is the one that continues a figure played before (0..=1; 0: never,
+    /// figures return only by chance); default: the model card's, else 0.
+    #[arg(long)]
+    memory: Option<f32>,
     /// Notes per second to aim for (through the model card's calibration), or `off`.
     #[arg(long, default_value = "off", value_parser = parse_density)]
     density: Control,
@@ -180,6 +184,10 @@ struct EvalArgs {
     #[arg(long)]
     beats: bool,
     /// Mask the events the grammar forbids: `auto` (format-2 models, which are trained so), `on`, `off`.
+    /// Score as the engine draws with the motif memory at this share of each NOTE_ON (0..=1;
+    /// default 0: the model alone).
+    #[arg(long, default_value_t = 0.0)]
+    memory: f32,
     #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
     grammar: String,
     /// Print one JSON object instead of text.
@@ -328,6 +336,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
     let sampling = Sampling {
         temperature: args.temperature.unwrap_or(card_sampling.temperature),
         top_p: args.top_p.map_or(card_sampling.top_p, |p| p.0),
+        memory: args.memory.unwrap_or(card_sampling.memory),
     };
     sampling.check()?;
     let key = if args.key.eq_ignore_ascii_case("any") {
@@ -375,10 +384,11 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         }
     };
     println!(
-        "settings: {} s, temperature {}, top-p {}, density {}{bin}, key {key_text}{timing}, seed {seed}",
+        "settings: {} s, temperature {}, top-p {}, memory {}, density {}{bin}, key {key_text}{timing}, seed {seed}",
         args.seconds,
         sampling.temperature,
         sampling.top_p.map_or("off".to_string(), |p| p.to_string()),
+        sampling.memory,
         describe_control(args.density),
     );
     let primer_events: &[codec::Event] = match &primer {
@@ -443,6 +453,7 @@ fn evaluate(args: &EvalArgs) -> Result<(), String> {
         no_control: args.no_control,
         grammar,
         beats: args.beats,
+        memory: args.memory,
         ..Default::default()
     };
     let bar = ProgressBar::new(0);

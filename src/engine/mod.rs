@@ -27,6 +27,7 @@
 pub mod beat_clock;
 pub mod control;
 pub mod model;
+pub mod motif;
 pub mod onnxruntime_library;
 pub mod runtime;
 pub mod sampling;
@@ -38,6 +39,7 @@ pub use beat_clock::{BeatClock, Meter};
 use control::{Control, DensityControl, KEY_CHOICE_ONSETS, KeyControl, best_fitting_key};
 pub use model::Error;
 use model::{Inputs, Model, START_TOKEN};
+use motif::MotifMemory;
 use ort::memory::Allocator;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionInputValue, SessionOutputs};
 use ort::value::{DynValue, Tensor};
@@ -122,6 +124,8 @@ pub struct Engine {
     due_offs: u128,
     /// The last event (for the grammar).
     prev: Option<Event>,
+    /// The onsets so far and the figures they suggest (`Sampling::memory`).
+    motifs: MotifMemory,
     horizon: Option<i64>,
 }
 
@@ -180,6 +184,7 @@ impl Engine {
             state: MusicState::with_max_note_steps(note_steps(settings.guards.max_note_seconds)),
             due_offs: 0,
             prev: None,
+            motifs: MotifMemory::default(),
             horizon: None,
         };
         engine.prime(&[])?;
@@ -211,6 +216,7 @@ impl Engine {
         self.due_offs = 0;
         self.prev = None;
         self.heard = [0; KEY_SIZE];
+        self.motifs.clear();
         self.restart_key();
         let mut state = vec![0.0f32; t * STATE_SIZE];
         let mut beat = vec![0.0f32; t * BEAT_SIZE];
@@ -243,6 +249,8 @@ impl Engine {
             None => {
                 self.work.copy_from_slice(&self.logits);
                 self.mask();
+                let sampling = &self.settings.sampling;
+                self.motifs.blend(&mut self.work, sampling.temperature, sampling.memory, self.state.step());
                 let id = sampling::sample(&mut self.work, &mut self.order, &self.settings.sampling, &mut self.rng);
                 (Event::from_id(id as u16).expect("the model predicts ids below 310"), false)
             }
@@ -304,6 +312,7 @@ impl Engine {
             self.due_offs &= !(1 << pitch.index());
         }
         if let Event::NoteOn(pitch) = event {
+            self.motifs.strike(pitch, self.state.step());
             let class = &mut self.heard[pitch.midi() as usize % 12];
             *class = class.saturating_add(1);
             if self.onsets() == KEY_CHOICE_ONSETS {

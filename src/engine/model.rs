@@ -523,8 +523,8 @@ impl Model {
         Ok((logits.to_vec(), hidden_out.to_vec()))
     }
 
-    /// The sampling the card recommends (`sampling`: `temperature`, `top_p`, chosen by
-    /// measurement), else the engine's defaults.
+    /// The sampling the card recommends (`sampling`: `temperature`, `top_p`, `memory`, chosen
+    /// by measurement), else the engine's defaults.
     pub fn recommended_sampling(&self) -> crate::engine::sampling::Sampling {
         let mut sampling = crate::engine::sampling::Sampling::default();
         if let Some(card) = self.card.extra.get("sampling") {
@@ -533,6 +533,9 @@ impl Model {
             }
             if let Some(p) = card.get("top_p") {
                 sampling.top_p = p.as_f64().map(|p| p as f32);
+            }
+            if let Some(m) = card.get("memory").and_then(|v| v.as_f64()) {
+                sampling.memory = m as f32;
             }
         }
         if sampling.check().is_err() {

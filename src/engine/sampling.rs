@@ -52,11 +52,14 @@ pub struct Sampling {
     /// Nucleus sampling: draw only from the most likely events whose probabilities add up to
     /// this (0 < p <= 1); `None` draws from all.
     pub top_p: Option<f32>,
+    /// How much of a NOTE_ON goes to the key the motif memory suggests (0..=1; 0: none, the
+    /// behaviour before it existed). See [`crate::engine::motif`].
+    pub memory: f32,
 }
 
 impl Default for Sampling {
     fn default() -> Self {
-        Sampling { temperature: 1.0, top_p: None }
+        Sampling { temperature: 1.0, top_p: None, memory: 0.0 }
     }
 }
 
@@ -73,6 +76,9 @@ impl Sampling {
             && !(p > 0.0 && p <= 1.0)
         {
             return Err(format!("top-p must lie in (0, 1], got {p}"));
+        }
+        if !(0.0..=1.0).contains(&self.memory) {
+            return Err(format!("memory must lie in 0..=1, got {}", self.memory));
         }
         Ok(())
     }
@@ -171,7 +177,7 @@ mod tests {
     #[test]
     fn top_p_keeps_only_the_nucleus() {
         let mut rng = Pcg32::new(1);
-        let settings = Sampling { temperature: 1.0, top_p: Some(0.5) };
+        let settings = Sampling { temperature: 1.0, top_p: Some(0.5), memory: 0.0 };
         let mut order = [0u16; 3];
         for _ in 0..1000 {
             // Probabilities 0.6, 0.3, 0.1: the nucleus for p = 0.5 is the first alone.
@@ -182,8 +188,11 @@ mod tests {
 
     #[test]
     fn settings_are_checked() {
-        assert!(Sampling { temperature: 0.05, top_p: None }.check().is_err());
-        assert!(Sampling { temperature: 1.0, top_p: Some(0.0) }.check().is_err());
-        assert!(Sampling { temperature: 2.0, top_p: Some(1.0) }.check().is_ok());
+        let sampling = |temperature, top_p, memory| Sampling { temperature, top_p, memory };
+        assert!(sampling(0.05, None, 0.0).check().is_err());
+        assert!(sampling(1.0, Some(0.0), 0.0).check().is_err());
+        assert!(sampling(1.0, None, 1.5).check().is_err());
+        assert!(sampling(1.0, None, f32::NAN).check().is_err());
+        assert!(sampling(2.0, Some(1.0), 1.0).check().is_ok());
     }
 }

@@ -455,6 +455,7 @@ impl EditorApp {
         egui::Grid::new("params").num_columns(2).spacing([8.0, 8.0]).show(ui, |ui| {
             slider_row(ui, "Tempo", &p.tempo, setter);
             slider_row(ui, "Temperature", &p.temperature, setter);
+            slider_row(ui, "Motifs", &p.motifs, setter);
             slider_row(ui, "Density", &p.density, setter);
             slider_row(ui, "Key", &p.key, setter);
             slider_row(ui, "Seed", &p.seed, setter);

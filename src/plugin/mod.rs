@@ -349,6 +349,7 @@ impl Plugin for Pianoforte {
             *play = nice_plug::plugin::ParamValue::Bool(false);
         }
         state.params.entry("timing".into()).or_insert_with(|| nice_plug::plugin::ParamValue::String("free".into()));
+        state.params.entry("motifs".into()).or_insert(nice_plug::plugin::ParamValue::F32(0.0));
     }
 
     fn editor(&mut self, _executor: AsyncExecutor<Self>) -> Option<Self::Editor> {

@@ -144,6 +144,10 @@ pub struct PianoforteParams {
     /// The tempo (quarter notes per minute) when the host tells none.
     #[id = "tempo"]
     pub tempo: FloatParam,
+    /// How strongly figures played before come back (the motif memory, 0..=1). Projects saved
+    /// before it existed restore 0, and play as they did.
+    #[id = "motifs"]
+    pub motifs: FloatParam,
 
     /// The clips folder ("" = "pianoforte clips" in the documents folder).
     #[persist = "clips-folder"]
@@ -165,6 +169,10 @@ pub struct PianoforteParams {
 /// Where the Temperature knob starts: the built-in model card's `sampling.temperature`, chosen by
 /// `benches/sampling_sweep.py` on validation statistics (a test checks that the two agree).
 pub const DEFAULT_TEMPERATURE: f32 = 1.05;
+
+/// Where the Motifs knob starts: the built-in model card's `sampling.memory`, chosen by
+/// `benches/motifs.py` (a test checks that the two agree).
+pub const DEFAULT_MOTIFS: f32 = 0.5;
 
 /// The Tempo parameter's default (quarter notes per minute).
 pub const DEFAULT_TEMPO: f32 = 100.0;
@@ -212,6 +220,17 @@ impl Default for PianoforteParams {
             tempo: FloatParam::new("Tempo", DEFAULT_TEMPO, FloatRange::Linear { min: 40.0, max: 240.0 })
                 .with_step_size(0.1)
                 .with_unit(" BPM"),
+            motifs: FloatParam::new("Motifs", DEFAULT_MOTIFS, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_step_size(0.01)
+                .with_value_to_string(Arc::new(|v| if v <= 0.0 { "Off".to_string() } else { format!("{:.0} %", v * 100.0) }))
+                .with_string_to_value(Arc::new(|s| {
+                    let s = s.trim();
+                    if s.eq_ignore_ascii_case("off") {
+                        Some(0.0)
+                    } else {
+                        s.trim_end_matches('%').trim().parse::<f32>().ok().map(|v| v / 100.0)
+                    }
+                })),
             clips_folder: Arc::new(Mutex::new(String::new())),
             model_path: Arc::new(Mutex::new(String::new())),
             clip_seconds: Arc::new(Mutex::new(30)),
@@ -276,12 +295,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn temperature_starts_where_the_built_in_model_recommends() {
+    fn temperature_and_motifs_start_where_the_built_in_model_recommends() {
         use crate::engine::model::{LoadOptions, Model, ModelSource};
         let model = Model::load(&ModelSource::Embedded, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(model.recommended_sampling().temperature, DEFAULT_TEMPERATURE);
         assert_eq!(PianoforteParams::default().temperature.default_plain_value(), DEFAULT_TEMPERATURE);
         assert_eq!(crate::plugin::source::StepControls::default().temperature, DEFAULT_TEMPERATURE);
+        assert_eq!(model.recommended_sampling().memory, DEFAULT_MOTIFS);
+        assert_eq!(PianoforteParams::default().motifs.default_plain_value(), DEFAULT_MOTIFS);
+        assert_eq!(crate::plugin::source::StepControls::default().motifs, DEFAULT_MOTIFS);
     }
 
     #[test]

@@ -16,6 +16,8 @@ use crate::engine::control::KeyControl;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepControls {
     pub temperature: f32,
+    /// The motif memory's strength (`Sampling::memory`).
+    pub motifs: f32,
     /// Notes per second, or None for Auto (the model chooses).
     pub density: Option<f32>,
     pub key_low: u8,
@@ -28,6 +30,7 @@ impl Default for StepControls {
     fn default() -> Self {
         StepControls {
             temperature: crate::plugin::params::DEFAULT_TEMPERATURE,
+            motifs: crate::plugin::params::DEFAULT_MOTIFS,
             density: None,
             key_low: Pitch::LOWEST.midi(),
             key_high: Pitch::HIGHEST.midi(),

@@ -439,6 +439,7 @@ impl Worker {
         let (key_low, key_high) = self.params.key_range();
         StepControls {
             temperature: self.params.temperature.value(),
+            motifs: self.params.motifs.value(),
             density: self.params.density_setting(),
             key_low,
             key_high,

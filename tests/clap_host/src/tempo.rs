@@ -418,14 +418,16 @@ fn previous_release(plugin: &Plugin) -> Outcome {
     let mut a = plugin.instance()?;
     set_params(&mut a, &[("Timing", "Song tempo")])?;
     let saved = save(&mut a)?;
-    let old = without_param(&saved.json, "timing").and_then(|j| without_param(&j, "tempo"));
-    let old = old.ok_or_else(|| format!("no timing or tempo among the saved parameters: {}", saved.json))?;
+    let old = without_param(&saved.json, "timing").and_then(|j| without_param(&j, "tempo")).and_then(|j| without_param(&j, "motifs"));
+    let old = old.ok_or_else(|| format!("no timing, tempo or motifs among the saved parameters: {}", saved.json))?;
     let mut b = plugin.instance()?;
     expect_param(&mut b, "Timing", "Song tempo").map_err(|e| format!("a fresh instance: {e}"))?;
+    expect_param(&mut b, "Motifs", "50 %").map_err(|e| format!("a fresh instance: {e}"))?;
     load(&mut b, &Saved { json: old, ..saved })?;
     expect_param(&mut b, "Timing", "Free")?;
     expect_param(&mut b, "Tempo", "100")?;
-    Ok("Timing restored Free, Tempo at its default (100 BPM)".into())
+    expect_param(&mut b, "Motifs", "Off")?;
+    Ok("Timing restored Free, Tempo at its default (100 BPM), Motifs Off".into())
 }
 
 /// A state saved now with Song tempo and Tempo 137, loaded into an instance that opened an old
