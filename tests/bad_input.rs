@@ -730,3 +730,19 @@ proptest! {
         let _ = read_no_panic("damaged", &bytes);
     }
 }
+
+#[test]
+fn a_motif_memory_outside_0_to_1_is_refused_in_words() {
+    for command in ["generate", "eval"] {
+        for bad in ["1.5", "-0.1", "NaN"] {
+            let out = std::env::temp_dir().join(format!("pianoforte-bad-memory-{}.mid", std::process::id()));
+            let memory = format!("--memory={bad}");
+            let run = match command {
+                "generate" => pianoforte(&args(&[&"generate", &"--seconds", &"1", &memory, &"-o", &out])),
+                _ => pianoforte(&args(&[&"eval", &memory, &out])),
+            };
+            assert!(!run.ok, "{command} --memory {bad} ran");
+            assert!(run.stderr.contains("memory must lie in 0..=1"), "{command} --memory {bad}: {}{}", run.stdout, run.stderr);
+        }
+    }
+}

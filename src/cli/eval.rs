@@ -10,6 +10,8 @@
 //! performances that have them (ASAP-style CSVs) and free time elsewhere; `--beats` scores the
 //! annotated performances twice, with their beats and without. This is exactly what
 //! `python -m pianoforte_train evaluate` computes on the token files of the same performances.
+//! `--memory M` scores the distribution the engine draws from with its motif memory at strength
+//! M (`engine::motif`), following each performance's own onsets (Rust only).
 
 use crate::cli::dataset::{self, Skipped, Source};
 use crate::codec::VOCABULARY;
@@ -43,7 +45,7 @@ pub struct EvalOptions {
     pub grammar: Option<bool>,
     /// Only the performances with annotated beats, scored with their beats and without.
     pub beats: bool,
-    /// The motif memory's share of each NOTE_ON (`Sampling::memory`; 0: the model alone).
+    /// The motif memory's strength (`Sampling::memory`; 0: the model alone).
     pub memory: f32,
 }
 
@@ -72,7 +74,7 @@ pub struct ScoreOptions {
     pub grammar: bool,
     /// The documents' annotated beats (format 3), or free time throughout.
     pub beats: bool,
-    /// The motif memory's share of each NOTE_ON, as the engine draws with it (0: the model alone).
+    /// The motif memory's strength, as the engine draws with it (0: the model alone).
     pub memory: f32,
 }
 
@@ -133,7 +135,7 @@ pub struct EvalReport {
     pub control: bool,
     /// Whether the NLL is over the events the grammar allows.
     pub grammar: bool,
-    /// The motif memory's share of each NOTE_ON the NLL was scored with.
+    /// The motif memory's strength the NLL was scored with (0: the model alone).
     pub memory: f32,
     /// `--beats`: the NLL above is with the annotated beats, this one without them.
     #[serde(skip_serializing_if = "Option::is_none")]

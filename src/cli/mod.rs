@@ -114,8 +114,9 @@ struct GenerateArgs {
     /// or `off`; default: the model card's, else off.
     #[arg(long, value_parser = parse_top_p)]
     top_p: Option<TopP>,
-    /// How often a struck key is the one that continues a figure played before (0..=1; 0: never,
-    /// figures return only by chance); default: the model card's, else 0.
+    /// How strongly the keys struck lean towards continuing figures played before (the motif
+    /// memory, 0..=1; 0: not at all, figures return only by chance); default: the model card's,
+    /// else 0.
     #[arg(long)]
     memory: Option<f32>,
     /// Notes per second to aim for (through the model card's calibration), or `off`.
@@ -184,8 +185,8 @@ struct EvalArgs {
     #[arg(long)]
     beats: bool,
     /// Mask the events the grammar forbids: `auto` (format-2 models, which are trained so), `on`, `off`.
-    /// Score as the engine draws with the motif memory at this share of each NOTE_ON (0..=1;
-    /// default 0: the model alone).
+    /// Score the distribution the engine draws from with the motif memory at this strength
+    /// (0..=1; default 0: the model alone).
     #[arg(long, default_value_t = 0.0)]
     memory: f32,
     #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
@@ -440,6 +441,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
 }
 
 fn evaluate(args: &EvalArgs) -> Result<(), String> {
+    Sampling { memory: args.memory, ..Sampling::default() }.check()?;
     let mut model = args.model.load()?;
     let grammar = match args.grammar.as_str() {
         "on" => Some(true),

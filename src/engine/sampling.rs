@@ -52,8 +52,9 @@ pub struct Sampling {
     /// Nucleus sampling: draw only from the most likely events whose probabilities add up to
     /// this (0 < p <= 1); `None` draws from all.
     pub top_p: Option<f32>,
-    /// How much of a NOTE_ON goes to the key the motif memory suggests (0..=1; 0: none, the
-    /// behaviour before it existed). See [`crate::engine::motif`].
+    /// How strongly the motif memory leans each NOTE_ON towards the keys that continue a figure
+    /// played before (0..=1; 0: not at all, the behaviour before it existed). See
+    /// [`crate::engine::motif`].
     pub memory: f32,
 }
 
