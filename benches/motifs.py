@@ -34,9 +34,9 @@ k-th file with `--max-files`) after the codec's round trip (`pianoforte encode` 
 decode`, as benches/realism.py does), and `--count` generated performances of `--seconds` with seeds
 `--seed`, `--seed`+1, ... at the model card's defaults, in free time and with `--bpm` (0: free time
 only; `--generate-args "--memory 0"` passes more arguments to `pianoforte generate`, e.g. to
-measure without the engine's motif memory). Prints the command line, then a markdown table (mean, median and sd over performances);
-`--json OUT.json` writes every figure, per file as well. Goals: recurrence >= 0.15 at k = 5 in free
-time and at `--bpm 100`; verbatim copies at most 2 %.
+measure without the engine's motif memory). Prints the command line, then a markdown table
+(mean, median and sd over performances); `--json OUT.json` writes every figure, per file as well.
+Goals: recurrence >= 0.15 at k = 5 in free time and at `--bpm 100`; verbatim copies at most 2 %.
 """
 
 from __future__ import annotations
