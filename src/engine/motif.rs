@@ -15,7 +15,7 @@
 //! in Kuhn and De Mori 1990; the longest match as in Pachet's Continuator). Chosen by measurement
 //! over a linear mixture, which needed more strength for as much recurrence and then added notes
 //! and raised the validation NLL; following the figure inside a cluster only while the music
-//! does turned the memory from costing NLL to saving it (docs/benchmarks.md, "Motif memory").
+//! does lowered the NLL at equal strength (docs/benchmarks.md, "Motif memory").
 //!
 //! Bounded (fixed arrays, no allocation), deterministic, and cleared with every new performance.
 

@@ -469,8 +469,8 @@ impl EditorApp {
         ui.label(
             RichText::new(
                 "Timing: on the song's bars and beats, or free. Tempo: used when the host tells no tempo. \
-                 Temperature: lower is safer, higher more adventurous. Density: notes per second, or Auto. \
-                 A new Seed starts a new performance.",
+                 Temperature: lower is safer, higher more adventurous. Motifs: how strongly figures played \
+                 before come back. Density: notes per second, or Auto. A new Seed starts a new performance.",
             )
             .small()
             .weak(),
