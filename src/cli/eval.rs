@@ -203,8 +203,9 @@ pub fn score_batch(
         docs.iter().map(|d| if features || options.grammar { document_features(d, options.grammar) } else { Default::default() }).collect();
     let doc_beats: Vec<Vec<f32>> =
         documents.iter().map(|d| if beat_input { document_beats(d.ids, d.beats.filter(|_| options.beats)) } else { Vec::new() }).collect();
-    // Each document's motif memory and time (steps), followed as the engine follows its own.
-    let mut memories = vec![(MotifMemory::default(), 0i64); docs.len()];
+    // Each document's motif memory, fed its onsets at their times as the engine feeds its own.
+    let mut memories = vec![MotifMemory::default(); docs.len()];
+    let times: Vec<Vec<i64>> = docs.iter().map(|d| event_times(d)).collect();
     let mut work = vec![0.0f32; vocab];
     let mut hidden = model.zero_hidden(b);
     for start in (0..longest).step_by(chunk) {
@@ -250,13 +251,11 @@ pub fn score_batch(
                     let allowed = !options.grammar || doc_features[j].1[pos * vocab + i];
                     *slot = if allowed { x } else { f32::NEG_INFINITY };
                 }
-                let (memory, step) = &mut memories[j];
-                memory.blend(&mut work, 1.0, options.memory, *step);
+                let (memory, step) = (&mut memories[j], times[j][pos]);
+                memory.blend(&mut work, 1.0, options.memory, step);
                 scores[j].add_prediction(&work, doc[pos] as usize);
-                match crate::codec::Event::from_id(doc[pos]) {
-                    Some(crate::codec::Event::TimeShift(shift)) => *step += shift.steps() as i64,
-                    Some(crate::codec::Event::NoteOn(pitch)) => memory.strike(pitch, *step),
-                    _ => {}
+                if let Some(crate::codec::Event::NoteOn(pitch)) = crate::codec::Event::from_id(doc[pos]) {
+                    memory.strike(pitch, step);
                 }
             }
         }

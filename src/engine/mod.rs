@@ -249,8 +249,8 @@ impl Engine {
             None => {
                 self.work.copy_from_slice(&self.logits);
                 self.mask();
-                let sampling = &self.settings.sampling;
-                self.motifs.blend(&mut self.work, sampling.temperature, sampling.memory, self.state.step());
+                let Sampling { temperature, memory, .. } = self.settings.sampling;
+                self.motifs.blend(&mut self.work, temperature, memory, self.state.step());
                 let id = sampling::sample(&mut self.work, &mut self.order, &self.settings.sampling, &mut self.rng);
                 (Event::from_id(id as u16).expect("the model predicts ids below 310"), false)
             }

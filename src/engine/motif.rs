@@ -79,7 +79,7 @@ impl Default for MotifMemory {
 impl MotifMemory {
     /// Forgets everything (a new performance).
     pub fn clear(&mut self) {
-        *self = MotifMemory { clusters: self.clusters, ..MotifMemory::default() };
+        *self = MotifMemory::default();
     }
 
     /// Clusters remembered (at most [`MEMORY_CLUSTERS`]).
@@ -186,15 +186,20 @@ impl MotifMemory {
         }
         let matched = matched as f64;
         let boost = MAX_BOOST * strength.min(1.0) as f64 * matched / (matched + HALF_BOOST_MATCH);
+        let factor = |w: f32| 1.0 + boost * (w / heaviest) as f64;
+        // The NOTE_ONs' probabilities before and after the boost (relative to the likeliest).
         let max = ons.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let probability = |x: f32| (((x - max) / temperature) as f64).exp();
-        let leaned = |x: f32, w: f32| probability(x) * (1.0 + boost * (w / heaviest) as f64);
-        let before: f64 = ons.iter().map(|&x| probability(x)).sum();
-        let after: f64 = ons.iter().zip(suggestions).map(|(&x, &w)| leaned(x, w)).sum();
+        let (mut before, mut after) = (0.0f64, 0.0f64);
+        for (&x, &w) in ons.iter().zip(suggestions) {
+            let p = (((x - max) / temperature) as f64).exp();
+            before += p;
+            after += p * factor(w);
+        }
+        // Times the factor, then all scaled back by before / after: in logits, one addition each.
+        let rescale = (before / after).ln();
         for (x, &w) in ons.iter_mut().zip(suggestions) {
             if allowed(*x) {
-                let p = leaned(*x, w) * before / after;
-                *x = if p > 0.0 { max + temperature * p.ln() as f32 } else { f32::NEG_INFINITY };
+                *x += temperature * (factor(w).ln() + rescale) as f32;
             }
         }
     }

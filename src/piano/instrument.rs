@@ -2,7 +2,7 @@
 //! system call after construction (everything is sized in [`Piano::new`]).
 
 use super::load::SampleSet;
-use super::voice::{ONE, Phase, Start, Voice};
+use super::voice::{ONE, Phase, Start, Voice, VoiceLoop};
 use super::{Decibels, Pitch, SampleRate, Velocity, flush};
 use std::sync::Arc;
 
@@ -92,6 +92,8 @@ pub struct Piano {
     target_gain: f32,
     keys: [KeyInfo; 88],
     velocities: [LayerMix; 128],
+    /// The build of the voice loop this CPU runs.
+    voice_loop: VoiceLoop,
     /// Gains of the two layers per root and velocity (`root * 128 + velocity`): the crossfade
     /// weights times the gain that brings each recording to the velocity's loudness on that note.
     weights: Vec<[f32; 2]>,
@@ -174,6 +176,7 @@ impl Piano {
             target_gain: gain,
             keys,
             velocities,
+            voice_loop: VoiceLoop::detect(),
             weights,
         }
     }
@@ -269,7 +272,7 @@ impl Piano {
         // At volumes above 0 dB the floor comes down with the gain, to stay inaudible.
         let floor = INAUDIBLE / self.gain.max(self.target_gain).max(1.0);
         for voice in self.voices.iter_mut().filter(|v| v.phase != Phase::Free) {
-            voice.mix(&self.set, left, right, floor);
+            voice.mix(&self.set, left, right, floor, self.voice_loop);
         }
         self.clock += left.len() as u64;
     }

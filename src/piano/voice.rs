@@ -51,6 +51,23 @@ pub(crate) struct Voice {
     muted: bool,
 }
 
+/// Which build of the voice loop this CPU runs: found once, off the audio thread, so that
+/// rendering only reads a flag. Only [`VoiceLoop::detect`] can choose the AVX2 build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VoiceLoop {
+    avx2: bool,
+}
+
+impl VoiceLoop {
+    pub fn detect() -> VoiceLoop {
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        VoiceLoop { avx2 }
+    }
+}
+
 /// What a new voice plays.
 pub(crate) struct Start {
     pub key: u8,
@@ -163,7 +180,7 @@ impl Voice {
     /// its slot, so stealing and ending go as if it sounded. Whether it is heard is decided every
     /// [`MUTE_GRID`] frames of its own life, so the output does not depend on how the host cuts
     /// its buffers.
-    pub fn mix(&mut self, set: &SampleSet, left: &mut [f32], right: &mut [f32], floor: f32) {
+    pub fn mix(&mut self, set: &SampleSet, left: &mut [f32], right: &mut [f32], floor: f32, build: VoiceLoop) {
         let (a, b) = (set.sample(self.lo), set.sample(self.hi));
         let n = left.len().min(right.len());
         let mut done = 0;
@@ -175,7 +192,7 @@ impl Voice {
             let frames = self.frames_to_end().min(n - done).min(until_grid);
             let played = match self.muted {
                 true => self.advance(frames),
-                false => self.render(a.padded(), b.padded(), &mut left[done..done + frames], &mut right[done..done + frames]),
+                false => self.render(a.padded(), b.padded(), &mut left[done..done + frames], &mut right[done..done + frames], build),
             };
             self.age += played as u64;
             done += played;
@@ -225,12 +242,14 @@ impl Voice {
     /// Adds up to `left.len()` frames, all within the sample, in chunks of three passes that the
     /// compiler vectorises: where and how to interpolate each frame, the weighted points, their
     /// sum into the output. Returns the frames rendered before the voice fell silent.
-    fn render(&mut self, a: &[i16], b: &[i16], left: &mut [f32], right: &mut [f32]) -> usize {
+    fn render(&mut self, a: &[i16], b: &[i16], left: &mut [f32], right: &mut [f32], build: VoiceLoop) -> usize {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: this CPU has AVX2 (checked above).
+        if build.avx2 {
+            // SAFETY: `VoiceLoop::detect` found AVX2 on this CPU.
             return unsafe { self.render_avx2(a, b, left, right) };
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = build;
         self.render_portable(a, b, left, right)
     }
 
@@ -385,7 +404,7 @@ mod tests {
         let mut out = Vec::new();
         while voice.phase != Phase::Free && out.len() < blocks {
             let [mut left, mut right] = [[0.0; 512]; 2];
-            voice.mix(set, &mut left, &mut right, floor);
+            voice.mix(set, &mut left, &mut right, floor, VoiceLoop::detect());
             out.push([left, right]);
         }
         out
@@ -394,7 +413,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx2_build_of_the_voice_loop_gives_the_same_bits() {
-        if !std::arch::is_x86_feature_detected!("avx2") {
+        if !VoiceLoop::detect().avx2 {
             eprintln!("this CPU has no AVX2: only the portable loop runs here");
             return;
         }
