@@ -29,6 +29,9 @@ annotates it and the engine's beat clock counts it: the denominator's note, thre
 compound meters (6/8, 9/8, 12/8). Free time (the same seeds without `--bpm`) is laid against every
 grid as the baseline (chance level: about 0.65 on grid and 0.16 on beat).
 
+`--phase-prior --split train` prints the pianists' onset density over 48ths of the beat that the
+engine's Tightness pulls towards (`PIANISTS_PHASE` in src/engine/tightness.rs).
+
 Prints the command line, then a table; `--json OUT.json` writes every figure (per file as well).
 """
 
@@ -384,8 +387,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--count", type=int, default=20, help="performances per configuration")
     p.add_argument("--seconds", type=float, default=60.0, help="seconds per performance")
     p.add_argument("--seed", type=int, default=1, help="first seed (then +1, +2, ...)")
+    p.add_argument("--generate-args", default="",
+                   help="more arguments for `pianoforte generate`, e.g. '--tightness 0' (the song's runs only)")
     p.add_argument("--no-free-time", action="store_true", help="leave out the free-time baseline")
     p.add_argument("--reference-only", action="store_true", help="only the real pianists (ASAP)")
+    p.add_argument("--phase-prior", action="store_true",
+                   help="print the pianists' onset density over 48ths of the beat for --split (the engine's "
+                        "PIANISTS_PHASE, src/engine/tightness.rs, is that of --split train) and stop")
     p.add_argument("--asap", default=str(DEFAULT_ASAP), help="an ASAP-style CSV (default: %(default)s)")
     p.add_argument("--split", default="validation", help="the CSV's split to use ('' = all)")
     p.add_argument("--max-files", type=int, default=0, help="at most this many ASAP performances (0 = all)")
@@ -399,6 +407,9 @@ def main(argv: list[str] | None = None) -> None:
     ref_rows, problems = measure_asap(a.asap, a.split, a.max_files)
     if not ref_rows:
         sys.exit(f"no ASAP performance measured from {a.asap} (split {a.split!r})")
+    if a.phase_prior:
+        print(phase_prior(ref_rows))
+        return
     reference = aggregate(ref_rows)
     ref_hist = np.asarray(reference["histogram"])
     result = {"command": command, "model": a.model or "built-in", "bin": a.bin, "count": a.count,
@@ -415,7 +426,8 @@ def main(argv: list[str] | None = None) -> None:
             free_files = generate(a.bin, a.model, work / "free.mid", a.count, a.seconds, a.seed, None, None)
         for bpm, meter in configs:
             name = f"{bpm:g}bpm-{meter.numerator}-{meter.denominator}"
-            files = generate(a.bin, a.model, work / f"{name}.mid", a.count, a.seconds, a.seed, bpm, meter)
+            files = generate(a.bin, a.model, work / f"{name}.mid", a.count, a.seconds, a.seed, bpm, meter,
+                             shlex.split(a.generate_args))
             song = []
             for f in files:
                 f_bpm, f_meter, remarks = file_grid(f)
@@ -445,6 +457,13 @@ def main(argv: list[str] | None = None) -> None:
         with open(a.json, "w") as f:
             json.dump(no_nan(result), f, indent=1)
         print(f"\nwrote {a.json}")
+
+
+def phase_prior(rows: list[Measured], bins: int = 48) -> str:
+    """The pooled onset density over `bins` parts of the beat (mean 1), as a Rust array body."""
+    density = normalise(phase_counts(np.concatenate([phases(r.positions) for r in rows]), bins)) * bins
+    lines = [", ".join(f"{x:.2f}" for x in density[i:i + 12]) + ", //" for i in range(0, bins, 12)]
+    return "\n".join(lines)
 
 
 def no_nan(x):

@@ -732,17 +732,20 @@ proptest! {
 }
 
 #[test]
-fn a_motif_memory_outside_0_to_1_is_refused_in_words() {
-    for command in ["generate", "eval"] {
-        for bad in ["1.5", "-0.1", "NaN"] {
-            let out = std::env::temp_dir().join(format!("pianoforte-bad-memory-{}.mid", std::process::id()));
-            let memory = format!("--memory={bad}");
-            let run = match command {
-                "generate" => pianoforte(&args(&[&"generate", &"--seconds", &"1", &memory, &"-o", &out])),
-                _ => pianoforte(&args(&[&"eval", &memory, &out])),
-            };
-            assert!(!run.ok, "{command} --memory {bad} ran");
-            assert!(run.stderr.contains("memory must lie in 0..=1"), "{command} --memory {bad}: {}{}", run.stdout, run.stderr);
+fn a_motif_memory_or_tightness_outside_0_to_1_is_refused_in_words() {
+    for (flag, name) in [("--memory", "memory"), ("--tightness", "tightness")] {
+        for command in ["generate", "eval"] {
+            for bad in ["1.5", "-0.1", "NaN"] {
+                let out = std::env::temp_dir().join(format!("pianoforte-bad-{name}-{}.mid", std::process::id()));
+                let setting = format!("{flag}={bad}");
+                let run = match command {
+                    "generate" => pianoforte(&args(&[&"generate", &"--seconds", &"1", &setting, &"-o", &out])),
+                    _ => pianoforte(&args(&[&"eval", &setting, &out])),
+                };
+                assert!(!run.ok, "{command} {setting} ran");
+                let said = format!("{name} must lie in 0..=1");
+                assert!(run.stderr.contains(&said), "{command} {setting}: {}{}", run.stdout, run.stderr);
+            }
         }
     }
 }

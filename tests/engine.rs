@@ -751,6 +751,33 @@ fn the_built_in_model_plays_on_the_beat_clock_it_is_given() {
     assert!(song.len() > 100 && song_share > free_share + 0.05, "on grid: {song_share:.2} with beats, {free_share:.2} free");
 }
 
+/// Tightness (`engine::tightness`): following a beat, onsets sit on its grid far more often; the
+/// same settings give the same performance; in free time it changes nothing. (The downbeat accent
+/// is a small shift of the average, measured by `benches/beats.py`; its arithmetic is unit tested.)
+#[test]
+fn tightness_draws_onsets_to_the_grid_only_when_following_a_beat() {
+    use pianoforte::engine::{BeatClock, Meter};
+    let mut e = engine(Settings { seed: 12, ..Settings::default() });
+    let mut play = |tightness: f32, clock: Option<BeatClock>| {
+        e.set_sampling(Sampling { tightness, ..Sampling::default() }).unwrap();
+        e.set_beat_clock(clock);
+        e.reseed(12);
+        engine::generate(&mut e, &[], 30.0).unwrap().performance(false).notes
+    };
+    let steady = || Some(BeatClock::steady(100.0, Meter::FOUR_FOUR));
+    assert_eq!(play(0.75, None), play(0.0, None), "free time: no beat to pull towards");
+    let (loose, tight) = (play(0.0, steady()), play(0.75, steady()));
+    assert_eq!(tight, play(0.75, steady()), "reproducible");
+    // 0.6 s beats at 100 BPM; on the grid within 0.06 beat.
+    let on_grid = |notes: &[Note]| {
+        let near = |n: &&Note, g: f64| ((n.start / 0.6).fract() - g).abs() <= 0.06;
+        let hits = notes.iter().filter(|n| [0.0, 0.25, 1.0 / 3.0, 0.5, 2.0 / 3.0, 0.75, 1.0].iter().any(|&g| near(n, g)));
+        hits.count() as f64 / notes.len().max(1) as f64
+    };
+    let (a, b) = (on_grid(&loose), on_grid(&tight));
+    assert!(tight.len() > 100 && b > a + 0.08 && b > 0.8, "on grid: {b:.2} tight, {a:.2} loose");
+}
+
 /// `eval --beats`: only the annotated performances of an ASAP-style CSV, scored with their beats
 /// and without (the built-in model hears them, so the two differ); none annotated is an error.
 #[test]
@@ -781,6 +808,9 @@ fn eval_with_beats_scores_the_annotated_performances_with_and_without_them() {
     assert_eq!(report.docs, 1, "only the annotated performance");
     assert!(report.nll_nats_per_event.is_finite() && without.is_finite());
     assert_ne!(report.nll_nats_per_event, without, "the beats reach the model");
+    let tight = evaluate(&mut model, std::slice::from_ref(&csv), &EvalOptions { tightness: 0.75, ..options.clone() }, &|_, _| {}).unwrap();
+    assert_ne!(tight.nll_nats_per_event, report.nll_nats_per_event, "scored as drawn with the pull towards the beat");
+    assert_eq!(tight.nll_without_beats_nats_per_event, Some(without), "without beats there is nothing to pull towards");
     std::fs::write(&csv, "split,midi_performance,performance_annotations\nvalidation,b.mid,\n").unwrap();
     let error = evaluate(&mut model, std::slice::from_ref(&csv), &options, &|_, _| {}).unwrap_err();
     assert!(error.contains("with beat annotations"), "{error}");

@@ -8,7 +8,7 @@
 use pianoforte::engine::control::{Control, KeyControl};
 use pianoforte::engine::model::{LoadOptions, Model, ModelSource};
 use pianoforte::engine::sampling::Sampling;
-use pianoforte::engine::{Engine, Settings};
+use pianoforte::engine::{BeatClock, Engine, Meter, Settings};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -107,12 +107,14 @@ fn step_does_not_allocate_after_warm_up() {
     let source = std::env::var_os("PIANOFORTE_TEST_MODEL").map_or(ModelSource::Embedded, |p| ModelSource::File(p.into()));
     let model = Model::load(&source, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let settings = Settings {
-        sampling: Sampling { temperature: 1.5, top_p: Some(0.95), memory: 0.5 },
+        sampling: Sampling { temperature: 1.5, top_p: Some(0.95), memory: 0.5, tightness: 0.75 },
         control: Control::NotesPerSecond(8.0),
         seed: 3,
         ..Settings::default()
     };
     let mut engine = Engine::new(model, settings).unwrap();
+    // Following a beat (format 3 hears it; Tightness pulls towards it).
+    engine.set_beat_clock(Some(BeatClock::steady(100.0, Meter::FOUR_FOUR)));
     for _ in 0..200 {
         engine.step().unwrap();
     }
@@ -124,7 +126,12 @@ fn step_does_not_allocate_after_warm_up() {
                     // Changing the control and the sampling on the fly is allocation-free too.
                     engine.set_control(if i % 1000 == 250 { Control::Off } else { Control::NotesPerSecond(4.0) });
                     engine
-                        .set_sampling(Sampling { temperature: 1.0 + (i % 3) as f32 * 0.25, top_p: None, memory: (i % 2) as f32 })
+                        .set_sampling(Sampling {
+                            temperature: 1.0 + (i % 3) as f32 * 0.25,
+                            top_p: None,
+                            memory: (i % 2) as f32,
+                            tightness: (i % 2) as f32,
+                        })
                         .unwrap();
                     // So is changing the key (format 2 feeds it, with the state features, every step);
                     // Any chooses its key from what it has heard.

@@ -11,7 +11,9 @@
 //! annotated performances twice, with their beats and without. This is exactly what
 //! `python -m pianoforte_train evaluate` computes on the token files of the same performances.
 //! `--memory M` scores the distribution the engine draws from with its motif memory at strength
-//! M (`engine::motif`), following each performance's own onsets (Rust only).
+//! M (`engine::motif`), following each performance's own onsets, and `--tightness T` with the
+//! engine's pull towards the beat's grid at strength T (`engine::tightness`) where a performance
+//! has beats (Rust only).
 
 use crate::cli::dataset::{self, Skipped, Source};
 use crate::codec::VOCABULARY;
@@ -21,6 +23,7 @@ use crate::codec::features::{Grammar, KEY_SIZE, STATE_SIZE, key_histograms, writ
 use crate::engine::control::DensityControl;
 use crate::engine::model::{Error, Inputs, Model, START_TOKEN};
 use crate::engine::motif::MotifMemory;
+use crate::engine::tightness;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -47,6 +50,8 @@ pub struct EvalOptions {
     pub beats: bool,
     /// The motif memory's strength (`Sampling::memory`; 0: the model alone).
     pub memory: f32,
+    /// The pull towards the beat's grid (`Sampling::tightness`; 0: the model alone).
+    pub tightness: f32,
 }
 
 impl Default for EvalOptions {
@@ -60,6 +65,7 @@ impl Default for EvalOptions {
             grammar: None,
             beats: false,
             memory: 0.0,
+            tightness: 0.0,
         }
     }
 }
@@ -76,6 +82,8 @@ pub struct ScoreOptions {
     pub beats: bool,
     /// The motif memory's strength, as the engine draws with it (0: the model alone).
     pub memory: f32,
+    /// The pull towards the beat's grid, as the engine draws with it (0: the model alone).
+    pub tightness: f32,
 }
 
 /// One document to score: its token ids and its annotated beats, if any.
@@ -137,6 +145,8 @@ pub struct EvalReport {
     pub grammar: bool,
     /// The motif memory's strength the NLL was scored with (0: the model alone).
     pub memory: f32,
+    /// The pull towards the beat's grid the NLL was scored with (0: the model alone).
+    pub tightness: f32,
     /// `--beats`: the NLL above is with the annotated beats, this one without them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nll_without_beats_nats_per_event: Option<f64>,
@@ -253,6 +263,13 @@ pub fn score_batch(
                 }
                 let (memory, step) = (&mut memories[j], times[j][pos]);
                 memory.blend(&mut work, 1.0, options.memory, step);
+                if let Some(grid) = documents[j].beats.filter(|_| options.beats)
+                    && let Some((_, period)) = grid.phase(step)
+                {
+                    tightness::pull(&mut work, 1.0, options.tightness, step, period, |s| grid.phase(s).map(|(phase, _)| phase));
+                    let downbeat = grid.near_downbeat(step, tightness::DOWNBEAT_REACH_BEATS);
+                    tightness::accent(&mut work, 1.0, options.tightness, downbeat);
+                }
                 scores[j].add_prediction(&work, doc[pos] as usize);
                 if let Some(crate::codec::Event::NoteOn(pitch)) = crate::codec::Event::from_id(doc[pos]) {
                     memory.strike(pitch, step);
@@ -318,6 +335,7 @@ pub fn evaluate(
         grammar: options.grammar.unwrap_or(model.has_features()),
         beats: true,
         memory: options.memory,
+        tightness: options.tightness,
     };
     let mut total = Scores::default();
     for group in docs.chunks(options.batch.max(1)) {
@@ -348,6 +366,7 @@ pub fn evaluate(
         control: score.control,
         grammar: score.grammar,
         memory: score.memory,
+        tightness: score.tightness,
         nll_without_beats_nats_per_event: without_beats,
         format_version: model.format(),
         skipped,

@@ -119,6 +119,10 @@ struct GenerateArgs {
     /// else 0.
     #[arg(long)]
     memory: Option<f32>,
+    /// With --bpm: how strongly onsets are drawn to where pianists place them in the beat (0..=1;
+    /// 0: the model alone); default: the model card's, else 0.
+    #[arg(long)]
+    tightness: Option<f32>,
     /// Notes per second to aim for (through the model card's calibration), or `off`.
     #[arg(long, default_value = "off", value_parser = parse_density)]
     density: Control,
@@ -184,11 +188,15 @@ struct EvalArgs {
     /// without (format-3 models).
     #[arg(long)]
     beats: bool,
-    /// Mask the events the grammar forbids: `auto` (format-2 models, which are trained so), `on`, `off`.
     /// Score the distribution the engine draws from with the motif memory at this strength
     /// (0..=1; default 0: the model alone).
     #[arg(long, default_value_t = 0.0)]
     memory: f32,
+    /// Score the distribution the engine draws from with its pull towards the beat's grid at this
+    /// strength, where a performance has beats (0..=1; default 0: the model alone).
+    #[arg(long, default_value_t = 0.0)]
+    tightness: f32,
+    /// Mask the events the grammar forbids: `auto` (format-2 models, which are trained so), `on`, `off`.
     #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
     grammar: String,
     /// Print one JSON object instead of text.
@@ -338,6 +346,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         temperature: args.temperature.unwrap_or(card_sampling.temperature),
         top_p: args.top_p.map_or(card_sampling.top_p, |p| p.0),
         memory: args.memory.unwrap_or(card_sampling.memory),
+        tightness: args.tightness.unwrap_or(card_sampling.tightness),
     };
     sampling.check()?;
     let key = if args.key.eq_ignore_ascii_case("any") {
@@ -385,11 +394,12 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         }
     };
     println!(
-        "settings: {} s, temperature {}, top-p {}, memory {}, density {}{bin}, key {key_text}{timing}, seed {seed}",
+        "settings: {} s, temperature {}, top-p {}, memory {}, tightness {}, density {}{bin}, key {key_text}{timing}, seed {seed}",
         args.seconds,
         sampling.temperature,
         sampling.top_p.map_or("off".to_string(), |p| p.to_string()),
         sampling.memory,
+        sampling.tightness,
         describe_control(args.density),
     );
     let primer_events: &[codec::Event] = match &primer {
@@ -441,7 +451,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
 }
 
 fn evaluate(args: &EvalArgs) -> Result<(), String> {
-    Sampling { memory: args.memory, ..Sampling::default() }.check()?;
+    Sampling { memory: args.memory, tightness: args.tightness, ..Sampling::default() }.check()?;
     let mut model = args.model.load()?;
     let grammar = match args.grammar.as_str() {
         "on" => Some(true),
@@ -456,6 +466,7 @@ fn evaluate(args: &EvalArgs) -> Result<(), String> {
         grammar,
         beats: args.beats,
         memory: args.memory,
+        tightness: args.tightness,
         ..Default::default()
     };
     let bar = ProgressBar::new(0);

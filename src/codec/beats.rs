@@ -131,6 +131,23 @@ impl BeatGrid {
         Some(BeatPosition::in_beat(step - self.beats[i].step, next.step - self.beats[i].step, beat_in_bar, beats_per_bar))
     }
 
+    /// Where in its beat `step` lies (0 on the beat, up to 1 before the next) and the beat's
+    /// length in steps, or `None` where [`BeatGrid::position`] is.
+    pub fn phase(&self, step: i64) -> Option<(f64, f64)> {
+        let i = self.beats.partition_point(|b| b.step <= step).checked_sub(1)?;
+        let (beat, next) = (self.beats[i].step, self.beats.get(i + 1)?.step);
+        let period = (next - beat) as f64;
+        Some(((step - beat) as f64 / period, period))
+    }
+
+    /// Whether `step` lies within `reach` beats of an annotated downbeat (between the first and
+    /// the last beat).
+    pub fn near_downbeat(&self, step: i64, reach: f64) -> bool {
+        let Some((phase, _)) = self.phase(step) else { return false };
+        let i = self.beats.partition_point(|b| b.step <= step) - 1;
+        (self.beats[i].downbeat && phase <= reach) || (self.beats[i + 1].downbeat && phase >= 1.0 - reach)
+    }
+
     /// Beat `i`'s index in its bar and the bar's length in beats. A bar cut off by the first or
     /// last downbeat takes the length of the nearest whole bar (before it, else after it); a
     /// pickup's beats count back from the first downbeat.
@@ -207,6 +224,10 @@ mod tests {
         // The bar from the last downbeat on takes the length of the whole bar before it.
         let last = g.position(299).unwrap();
         assert_eq!((last.phase_bin, last.beat_in_bar, last.beats_per_bar, last.period_steps), (23, Some(0), Some(3), 50));
+        // Phases and downbeats, for Tightness: none outside the beats.
+        assert_eq!((g.phase(75), g.phase(300), g.phase(-1)), (Some((0.5, 50.0)), None, None));
+        assert!(g.near_downbeat(100, 0.08) && g.near_downbeat(96, 0.08) && g.near_downbeat(254, 0.08));
+        assert!(!g.near_downbeat(95, 0.08) && !g.near_downbeat(150, 0.08) && !g.near_downbeat(300, 0.08));
     }
 
     #[test]

@@ -169,6 +169,24 @@ impl BeatClock {
         BeatPosition::in_beat(step - began, period.round() as i64, Some(beat_in_bar), Some(meter.beats_per_bar()))
     }
 
+    /// Where in the beat `step` lies: 0 on a beat, up to 1 before the next.
+    pub fn phase(&self, step: i64) -> f64 {
+        self.segment(step as f64).beats_at(step as f64).rem_euclid(1.0)
+    }
+
+    /// Whether `step` lies within `reach` beats of a downbeat.
+    pub fn near_downbeat(&self, step: i64, reach: f64) -> bool {
+        let song = self.song_at(step as f64);
+        let beats = (song.quarters - song.bar_start_quarters) / song.meter.beat_quarters();
+        beats <= reach || beats >= song.meter.beats_per_bar() as f64 - reach
+    }
+
+    /// The length of the beat at `step` in steps.
+    pub fn period_steps(&self, step: i64) -> f64 {
+        let song = self.segment(step as f64).song;
+        STEPS_PER_MINUTE * song.meter.beat_quarters() / song.bpm
+    }
+
     /// The song position at `step`, with the tempo and meter in force there.
     pub fn song_at(&self, step: f64) -> SongPosition {
         let segment = self.segment(step);
@@ -276,6 +294,11 @@ mod tests {
         assert_eq!(six_eight.position(100), BeatPosition::in_beat(0, 100, Some(1), Some(2)));
         assert_eq!(clock.song_at(175.0).bar_start_quarters, 3.0);
         assert!((clock.step_of(7.0, 0.0) - 350.0).abs() < 1e-9);
+        // Phases, beat lengths and downbeats (bars of 150 steps), for Tightness.
+        assert_eq!((clock.phase(75), clock.phase(150), clock.period_steps(75)), (0.5, 0.0, 50.0));
+        assert!(clock.near_downbeat(152, 0.08) && clock.near_downbeat(147, 0.08), "within 4 steps of bar 2");
+        assert!(!clock.near_downbeat(155, 0.08) && !clock.near_downbeat(50, 0.08), "not a downbeat");
+        assert!((six_eight.phase(150) - 0.5).abs() < 1e-9 && six_eight.near_downbeat(200, 0.08));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod motif;
 pub mod onnxruntime_library;
 pub mod runtime;
 pub mod sampling;
+pub mod tightness;
 
 use crate::codec::beats::{BEAT_SIZE, write_beat_features};
 use crate::codec::features::{KEY_SIZE, STATE_SIZE, write_state_features};
@@ -249,8 +250,14 @@ impl Engine {
             None => {
                 self.work.copy_from_slice(&self.logits);
                 self.mask();
-                let Sampling { temperature, memory, .. } = self.settings.sampling;
-                self.motifs.blend(&mut self.work, temperature, memory, self.state.step());
+                let Sampling { temperature, memory, tightness, .. } = self.settings.sampling;
+                let step = self.state.step();
+                self.motifs.blend(&mut self.work, temperature, memory, step);
+                if let Some(clock) = &self.beat_clock {
+                    tightness::pull(&mut self.work, temperature, tightness, step, clock.period_steps(step), |s| Some(clock.phase(s)));
+                    let downbeat = clock.near_downbeat(step, tightness::DOWNBEAT_REACH_BEATS);
+                    tightness::accent(&mut self.work, temperature, tightness, downbeat);
+                }
                 let id = sampling::sample(&mut self.work, &mut self.order, &self.settings.sampling, &mut self.rng);
                 (Event::from_id(id as u16).expect("the model predicts ids below 310"), false)
             }

@@ -523,7 +523,7 @@ impl Model {
         Ok((logits.to_vec(), hidden_out.to_vec()))
     }
 
-    /// The sampling the card recommends (`sampling`: `temperature`, `top_p`, `memory`, chosen
+    /// The sampling the card recommends (`sampling`: `temperature`, `top_p`, `memory`, `tightness`, chosen
     /// by measurement), else the engine's defaults.
     pub fn recommended_sampling(&self) -> crate::engine::sampling::Sampling {
         let mut sampling = crate::engine::sampling::Sampling::default();
@@ -536,6 +536,9 @@ impl Model {
             }
             if let Some(m) = card.get("memory").and_then(|v| v.as_f64()) {
                 sampling.memory = m as f32;
+            }
+            if let Some(t) = card.get("tightness").and_then(|v| v.as_f64()) {
+                sampling.tightness = t as f32;
             }
         }
         if sampling.check().is_err() {

@@ -56,11 +56,15 @@ pub struct Sampling {
     /// played before (0..=1; 0: not at all, the behaviour before it existed). See
     /// [`crate::engine::motif`].
     pub memory: f32,
+    /// How strongly the engine draws onsets to where pianists place them in the beat, when it
+    /// follows one (0..=1; 0: the model alone, the behaviour before it existed). See
+    /// [`crate::engine::tightness`].
+    pub tightness: f32,
 }
 
 impl Default for Sampling {
     fn default() -> Self {
-        Sampling { temperature: 1.0, top_p: None, memory: 0.0 }
+        Sampling { temperature: 1.0, top_p: None, memory: 0.0, tightness: 0.0 }
     }
 }
 
@@ -80,6 +84,9 @@ impl Sampling {
         }
         if !(0.0..=1.0).contains(&self.memory) {
             return Err(format!("memory must lie in 0..=1, got {}", self.memory));
+        }
+        if !(0.0..=1.0).contains(&self.tightness) {
+            return Err(format!("tightness must lie in 0..=1, got {}", self.tightness));
         }
         Ok(())
     }
@@ -178,7 +185,7 @@ mod tests {
     #[test]
     fn top_p_keeps_only_the_nucleus() {
         let mut rng = Pcg32::new(1);
-        let settings = Sampling { temperature: 1.0, top_p: Some(0.5), memory: 0.0 };
+        let settings = Sampling { temperature: 1.0, top_p: Some(0.5), ..Sampling::default() };
         let mut order = [0u16; 3];
         for _ in 0..1000 {
             // Probabilities 0.6, 0.3, 0.1: the nucleus for p = 0.5 is the first alone.
@@ -189,7 +196,7 @@ mod tests {
 
     #[test]
     fn settings_are_checked() {
-        let sampling = |temperature, top_p, memory| Sampling { temperature, top_p, memory };
+        let sampling = |temperature, top_p, memory| Sampling { temperature, top_p, memory, tightness: 0.0 };
         assert!(sampling(0.05, None, 0.0).check().is_err());
         assert!(sampling(1.0, Some(0.0), 0.0).check().is_err());
         assert!(sampling(1.0, None, 1.5).check().is_err());

@@ -454,6 +454,7 @@ impl EditorApp {
         choice_row(ui, "Timing", &p.timing, &[(Timing::Song, "Song tempo"), (Timing::Free, "Free")], setter);
         egui::Grid::new("params").num_columns(2).spacing([8.0, 8.0]).show(ui, |ui| {
             slider_row(ui, "Tempo", &p.tempo, setter);
+            slider_row(ui, "Tightness", &p.tightness, setter);
             slider_row(ui, "Temperature", &p.temperature, setter);
             slider_row(ui, "Motifs", &p.motifs, setter);
             slider_row(ui, "Density", &p.density, setter);
@@ -469,6 +470,7 @@ impl EditorApp {
         ui.label(
             RichText::new(
                 "Timing: on the song's bars and beats, or free. Tempo: used when the host tells no tempo. \
+                 Tightness: how closely onsets sit where pianists place them in the beat. \
                  Temperature: lower is safer, higher more adventurous. Motifs: how strongly figures played \
                  before come back. Density: notes per second, or Auto. A new Seed starts a new performance.",
             )

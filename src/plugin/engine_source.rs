@@ -103,8 +103,8 @@ impl EngineSource {
             return Ok(());
         }
         let temperature = controls.temperature.clamp(crate::engine::sampling::MIN_TEMPERATURE, crate::engine::sampling::MAX_TEMPERATURE);
-        let memory = controls.motifs.clamp(0.0, 1.0);
-        self.engine.set_sampling(Sampling { temperature, top_p: self.top_p, memory }).map_err(|e| e.to_string())?;
+        let (memory, tightness) = (controls.motifs.clamp(0.0, 1.0), controls.tightness.clamp(0.0, 1.0));
+        self.engine.set_sampling(Sampling { temperature, top_p: self.top_p, memory, tightness }).map_err(|e| e.to_string())?;
         self.engine.set_control(match controls.density {
             Some(d) => Control::NotesPerSecond(d),
             None => Control::Off,

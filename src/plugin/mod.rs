@@ -343,13 +343,15 @@ impl Plugin for Pianoforte {
     }
 
     /// A project saved while Play was on must not start playing when it is opened: Play is
-    /// restored off. A project saved before Timing existed plays in free time, as it did.
+    /// restored off. A project saved before Timing, Motifs or Tightness existed plays as it did:
+    /// in free time, without the motif memory, without the pull towards the beat.
     fn filter_state(state: &mut PluginState) {
         if let Some(play) = state.params.get_mut("play") {
             *play = nice_plug::plugin::ParamValue::Bool(false);
         }
         state.params.entry("timing".into()).or_insert_with(|| nice_plug::plugin::ParamValue::String("free".into()));
         state.params.entry("motifs".into()).or_insert(nice_plug::plugin::ParamValue::F32(0.0));
+        state.params.entry("tightness".into()).or_insert(nice_plug::plugin::ParamValue::F32(0.0));
     }
 
     fn editor(&mut self, _executor: AsyncExecutor<Self>) -> Option<Self::Editor> {

@@ -148,6 +148,10 @@ pub struct PianoforteParams {
     /// before it existed restore 0, and play as they did.
     #[id = "motifs"]
     pub motifs: FloatParam,
+    /// How tightly onsets sit where pianists place them in the beat, following the song (the
+    /// engine's pull, 0..=1). Projects saved before it existed restore 0, and play as they did.
+    #[id = "tightness"]
+    pub tightness: FloatParam,
 
     /// The clips folder ("" = "pianoforte clips" in the documents folder).
     #[persist = "clips-folder"]
@@ -173,6 +177,10 @@ pub const DEFAULT_TEMPERATURE: f32 = 1.05;
 /// Where the Motifs knob starts: the built-in model card's `sampling.memory`, chosen by
 /// `benches/motifs.py` (a test checks that the two agree).
 pub const DEFAULT_MOTIFS: f32 = 0.5;
+
+/// Where the Tightness knob starts: the built-in model card's `sampling.tightness`, chosen by
+/// `benches/beats.py` (a test checks that the two agree).
+pub const DEFAULT_TIGHTNESS: f32 = 0.75;
 
 /// The Tempo parameter's default (quarter notes per minute).
 pub const DEFAULT_TEMPO: f32 = 100.0;
@@ -220,17 +228,8 @@ impl Default for PianoforteParams {
             tempo: FloatParam::new("Tempo", DEFAULT_TEMPO, FloatRange::Linear { min: 40.0, max: 240.0 })
                 .with_step_size(0.1)
                 .with_unit(" BPM"),
-            motifs: FloatParam::new("Motifs", DEFAULT_MOTIFS, FloatRange::Linear { min: 0.0, max: 1.0 })
-                .with_step_size(0.01)
-                .with_value_to_string(Arc::new(|v| if v <= 0.0 { "Off".to_string() } else { format!("{:.0} %", v * 100.0) }))
-                .with_string_to_value(Arc::new(|s| {
-                    let s = s.trim();
-                    if s.eq_ignore_ascii_case("off") {
-                        Some(0.0)
-                    } else {
-                        s.trim_end_matches('%').trim().parse::<f32>().ok().map(|v| v / 100.0)
-                    }
-                })),
+            motifs: percent_or_off(FloatParam::new("Motifs", DEFAULT_MOTIFS, FloatRange::Linear { min: 0.0, max: 1.0 })),
+            tightness: percent_or_off(FloatParam::new("Tightness", DEFAULT_TIGHTNESS, FloatRange::Linear { min: 0.0, max: 1.0 })),
             clips_folder: Arc::new(Mutex::new(String::new())),
             model_path: Arc::new(Mutex::new(String::new())),
             clip_seconds: Arc::new(Mutex::new(30)),
@@ -290,12 +289,23 @@ impl PianoforteParams {
     }
 }
 
+/// A 0..=1 strength shown as a percentage, 0 as "Off".
+fn percent_or_off(param: FloatParam) -> FloatParam {
+    param
+        .with_step_size(0.01)
+        .with_value_to_string(Arc::new(|v| if v <= 0.0 { "Off".to_string() } else { format!("{:.0} %", v * 100.0) }))
+        .with_string_to_value(Arc::new(|s| {
+            let s = s.trim();
+            if s.eq_ignore_ascii_case("off") { Some(0.0) } else { s.trim_end_matches('%').trim().parse::<f32>().ok().map(|v| v / 100.0) }
+        }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn temperature_and_motifs_start_where_the_built_in_model_recommends() {
+    fn temperature_motifs_and_tightness_start_where_the_built_in_model_recommends() {
         use crate::engine::model::{LoadOptions, Model, ModelSource};
         let model = Model::load(&ModelSource::Embedded, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(model.recommended_sampling().temperature, DEFAULT_TEMPERATURE);
@@ -304,6 +314,9 @@ mod tests {
         assert_eq!(model.recommended_sampling().memory, DEFAULT_MOTIFS);
         assert_eq!(PianoforteParams::default().motifs.default_plain_value(), DEFAULT_MOTIFS);
         assert_eq!(crate::plugin::source::StepControls::default().motifs, DEFAULT_MOTIFS);
+        assert_eq!(model.recommended_sampling().tightness, DEFAULT_TIGHTNESS);
+        assert_eq!(PianoforteParams::default().tightness.default_plain_value(), DEFAULT_TIGHTNESS);
+        assert_eq!(crate::plugin::source::StepControls::default().tightness, DEFAULT_TIGHTNESS);
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct StepControls {
     pub temperature: f32,
     /// The motif memory's strength (`Sampling::memory`).
     pub motifs: f32,
+    /// The pull towards the beat's grid (`Sampling::tightness`).
+    pub tightness: f32,
     /// Notes per second, or None for Auto (the model chooses).
     pub density: Option<f32>,
     pub key_low: u8,
@@ -31,6 +33,7 @@ impl Default for StepControls {
         StepControls {
             temperature: crate::plugin::params::DEFAULT_TEMPERATURE,
             motifs: crate::plugin::params::DEFAULT_MOTIFS,
+            tightness: crate::plugin::params::DEFAULT_TIGHTNESS,
             density: None,
             key_low: Pitch::LOWEST.midi(),
             key_high: Pitch::HIGHEST.midi(),

@@ -440,6 +440,7 @@ impl Worker {
         StepControls {
             temperature: self.params.temperature.value(),
             motifs: self.params.motifs.value(),
+            tightness: self.params.tightness.value(),
             density: self.params.density_setting(),
             key_low,
             key_high,

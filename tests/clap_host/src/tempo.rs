@@ -334,6 +334,7 @@ fn json_integer(json: &str, name: &str) -> Option<u32> {
 pub fn old_projects(plugin: &Plugin) -> Vec<(String, Outcome)> {
     vec![
         ("a project saved before Timing existed (no timing, no tempo) opens in Free time".into(), previous_release(plugin)),
+        ("a project saved before Tightness existed opens with it Off".into(), release_before_tightness(plugin)),
         ("a project saved with Timing = Song tempo (Tempo 137) opens so, even over Free".into(), saved_now(plugin)),
     ]
 }
@@ -418,8 +419,11 @@ fn previous_release(plugin: &Plugin) -> Outcome {
     let mut a = plugin.instance()?;
     set_params(&mut a, &[("Timing", "Song tempo")])?;
     let saved = save(&mut a)?;
-    let old = without_param(&saved.json, "timing").and_then(|j| without_param(&j, "tempo")).and_then(|j| without_param(&j, "motifs"));
-    let old = old.ok_or_else(|| format!("no timing, tempo or motifs among the saved parameters: {}", saved.json))?;
+    let old = without_param(&saved.json, "timing")
+        .and_then(|j| without_param(&j, "tempo"))
+        .and_then(|j| without_param(&j, "motifs"))
+        .and_then(|j| without_param(&j, "tightness"));
+    let old = old.ok_or_else(|| format!("no timing, tempo, motifs or tightness among the saved parameters: {}", saved.json))?;
     let mut b = plugin.instance()?;
     expect_param(&mut b, "Timing", "Song tempo").map_err(|e| format!("a fresh instance: {e}"))?;
     expect_param(&mut b, "Motifs", "50 %").map_err(|e| format!("a fresh instance: {e}"))?;
@@ -427,7 +431,24 @@ fn previous_release(plugin: &Plugin) -> Outcome {
     expect_param(&mut b, "Timing", "Free")?;
     expect_param(&mut b, "Tempo", "100")?;
     expect_param(&mut b, "Motifs", "Off")?;
-    Ok("Timing restored Free, Tempo at its default (100 BPM), Motifs Off".into())
+    expect_param(&mut b, "Tightness", "Off")?;
+    Ok("Timing restored Free, Tempo at its default (100 BPM), Motifs and Tightness Off".into())
+}
+
+/// A state of the release before Tightness (Song tempo, Motifs 50 %, no tightness): it opens with
+/// those settings and Tightness Off, so it plays as it did; a fresh instance starts at 75 %.
+fn release_before_tightness(plugin: &Plugin) -> Outcome {
+    let mut a = plugin.instance()?;
+    set_params(&mut a, &[("Timing", "Song tempo")])?;
+    let saved = save(&mut a)?;
+    let old = without_param(&saved.json, "tightness").ok_or_else(|| format!("no tightness among the saved parameters: {}", saved.json))?;
+    let mut b = plugin.instance()?;
+    expect_param(&mut b, "Tightness", "75 %").map_err(|e| format!("a fresh instance: {e}"))?;
+    load(&mut b, &Saved { json: old, ..saved })?;
+    expect_param(&mut b, "Timing", "Song tempo")?;
+    expect_param(&mut b, "Motifs", "50 %")?;
+    expect_param(&mut b, "Tightness", "Off")?;
+    Ok("Song tempo and Motifs 50 % kept, Tightness restored Off".into())
 }
 
 /// A state saved now with Song tempo and Tempo 137, loaded into an instance that opened an old
