@@ -9,11 +9,14 @@
 //!   draws events one at a time.
 //! - [`plugin`] (feature `plugin`): the VST3/CLAP plugin: parameters, the engine thread, the
 //!   real-time player, the editor and clips.
+//! - [`perform`]: a score in, a pianist's performance out: scores, their alignment to
+//!   performances and the score-conditioned performance model.
 //! - [`cli`]: the `pianoforte` command line, one file per command.
 
 pub mod cli;
 pub mod codec;
 pub mod engine;
+pub mod perform;
 pub mod piano;
 #[cfg(feature = "plugin")]
 pub mod plugin;

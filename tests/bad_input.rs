@@ -749,3 +749,36 @@ fn a_motif_memory_or_tightness_outside_0_to_1_is_refused_in_words() {
         }
     }
 }
+
+/// `perform`: a file that is no score, a temperature out of range, or a model of another kind is
+/// refused in words, and no performance is written.
+#[test]
+fn perform_refuses_what_it_cannot_play_in_words() {
+    let dir = std::env::temp_dir().join(format!("pianoforte-bad-perform-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("out.mid");
+    let junk = dir.join("junk.mid");
+    std::fs::write(&junk, b"MThd\x00\x00\x00\x06\x00\x01").unwrap();
+    let performance = dir.join("performance.mid");
+    std::fs::write(&performance, pianoforte::codec::midi::write(&pianoforte::codec::Performance::default())).unwrap();
+    let score = dir.join("score.mid");
+    let note = pianoforte::codec::Note { pitch: 60, velocity: 80, start: 0.0, end: 0.5 };
+    std::fs::write(
+        &score,
+        pianoforte::codec::midi::write(&pianoforte::codec::Performance { notes: vec![note], pedal: Vec::new(), duration: 1.0 }),
+    )
+    .unwrap();
+    let event_model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pianoforte-gru.onnx");
+    let cases: [(Vec<OsString>, &str); 4] = [
+        (args(&[&"perform", &junk, &"-o", &out]), "not a readable MIDI file"),
+        (args(&[&"perform", &performance, &"-o", &out]), "no notes to play"),
+        (args(&[&"perform", &junk, &"--temperature=3", &"-o", &out]), "--temperature must lie in 0..=2"),
+        (args(&[&"perform", &score, &"--model", &event_model, &"-o", &out]), "not a score-to-performance model"),
+    ];
+    for (command, said) in cases {
+        let run = pianoforte(&command);
+        assert!(!run.ok, "{command:?} ran");
+        assert!(run.stderr.contains(said), "{command:?}: {}", run.stderr);
+        assert!(!out.exists(), "{command:?} wrote a performance");
+    }
+}

@@ -1,4 +1,4 @@
-"""python -m pianoforte_train train|evaluate|export|plot|bench|card"""
+"""python -m pianoforte_train train|evaluate|export|plot|bench|card|perform"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import evaluate, export, plot, train
+    from . import evaluate, export, perform, plot, train
 
     p = argparse.ArgumentParser(prog="python -m pianoforte_train", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_args(sub.add_parser("plot", help="loss curves of a run as PNG"))
     export.add_bench_args(sub.add_parser("bench", help="ONNX step latency (1 core) and training tokens/s"))
     export.add_card_args(sub.add_parser("card", help="merge a JSON object into an ONNX model's card"))
+    perform.add_args(sub.add_parser("perform", help="train + export the score-to-performance model"))
     return p
 
 
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None):
         from .plot import run
     elif cmd == "card":
         from .export import card_command as run
+    elif cmd == "perform":
+        from .perform import run
     else:
         from .export import bench as run
     return run(args)

@@ -26,6 +26,7 @@ from . import vocab as V
 from .model import ModelConfig, OnnxInterface, PerformanceGRU
 
 LICENSE = "CC BY-NC-SA 4.0 (trained on MAESTRO v2.0.0)"
+EVENT_MODEL_DOC = "pianoforte expressive performance GRU; see docs/model-format.md"
 MODEL_FORMAT_VERSION = 3  # the newest format this exporter writes (ModelConfig.format_version: 1, 2 or 3)
 
 
@@ -117,7 +118,7 @@ def export_onnx(model: PerformanceGRU, path: str, opset: int = 17) -> None:
         )
 
 
-def set_card(path: str, card: dict) -> None:
+def set_card(path: str, card: dict, doc: str = EVENT_MODEL_DOC) -> None:
     import onnx
 
     m = onnx.load(path)
@@ -125,7 +126,7 @@ def set_card(path: str, card: dict) -> None:
     entry = m.metadata_props.add()
     entry.key, entry.value = "pianoforte", json.dumps(card)
     m.producer_name = "pianoforte_train"
-    m.doc_string = "pianoforte expressive performance GRU; see docs/model-format.md"
+    m.doc_string = doc
     onnx.checker.check_model(m)
     onnx.save(m, path)
 

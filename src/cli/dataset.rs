@@ -240,7 +240,16 @@ pub fn encode_all(sources: &[Source], on_done: &(dyn Fn() + Sync)) -> Vec<Result
 
 /// Writes a 1-D little-endian u16 array as a NumPy `.npy` file (format 1.0).
 pub fn write_npy_u16(path: &Path, data: &[u16]) -> std::io::Result<()> {
-    let mut header = format!("{{'descr': '<u2', 'fortran_order': False, 'shape': ({},), }}", data.len());
+    write_npy(path, "<u2", &format!("({},)", data.len()), data.iter().flat_map(|x| x.to_le_bytes()))
+}
+
+/// Writes rows of `N` little-endian f32 as a 2-D NumPy `.npy` file (format 1.0).
+pub fn write_npy_f32<const N: usize>(path: &Path, rows: &[[f32; N]]) -> std::io::Result<()> {
+    write_npy(path, "<f4", &format!("({}, {N})", rows.len()), rows.iter().flatten().flat_map(|x| x.to_le_bytes()))
+}
+
+fn write_npy(path: &Path, descr: &str, shape: &str, bytes: impl Iterator<Item = u8>) -> std::io::Result<()> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     // Magic (6) + version (2) + header length (2) + header, padded so data starts 64-aligned.
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
@@ -249,8 +258,8 @@ pub fn write_npy_u16(path: &Path, data: &[u16]) -> std::io::Result<()> {
     file.write_all(b"\x93NUMPY\x01\x00")?;
     file.write_all(&(header.len() as u16).to_le_bytes())?;
     file.write_all(header.as_bytes())?;
-    for &token in data {
-        file.write_all(&token.to_le_bytes())?;
+    for byte in bytes {
+        file.write_all(&[byte])?;
     }
     file.flush()
 }

@@ -11,8 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 pub mod dataset;
 pub mod eval;
+pub mod perform;
 pub mod render;
 pub mod wav;
+use crate::perform::render::RenderOptions;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -52,6 +54,32 @@ enum Command {
     Generate(GenerateArgs),
     /// Measure how well a model predicts performances: NLL per event, bits per second of music, accuracy.
     Eval(EvalArgs),
+    /// Perform a score: a quantized piano part (any MIDI file) in, a pianist's performance out
+    /// (every note of the part once, in its order, with dynamics, timing and pedal).
+    Perform(PerformArgs),
+    /// Perform the scores of an ASAP-style CSV's split and measure each against the pianists who
+    /// played it (velocity and tempo-curve correlation, chord spread, pedalling).
+    EvalPerform {
+        /// An ASAP-style CSV (as for `align`).
+        csv: PathBuf,
+        #[arg(long, default_value = "validation")]
+        split: String,
+        #[command(flatten)]
+        performing: PerformingArgs,
+        /// Also write every figure, per score, to this JSON file.
+        #[arg(long, value_name = "OUT.json")]
+        json: Option<PathBuf>,
+    },
+    /// Align performances to their scores through their annotated beats (an ASAP-style CSV) and
+    /// write the performance model's training tables; prints the alignment's coverage per split.
+    Align {
+        /// A CSV with `split`, `midi_performance`, `performance_annotations`, `midi_score`,
+        /// `midi_score_annotations` columns (paths relative to its folder).
+        csv: PathBuf,
+        /// Output folder for `{split}.features.npy`, `{split}.targets.npy`, `{split}.docs.json`, `manifest.json`.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Draw a MIDI file as a piano roll (velocity as colour, pedal as a band at the bottom), and/or
     /// play it with the built-in piano into a WAV file (`--wav`).
     #[command(group(clap::ArgGroup::new("outputs").args(["output", "wav"]).required(true).multiple(true)))]
@@ -72,6 +100,53 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         row_height: u32,
     },
+}
+
+#[derive(clap::Args)]
+struct PerformArgs {
+    /// The score: a standard MIDI file (any tracks and channels; channel 10 is ignored).
+    score: PathBuf,
+    /// The performance (MIDI).
+    #[arg(short, long, default_value = "performance.mid")]
+    output: PathBuf,
+    /// Also play it with the built-in piano into this WAV file.
+    #[arg(long, value_name = "OUT.wav")]
+    wav: Option<PathBuf>,
+    #[command(flatten)]
+    piano: wav::PianoArgs,
+    #[command(flatten)]
+    performing: PerformingArgs,
+}
+
+/// The performance model and how its outputs are played.
+#[derive(clap::Args)]
+struct PerformingArgs {
+    /// The spread drawn around the model's dynamics and timing (0: exactly the model's; 0..=2).
+    #[arg(long, default_value_t = perform::DEFAULT_TEMPERATURE)]
+    temperature: f64,
+    /// The same seed (and temperature) gives the same performance.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// A performance model exported by `python -m pianoforte_train perform` (default: the built-in one).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The ONNX Runtime library (as for `generate`).
+    #[arg(long, value_name = "PATH")]
+    onnxruntime: Option<PathBuf>,
+}
+
+impl PerformingArgs {
+    fn options(&self) -> Result<RenderOptions, String> {
+        if !(0.0..=2.0).contains(&self.temperature) {
+            return Err(format!("--temperature must lie in 0..=2, got {}", self.temperature));
+        }
+        Ok(RenderOptions { temperature: self.temperature, seed: self.seed })
+    }
+
+    fn load(&self) -> Result<crate::perform::model::PerformModel, String> {
+        let runtime = RuntimeOptions { library: self.onnxruntime.clone(), search_folders: Vec::new() };
+        crate::perform::model::PerformModel::load(self.model.as_deref(), &LoadOptions { runtime, threads: 1 })
+    }
 }
 
 /// Where the model and ONNX Runtime come from.
@@ -264,6 +339,9 @@ pub fn run() -> Result<(), String> {
         }
         Command::Generate(args) => generate(&args),
         Command::Eval(args) => evaluate(&args),
+        Command::Align { csv, out } => align(&csv, &out),
+        Command::Perform(args) => perform_score(&args),
+        Command::EvalPerform { csv, split, performing, json } => evaluate_performing(&csv, &split, &performing, json.as_deref()),
         Command::Render { file, output, wav, piano, pixels_per_second, row_height } => {
             let read = read_midi(&file)?;
             if let Some(output) = output {
@@ -447,6 +525,75 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
             piano.write(&performance, &numbered(wav, i + 1, args.count))?;
         }
     }
+    Ok(())
+}
+
+fn perform_score(args: &PerformArgs) -> Result<(), String> {
+    let render = args.performing.options()?;
+    let bytes = std::fs::read(&args.score).map_err(|e| format!("{}: {e}", args.score.display()))?;
+    let score = crate::perform::score::Score::read(&bytes).map_err(|e| format!("{}: {e}", args.score.display()))?;
+    for notice in &score.notices {
+        println!("note: {notice}");
+    }
+    let piano = args.wav.as_ref().map(|_| wav::Renderer::load(&args.piano)).transpose()?;
+    let mut model = args.performing.load()?;
+    let started = std::time::Instant::now();
+    let performance = perform::perform(&score, &mut model, render)?;
+    std::fs::write(&args.output, codec::midi::write(&performance)).map_err(|e| format!("{}: {e}", args.output.display()))?;
+    let presses = performance.pedal.iter().filter(|p| p.down).count();
+    println!(
+        "wrote {}: {} notes of {} in the score, {:.1} s, {presses} pedal presses; performed in {:.2} s",
+        args.output.display(),
+        performance.notes.len(),
+        score.notes.len(),
+        performance.duration,
+        started.elapsed().as_secs_f64()
+    );
+    if let (Some(piano), Some(wav)) = (&piano, &args.wav) {
+        piano.write(&performance, wav)?;
+    }
+    Ok(())
+}
+
+fn evaluate_performing(csv: &Path, split: &str, performing: &PerformingArgs, json: Option<&Path>) -> Result<(), String> {
+    let options = performing.options()?;
+    let pairs: Vec<perform::Pair> = perform::read_pairs(csv)?.into_iter().filter(|p| p.split == split).collect();
+    let mut model = performing.load()?;
+    println!("model: {}", model.name);
+    let (reports, skipped) = perform::evaluate(&pairs, &mut model, options)?;
+    if reports.is_empty() {
+        return Err(format!("no score of split `{split}` in {} could be measured", csv.display()));
+    }
+    let summary = perform::summarise(&reports);
+    println!("{}", perform::summary_table(&summary, split, options));
+    for reason in &skipped {
+        println!("skipped {reason}");
+    }
+    if let Some(path) = json {
+        let all = serde_json::json!({ "summary": summary, "pieces": reports, "skipped": skipped, "temperature": options.temperature, "seed": options.seed });
+        std::fs::write(path, serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn align(csv: &Path, out: &Path) -> Result<(), String> {
+    let pairs = perform::read_pairs(csv)?;
+    let (splits, skipped) = perform::build(&pairs, out)?;
+    for (split, s) in &splits {
+        println!(
+            "{split}: {} performances, {} score notes, {:.1} % matched (lowest {:.1} %)",
+            s.performances,
+            s.notes,
+            100.0 * s.coverage,
+            100.0 * s.lowest_coverage
+        );
+    }
+    for reason in &skipped {
+        println!("skipped {reason}");
+    }
+    println!("wrote {}", out.display());
     Ok(())
 }
 

@@ -344,7 +344,14 @@ fn shape_text(shape: &[i64]) -> String {
 }
 
 /// Checks one input or output against its expected element type and dimensions (`None`: any size).
-fn check_outlet(outlets: &[Outlet], kind: &str, name: &str, ty: TensorElementType, dims: &[Option<i64>], problems: &mut Vec<String>) {
+pub(crate) fn check_outlet(
+    outlets: &[Outlet],
+    kind: &str,
+    name: &str,
+    ty: TensorElementType,
+    dims: &[Option<i64>],
+    problems: &mut Vec<String>,
+) {
     let Some(outlet) = outlets.iter().find(|o| o.name() == name) else {
         let names: Vec<&str> = outlets.iter().map(|o| o.name()).collect();
         problems.push(format!("the model has no {kind} `{name}` (its {kind}s: {})", names.join(", ")));
@@ -373,7 +380,7 @@ pub const MAX_MODEL_BYTES: u64 = 1 << 30;
 
 /// Reads a model file, refusing what is not a plain file (a FIFO or a device would block or
 /// never end) and what is too large to be a model.
-fn read_model_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+pub(crate) fn read_model_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
     let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
     if !metadata.is_file() {
         return Err("not a plain file (a folder, a pipe or a device), so not a model".into());
