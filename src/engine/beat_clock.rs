@@ -174,11 +174,13 @@ impl BeatClock {
         self.segment(step as f64).beats_at(step as f64).rem_euclid(1.0)
     }
 
-    /// Whether `step` lies within `reach` beats of a downbeat.
+    /// Whether `step` lies within `reach` beats of a downbeat (on the same rounded count as
+    /// [`BeatClock::position`], so a take does not depend on where it began).
     pub fn near_downbeat(&self, step: i64, reach: f64) -> bool {
-        let song = self.song_at(step as f64);
-        let beats = (song.quarters - song.bar_start_quarters) / song.meter.beat_quarters();
-        beats <= reach || beats >= song.meter.beats_per_bar() as f64 - reach
+        let segment = self.segment(step as f64);
+        let per_bar = segment.song.meter.beats_per_bar() as f64;
+        let in_bar = segment.beats_at(step as f64).rem_euclid(per_bar);
+        in_bar <= reach || in_bar >= per_bar - reach
     }
 
     /// The length of the beat at `step` in steps.
@@ -308,6 +310,14 @@ mod tests {
         let (a, b) = (BeatClock::new(0.0, song(0.1)), BeatClock::new(0.0, song((6.05 - 6.0) * 2.0)));
         assert_ne!(0.1, (6.05 - 6.0) * 2.0);
         assert!((0..1000).all(|step| a.position(step) == b.position(step)));
+        // So do Tightness's phase and downbeats: at 120 BPM 0.08 beat is exactly 4 steps, where
+        // the unrounded sums fall on either side.
+        assert!((0..1000).all(|step| a.phase(step) == b.phase(step) && a.near_downbeat(step, 0.08) == b.near_downbeat(step, 0.08)));
+        assert_eq!(
+            (0..1000).filter(|&step| a.near_downbeat(step, 0.08)).count(),
+            5 * 9,
+            "steps -4..=4 around the downbeats at 195, 395, ..., 995"
+        );
     }
 
     #[test]
