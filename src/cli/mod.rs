@@ -122,7 +122,7 @@ struct PerformArgs {
 #[derive(clap::Args)]
 struct PerformingArgs {
     /// The spread drawn around the model's dynamics and timing (0: exactly the model's; 0..=2).
-    #[arg(long, default_value_t = perform::DEFAULT_TEMPERATURE)]
+    #[arg(long, default_value_t = crate::perform::DEFAULT_TEMPERATURE)]
     temperature: f64,
     /// The same seed (and temperature) gives the same performance.
     #[arg(long, default_value_t = 1)]
@@ -538,7 +538,7 @@ fn perform_score(args: &PerformArgs) -> Result<(), String> {
     let piano = args.wav.as_ref().map(|_| wav::Renderer::load(&args.piano)).transpose()?;
     let mut model = args.performing.load()?;
     let started = std::time::Instant::now();
-    let performance = perform::perform(&score, &mut model, render)?;
+    let performance = crate::perform::perform(&score, &mut model, render)?;
     std::fs::write(&args.output, codec::midi::write(&performance)).map_err(|e| format!("{}: {e}", args.output.display()))?;
     let presses = performance.pedal.iter().filter(|p| p.down).count();
     println!(

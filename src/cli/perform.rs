@@ -8,23 +8,16 @@
 
 use crate::cli::dataset::write_npy_f32;
 use crate::codec::Performance;
-use crate::perform::align::{self, BeatMap, TARGET_COUNT, TARGETS};
+use crate::perform::align::{self, Alignment, BeatMap, TARGET_COUNT, TARGETS};
 use crate::perform::features::{self, FEATURE_COUNT, FEATURE_VERSION, FEATURES};
+use crate::perform::measure::{self, Laid, mean_of};
 use crate::perform::model::PerformModel;
 use crate::perform::render::{self, RenderOptions};
 use crate::perform::score::Score;
+use crate::perform::stats::{self, correlation, known};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// `perform --temperature` by default.
-pub const DEFAULT_TEMPERATURE: f64 = 0.5;
-
-/// Performs `score` with `model`.
-pub fn perform(score: &Score, model: &mut PerformModel, options: RenderOptions) -> Result<Performance, String> {
-    let outputs = model.run(&features::features(score))?;
-    Ok(render::render(score, &outputs, options))
-}
 
 /// One performance with its score, from an ASAP-style CSV row.
 #[derive(Debug, Clone)]
@@ -73,18 +66,44 @@ pub struct Aligned {
 
 /// Aligns one pair; a file that cannot be read or beats that do not correspond are an error.
 pub fn align_pair(pair: &Pair) -> Result<Aligned, String> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    let text = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
-    let score = Score::read(&read(&pair.score)?).map_err(|e| format!("{}: {e}", pair.score.display()))?;
-    let performance = crate::codec::midi::read(&read(&pair.performance)?).map_err(|e| format!("{}: {e}", pair.performance.display()))?;
-    let beats = |p: &Path| align::beat_times(&text(p)?).map_err(|e| format!("{}: {e}", p.display()));
-    let map = BeatMap::new(beats(&pair.score_beats)?, beats(&pair.performance_beats)?)?;
-    let alignment = align::align(&score, &performance.performance, &map);
+    let score = read_score(&pair.score)?;
+    let LoadedPair { performance, map, alignment } = load_pair(&score, pair)?;
     Ok(Aligned {
         features: features::features(&score),
-        targets: align::targets(&score, &performance.performance, &map, &alignment),
+        targets: align::targets(&score, &performance, &map, &alignment),
         coverage: alignment.coverage(),
     })
+}
+
+/// A pianist's performance of a score, aligned to it through their beats.
+struct LoadedPair {
+    performance: Performance,
+    map: BeatMap,
+    alignment: Alignment,
+}
+
+/// Reads the pair's performance and both beat files and aligns the performance to `score`
+/// (the pair's, read once by the caller); each error names its file.
+fn load_pair(score: &Score, pair: &Pair) -> Result<LoadedPair, String> {
+    let midi = read_file(&pair.performance)?;
+    let performance = crate::codec::midi::read(&midi).map_err(|e| in_file(&pair.performance, e))?.performance;
+    let beats = |p: &Path| align::beat_times(&std::fs::read_to_string(p).map_err(|e| in_file(p, e))?).map_err(|e| in_file(p, e));
+    let map = BeatMap::new(beats(&pair.score_beats)?, beats(&pair.performance_beats)?)?;
+    let alignment = align::align(score, &performance, &map);
+    Ok(LoadedPair { performance, map, alignment })
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| in_file(path, e))
+}
+
+fn read_score(path: &Path) -> Result<Score, String> {
+    Score::read(&read_file(path)?).map_err(|e| in_file(path, e))
+}
+
+/// An error message that names the file it is about.
+fn in_file(path: &Path, error: impl std::fmt::Display) -> String {
+    format!("{}: {error}", path.display())
 }
 
 /// A split's rows: features, targets, and where each performance's rows are.
@@ -176,12 +195,11 @@ pub fn build(pairs: &[Pair], out: &Path) -> Result<(BTreeMap<String, SplitSummar
     Ok((summaries, skipped))
 }
 
-/// One score of a split performed, against the pianists who played it.
+/// The figures of a performance against the pianists who played the score, each ours beside
+/// theirs: of one score in a [`PieceReport`], over all scores in a [`Summary`] (there the mean
+/// over the scores where a figure exists, and the median of the chord spreads).
 #[derive(Serialize, Clone, Debug)]
-pub struct PieceReport {
-    pub score: String,
-    pub pianists: usize,
-    pub notes: usize,
+pub struct Figures {
     /// Ours against the pianists' mean; one pianist against the others' (leave one out, mean over
     /// pianists; NaN for a single pianist); "louder when higher" (the key).
     pub velocity_r: f64,
@@ -197,9 +215,21 @@ pub struct PieceReport {
     /// Median standard deviation of a chord's onsets (ms): ours, the pianists' median.
     pub chord_spread_ms: f64,
     pub chord_spread_ms_pianists: f64,
-    /// Pedal presses per minute: ours, the pianists' mean; ours left down at the end.
+    /// Pedal presses per minute: ours, the pianists' mean.
     pub presses_per_minute: f64,
     pub presses_per_minute_pianists: f64,
+}
+
+/// One score of a split performed, against the pianists who played it.
+#[derive(Serialize, Clone, Debug)]
+pub struct PieceReport {
+    pub score: String,
+    pub pianists: usize,
+    pub notes: usize,
+    /// Flattened: the JSON keeps one object per score with every figure at its top level.
+    #[serde(flatten)]
+    pub figures: Figures,
+    /// Our pedal left down at the end.
     pub pedal_stuck: bool,
     /// Every score note once, no other, chords in order.
     pub plays_the_score: bool,
@@ -208,16 +238,18 @@ pub struct PieceReport {
     pub perform_seconds: f64,
 }
 
+/// A pianist's performance laid on the score, and their pedal presses per minute.
+type Pianist = (Laid, f64);
+
 /// Performs every score of `pairs` (grouped by score) and measures it against its pianists.
 pub fn evaluate(pairs: &[Pair], model: &mut PerformModel, options: RenderOptions) -> Result<(Vec<PieceReport>, Vec<String>), String> {
-    use crate::perform::measure::{self, Laid, correlation, mean_of};
     let mut by_score: BTreeMap<&Path, Vec<&Pair>> = BTreeMap::new();
     for pair in pairs {
         by_score.entry(pair.score.as_path()).or_default().push(pair);
     }
     let (mut reports, mut skipped) = (Vec::new(), Vec::new());
     for (score_path, group) in by_score {
-        let score = Score::read(&std::fs::read(score_path).map_err(|e| format!("{}: {e}", score_path.display()))?)?;
+        let score = read_score(score_path)?;
         let mut pianists = Vec::new();
         for pair in group {
             match lay_pianist(&score, pair) {
@@ -236,40 +268,12 @@ pub fn evaluate(pairs: &[Pair], model: &mut PerformModel, options: RenderOptions
             onsets: notes.iter().map(|n| Some(n.start)).collect(),
             velocities: notes.iter().map(|n| Some(n.velocity as f64)).collect(),
         };
-        let velocities: Vec<&[Option<f64>]> = pianists.iter().map(|(l, _)| l.velocities.as_slice()).collect();
-        let curves: Vec<Vec<Option<f64>>> = pianists.iter().map(|(l, _)| measure::tempo_curve(&score, l)).collect();
-        let curve_refs: Vec<&[Option<f64>]> = curves.iter().map(|c| c.as_slice()).collect();
-        let leave_one_out = |series: &[&[Option<f64>]]| {
-            let rs: Vec<f64> = (0..series.len())
-                .map(|i| {
-                    let others: Vec<&[Option<f64>]> = series.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, s)| *s).collect();
-                    correlation(series[i], &mean_of(&others))
-                })
-                .filter(|r| r.is_finite())
-                .collect();
-            if rs.is_empty() { f64::NAN } else { rs.iter().sum::<f64>() / rs.len() as f64 }
-        };
-        let (mean_velocity, mean_curve) = (mean_of(&velocities), mean_of(&curve_refs));
-        let written = Laid { onsets: score.notes.iter().map(|n| Some(score.seconds_at(n.start))).collect(), velocities: Vec::new() };
-        let keys: Vec<Option<f64>> = score.notes.iter().map(|n| Some(n.pitch.midi() as f64)).collect();
-        let spreads: Vec<f64> = pianists.iter().map(|(l, _)| measure::chord_spread(&score, l)).collect();
         let (presses, stuck) = measure::pedalling(&ours);
         reports.push(PieceReport {
             score: score_path.display().to_string(),
             pianists: pianists.len(),
             notes: score.notes.len(),
-            velocity_r: correlation(&laid.velocities, &mean_velocity),
-            velocity_r_pianists: leave_one_out(&velocities),
-            velocity_r_pitch: correlation(&keys, &mean_velocity),
-            velocity_sd: measure::spread(&laid.velocities),
-            velocity_sd_pianists: pianists.iter().map(|(l, _)| measure::spread(&l.velocities)).sum::<f64>() / pianists.len() as f64,
-            tempo_r: correlation(&measure::tempo_curve(&score, &laid), &mean_curve),
-            tempo_r_pianists: leave_one_out(&curve_refs),
-            tempo_r_score: correlation(&measure::tempo_curve(&score, &written), &mean_curve),
-            chord_spread_ms: 1e3 * measure::chord_spread(&score, &laid),
-            chord_spread_ms_pianists: 1e3 * features::median(spreads.into_iter().filter(|s| s.is_finite()).collect()),
-            presses_per_minute: presses,
-            presses_per_minute_pianists: pianists.iter().map(|(_, p)| *p).sum::<f64>() / pianists.len() as f64,
+            figures: measure_figures(&score, &laid, presses, &pianists),
             pedal_stuck: stuck,
             plays_the_score: measure::plays_the_score(&score, &ours, &notes),
             score_seconds: score.seconds_at(score.notes.iter().map(|n| n.end).fold(0.0, f64::max)),
@@ -279,62 +283,89 @@ pub fn evaluate(pairs: &[Pair], model: &mut PerformModel, options: RenderOptions
     Ok((reports, skipped))
 }
 
-/// A pianist's performance laid on `score`, and its pedal presses per minute.
-fn lay_pianist(score: &Score, pair: &Pair) -> Result<(crate::perform::measure::Laid, f64), String> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    let text = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
-    let performance = crate::codec::midi::read(&read(&pair.performance)?).map_err(|e| e.to_string())?.performance;
-    let map = BeatMap::new(align::beat_times(&text(&pair.score_beats)?)?, align::beat_times(&text(&pair.performance_beats)?)?)?;
-    let alignment = align::align(score, &performance, &map);
-    let played = |f: &dyn Fn(&crate::codec::Note) -> f64| alignment.matched.iter().map(|m| m.map(|j| f(&performance.notes[j]))).collect();
-    let laid = crate::perform::measure::Laid { onsets: played(&|n| n.start), velocities: played(&|n| n.velocity as f64) };
-    Ok((laid, crate::perform::measure::pedalling(&performance).0))
+/// Our performance laid on `score` (`ours`, with its pedal presses per minute) against the
+/// pianists'.
+fn measure_figures(score: &Score, ours: &Laid, presses: f64, pianists: &[Pianist]) -> Figures {
+    let velocities: Vec<&[Option<f64>]> = pianists.iter().map(|(l, _)| l.velocities.as_slice()).collect();
+    let curves: Vec<Vec<Option<f64>>> = pianists.iter().map(|(l, _)| measure::tempo_curve(score, l)).collect();
+    let curve_refs: Vec<&[Option<f64>]> = curves.iter().map(|c| c.as_slice()).collect();
+    let (mean_velocity, mean_curve) = (mean_of(&velocities), mean_of(&curve_refs));
+    let written = Laid { onsets: score.notes.iter().map(|n| Some(score.seconds_at(n.start))).collect(), velocities: Vec::new() };
+    let keys: Vec<Option<f64>> = score.notes.iter().map(|n| Some(n.pitch.midi() as f64)).collect();
+    let spreads: Vec<f64> = pianists.iter().map(|(l, _)| measure::chord_spread(score, l)).collect();
+    let per_pianist = |f: &dyn Fn(&Pianist) -> f64| pianists.iter().map(f).sum::<f64>() / pianists.len() as f64;
+    Figures {
+        velocity_r: correlation(&ours.velocities, &mean_velocity),
+        velocity_r_pianists: leave_one_out(&velocities),
+        velocity_r_pitch: correlation(&keys, &mean_velocity),
+        velocity_sd: stats::spread(known(&ours.velocities)),
+        velocity_sd_pianists: per_pianist(&|(l, _)| stats::spread(known(&l.velocities))),
+        tempo_r: correlation(&measure::tempo_curve(score, ours), &mean_curve),
+        tempo_r_pianists: leave_one_out(&curve_refs),
+        tempo_r_score: correlation(&measure::tempo_curve(score, &written), &mean_curve),
+        chord_spread_ms: 1e3 * measure::chord_spread(score, ours),
+        chord_spread_ms_pianists: 1e3 * stats::median(spreads.into_iter().filter(|s| s.is_finite()).collect()),
+        presses_per_minute: presses,
+        presses_per_minute_pianists: per_pianist(&|(_, p)| *p),
+    }
 }
 
-/// The figures over all scores: means of the correlations (over scores where they exist), the
-/// median chord spread, the mean pedalling, and how many scores were played exactly.
+/// Each series against the mean of the others, the mean of those correlations that exist (NaN
+/// for none).
+fn leave_one_out(series: &[&[Option<f64>]]) -> f64 {
+    let rs: Vec<f64> = (0..series.len())
+        .map(|i| {
+            let others: Vec<&[Option<f64>]> = series.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, s)| *s).collect();
+            correlation(series[i], &mean_of(&others))
+        })
+        .filter(|r| r.is_finite())
+        .collect();
+    stats::mean(&rs)
+}
+
+/// A pianist's performance laid on `score`, and its pedal presses per minute.
+fn lay_pianist(score: &Score, pair: &Pair) -> Result<Pianist, String> {
+    let LoadedPair { performance, alignment, .. } = load_pair(score, pair)?;
+    let played = |f: &dyn Fn(&crate::codec::Note) -> f64| alignment.matched.iter().map(|m| m.map(|j| f(&performance.notes[j]))).collect();
+    let laid = Laid { onsets: played(&|n| n.start), velocities: played(&|n| n.velocity as f64) };
+    Ok((laid, measure::pedalling(&performance).0))
+}
+
+/// The figures over all scores, how many scores were played exactly and how many left the
+/// pedal down.
 #[derive(Serialize, Clone, Debug)]
 pub struct Summary {
     pub scores: usize,
     pub played_exactly: usize,
-    pub velocity_r: f64,
-    pub velocity_r_pianists: f64,
-    pub velocity_r_pitch: f64,
-    pub velocity_sd: f64,
-    pub velocity_sd_pianists: f64,
-    pub tempo_r: f64,
-    pub tempo_r_pianists: f64,
-    pub tempo_r_score: f64,
-    pub chord_spread_ms: f64,
-    pub chord_spread_ms_pianists: f64,
-    pub presses_per_minute: f64,
-    pub presses_per_minute_pianists: f64,
+    /// Flattened, as in [`PieceReport`].
+    #[serde(flatten)]
+    pub figures: Figures,
     pub pedal_stuck: usize,
     /// The slowest performing, in seconds per minute of score.
     pub slowest_seconds_per_minute: f64,
 }
 
 pub fn summarise(reports: &[PieceReport]) -> Summary {
-    let mean = |f: &dyn Fn(&PieceReport) -> f64| {
-        let known: Vec<f64> = reports.iter().map(f).filter(|x| x.is_finite()).collect();
-        if known.is_empty() { f64::NAN } else { known.iter().sum::<f64>() / known.len() as f64 }
-    };
-    let median = |f: &dyn Fn(&PieceReport) -> f64| features::median(reports.iter().map(f).filter(|x| x.is_finite()).collect());
+    let known = |f: &dyn Fn(&Figures) -> f64| reports.iter().map(|r| f(&r.figures)).filter(|x| x.is_finite()).collect::<Vec<f64>>();
+    let mean = |f: &dyn Fn(&Figures) -> f64| stats::mean(&known(f));
+    let median = |f: &dyn Fn(&Figures) -> f64| stats::median(known(f));
     Summary {
         scores: reports.len(),
         played_exactly: reports.iter().filter(|r| r.plays_the_score).count(),
-        velocity_r: mean(&|r| r.velocity_r),
-        velocity_r_pianists: mean(&|r| r.velocity_r_pianists),
-        velocity_r_pitch: mean(&|r| r.velocity_r_pitch),
-        velocity_sd: mean(&|r| r.velocity_sd),
-        velocity_sd_pianists: mean(&|r| r.velocity_sd_pianists),
-        tempo_r: mean(&|r| r.tempo_r),
-        tempo_r_pianists: mean(&|r| r.tempo_r_pianists),
-        tempo_r_score: mean(&|r| r.tempo_r_score),
-        chord_spread_ms: median(&|r| r.chord_spread_ms),
-        chord_spread_ms_pianists: median(&|r| r.chord_spread_ms_pianists),
-        presses_per_minute: mean(&|r| r.presses_per_minute),
-        presses_per_minute_pianists: mean(&|r| r.presses_per_minute_pianists),
+        figures: Figures {
+            velocity_r: mean(&|f| f.velocity_r),
+            velocity_r_pianists: mean(&|f| f.velocity_r_pianists),
+            velocity_r_pitch: mean(&|f| f.velocity_r_pitch),
+            velocity_sd: mean(&|f| f.velocity_sd),
+            velocity_sd_pianists: mean(&|f| f.velocity_sd_pianists),
+            tempo_r: mean(&|f| f.tempo_r),
+            tempo_r_pianists: mean(&|f| f.tempo_r_pianists),
+            tempo_r_score: mean(&|f| f.tempo_r_score),
+            chord_spread_ms: median(&|f| f.chord_spread_ms),
+            chord_spread_ms_pianists: median(&|f| f.chord_spread_ms_pianists),
+            presses_per_minute: mean(&|f| f.presses_per_minute),
+            presses_per_minute_pianists: mean(&|f| f.presses_per_minute_pianists),
+        },
         pedal_stuck: reports.iter().filter(|r| r.pedal_stuck).count(),
         slowest_seconds_per_minute: reports.iter().map(|r| r.perform_seconds / (r.score_seconds / 60.0).max(1e-9)).fold(0.0, f64::max),
     }
@@ -343,6 +374,7 @@ pub fn summarise(reports: &[PieceReport]) -> Summary {
 /// The summary as a Markdown table, beside issue 20's goals.
 pub fn summary_table(s: &Summary, split: &str, options: RenderOptions) -> String {
     let row = |what: &str, ours: String, pianists: String, goal: &str| format!("| {what} | {ours} | {pianists} | {goal} |\n");
+    let f = &s.figures;
     let mut t = format!(
         "{} scores of split `{split}` (temperature {}, seed {}):\n\n| figure | ours | pianists | goal |\n| --- | --- | --- | --- |\n",
         s.scores, options.temperature, options.seed
@@ -350,22 +382,22 @@ pub fn summary_table(s: &Summary, split: &str, options: RenderOptions) -> String
     t += &row("every note once, none other, chords in order", format!("{} of {}", s.played_exactly, s.scores), String::new(), "all");
     t += &row(
         "velocity r with the pianists' mean",
-        format!("{:.3}", s.velocity_r),
-        format!("{:.3} (one against the others)", s.velocity_r_pianists),
+        format!("{:.3}", f.velocity_r),
+        format!("{:.3} (one against the others)", f.velocity_r_pianists),
         ">= 0.55",
     );
-    t += &row("  louder when higher", format!("{:.3}", s.velocity_r_pitch), String::new(), "");
-    t += &row("velocity spread (sd within a piece)", format!("{:.1}", s.velocity_sd), format!("{:.1}", s.velocity_sd_pianists), "");
+    t += &row("  louder when higher", format!("{:.3}", f.velocity_r_pitch), String::new(), "");
+    t += &row("velocity spread (sd within a piece)", format!("{:.1}", f.velocity_sd), format!("{:.1}", f.velocity_sd_pianists), "");
     t += &row(
         "tempo curve r with the pianists' mean",
-        format!("{:.3}", s.tempo_r),
-        format!("{:.3} (one against the others)", s.tempo_r_pianists),
+        format!("{:.3}", f.tempo_r),
+        format!("{:.3} (one against the others)", f.tempo_r_pianists),
         ">= 0.45",
     );
-    t += &row("  the score's own timing", format!("{:.3}", s.tempo_r_score), String::new(), "");
-    t += &row("chord spread, median (ms)", format!("{:.1}", s.chord_spread_ms), format!("{:.1}", s.chord_spread_ms_pianists), "4..15");
+    t += &row("  the score's own timing", format!("{:.3}", f.tempo_r_score), String::new(), "");
+    t += &row("chord spread, median (ms)", format!("{:.1}", f.chord_spread_ms), format!("{:.1}", f.chord_spread_ms_pianists), "4..15");
     t +=
-        &row("pedal presses per minute", format!("{:.1}", s.presses_per_minute), format!("{:.1}", s.presses_per_minute_pianists), "25..70");
+        &row("pedal presses per minute", format!("{:.1}", f.presses_per_minute), format!("{:.1}", f.presses_per_minute_pianists), "25..70");
     t += &row("pedal left down at the end", format!("{}", s.pedal_stuck), String::new(), "0");
     t += &row("performing time, slowest (s per minute of score)", format!("{:.3}", s.slowest_seconds_per_minute), String::new(), "<= 3.3");
     t

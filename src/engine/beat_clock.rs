@@ -126,6 +126,11 @@ impl Segment {
         let beats = (self.quarters_at(step) - self.song.bar_start_quarters) / self.song.meter.beat_quarters();
         (beats * BEAT_RESOLUTION).round() / BEAT_RESOLUTION
     }
+
+    /// Where in the beat `step` lies: 0 on a beat, up to 1 before the next.
+    fn phase_at(&self, step: f64) -> f64 {
+        self.beats_at(step).rem_euclid(1.0)
+    }
 }
 
 /// The lowest and highest tempo the clock follows (quarter notes per minute).
@@ -152,8 +157,11 @@ impl BeatClock {
     }
 
     fn segment(&self, step: f64) -> &Segment {
-        let i = self.segments.partition_point(|s| s.step <= step);
-        &self.segments[i.saturating_sub(1)]
+        &self.segments[self.segment_index(step)]
+    }
+
+    fn segment_index(&self, step: f64) -> usize {
+        self.segments.partition_point(|s| s.step <= step).saturating_sub(1)
     }
 
     /// What the model sees at `step`.
@@ -171,7 +179,19 @@ impl BeatClock {
 
     /// Where in the beat `step` lies: 0 on a beat, up to 1 before the next.
     pub fn phase(&self, step: i64) -> f64 {
-        self.segment(step as f64).beats_at(step as f64).rem_euclid(1.0)
+        self.segment(step as f64).phase_at(step as f64)
+    }
+
+    /// [`BeatClock::phase`] for many steps near `near` (Tightness reads up to 100 a draw): the
+    /// segment in force at `near` is looked up once, and only a step outside it is looked up on
+    /// its own. The same phases as `phase`. Allocation-free.
+    pub fn phases_near(&self, near: i64) -> impl Fn(i64) -> f64 + '_ {
+        let i = self.segment_index(near as f64);
+        // The steps `segment` finds this segment for: the first applies to everything before it.
+        let from = if i == 0 { f64::NEG_INFINITY } else { self.segments[i].step };
+        let until = self.segments.get(i + 1).map_or(f64::INFINITY, |next| next.step);
+        let segment = self.segments[i];
+        move |step| if (from..until).contains(&(step as f64)) { segment.phase_at(step as f64) } else { self.phase(step) }
     }
 
     /// Whether `step` lies within `reach` beats of a downbeat (on the same rounded count as
@@ -363,6 +383,17 @@ mod tests {
         clock.forget_before(450.0);
         assert_eq!(clock.segments.len(), 1);
         assert_eq!(clock.position(450).beat_in_bar, Some(1));
+    }
+
+    #[test]
+    fn phases_near_a_step_are_the_phases_of_each_step() {
+        let mut clock = BeatClock::steady(120.0, Meter::FOUR_FOUR);
+        clock.change(60.0, SongChange::Tempo { bpm: 77.0, meter: meter(3, 4) });
+        clock.locate(333.0, SongPosition { quarters: 8.3, bar_start_quarters: 8.0, bpm: 131.0, meter: Meter::FOUR_FOUR });
+        for near in [-120, -1, 0, 37, 99, 100, 250, 332, 333, 400] {
+            let phases = clock.phases_near(near);
+            assert!((near - 150..near + 150).all(|step| phases(step).to_bits() == clock.phase(step).to_bits()), "near {near}");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@
 
 pub mod beat_clock;
 pub mod control;
+pub mod logits;
 pub mod model;
 pub mod motif;
 pub mod onnxruntime_library;
@@ -254,7 +255,8 @@ impl Engine {
                 let step = self.state.step();
                 self.motifs.blend(&mut self.work, temperature, memory, step);
                 if let Some(clock) = &self.beat_clock {
-                    tightness::pull(&mut self.work, temperature, tightness, step, clock.period_steps(step), |s| Some(clock.phase(s)));
+                    let phase = clock.phases_near(step + 1); // the landings are steps after this one
+                    tightness::pull(&mut self.work, temperature, tightness, step, clock.period_steps(step), |s| Some(phase(s)));
                     let downbeat = clock.near_downbeat(step, tightness::DOWNBEAT_REACH_BEATS);
                     tightness::accent(&mut self.work, temperature, tightness, downbeat);
                 }

@@ -19,6 +19,7 @@
 //!
 //! Bounded (fixed arrays, no allocation), deterministic, and cleared with every new performance.
 
+use super::logits::reweigh;
 use crate::codec::{PITCHES, Pitch, VOCABULARY};
 
 /// Keys on the piano.
@@ -186,22 +187,8 @@ impl MotifMemory {
         }
         let matched = matched as f64;
         let boost = MAX_BOOST * strength.min(1.0) as f64 * matched / (matched + HALF_BOOST_MATCH);
-        let factor = |w: f32| 1.0 + boost * (w / heaviest) as f64;
-        // The NOTE_ONs' probabilities before and after the boost (relative to the likeliest).
-        let max = ons.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let (mut before, mut after) = (0.0f64, 0.0f64);
-        for (&x, &w) in ons.iter().zip(suggestions) {
-            let p = (((x - max) / temperature) as f64).exp();
-            before += p;
-            after += p * factor(w);
-        }
-        // Times the factor, then all scaled back by before / after: in logits, one addition each.
-        let rescale = (before / after).ln();
-        for (x, &w) in ons.iter_mut().zip(suggestions) {
-            if allowed(*x) {
-                *x += temperature * (factor(w).ln() + rescale) as f32;
-            }
-        }
+        let factor = |key: usize| 1.0 + boost * (suggestions[key] / heaviest) as f64;
+        reweigh(ons, temperature, factor, |key| factor(key).ln());
     }
 }
 

@@ -15,6 +15,7 @@
 //! It costs likelihood: scored on ASAP validation as drawn, the NLL with beats rises (docs/benchmarks.md,
 //! "Tightness"); it is a way of playing, not a better model of the data.
 
+use super::logits::{likeliest, logit_of, relative_probability, reweigh};
 use crate::codec::{MAX_SHIFT_STEPS, VELOCITY_BINS, VOCABULARY};
 
 /// Bins per beat of [`PIANISTS_PHASE`].
@@ -52,7 +53,7 @@ pub fn pull(logits: &mut [f32], temperature: f32, strength: f32, step: i64, peri
     const N: usize = MAX_SHIFT_STEPS as usize;
     let shifts = &mut logits[VOCABULARY.time_shift_offset as usize..][..N];
     let allowed = |x: f32| x > f32::NEG_INFINITY;
-    let max = shifts.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = likeliest(shifts);
     if !allowed(max) {
         return;
     }
@@ -68,7 +69,7 @@ pub fn pull(logits: &mut [f32], temperature: f32, strength: f32, step: i64, peri
     let reach = (REACH_BEATS * period_steps).round().max(0.0) as usize;
     let mut moved = [0.0f64; N];
     for j in 0..N {
-        let p = (((shifts[j] - max) / temperature) as f64).exp();
+        let p = relative_probability(shifts[j], max, temperature);
         let reach = reach.min((j + 1) / SHORTEST_MOVED);
         let window = j - reach..(j + reach + 1).min(N);
         let total: f64 = weight[window.clone()].iter().flatten().sum();
@@ -77,9 +78,10 @@ pub fn pull(logits: &mut [f32], temperature: f32, strength: f32, step: i64, peri
             _ => moved[j] += p,
         }
     }
+    // Moving kept the shifts' joint probability: the new logits are the moved probabilities.
     for (x, &p) in shifts.iter_mut().zip(&moved) {
         if allowed(*x) {
-            *x = max + temperature * p.ln() as f32;
+            *x = logit_of(p, max, temperature);
         }
     }
 }
@@ -97,21 +99,9 @@ pub fn accent(logits: &mut [f32], temperature: f32, strength: f32, near_downbeat
         return;
     }
     let bins = &mut logits[VOCABULARY.velocity_offset as usize..][..VELOCITY_BINS as usize];
-    let max = bins.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return;
-    }
     let tilt = ACCENT_TILT * strength.min(1.0) as f64;
-    let (mut before, mut after) = (0.0f64, 0.0f64);
-    for (b, &x) in bins.iter().enumerate() {
-        let p = (((x - max) / temperature) as f64).exp();
-        before += p;
-        after += p * (tilt * b as f64).exp();
-    }
-    let rescale = (before / after).ln();
-    for (b, x) in bins.iter_mut().enumerate().filter(|(_, x)| **x > f32::NEG_INFINITY) {
-        *x += temperature * (tilt * b as f64 + rescale) as f32;
-    }
+    // An exponential tilt: bin b's probability times e^(tilt b).
+    reweigh(bins, temperature, |b| (tilt * b as f64).exp(), |b| tilt * b as f64);
 }
 
 /// The bin of [`PIANISTS_PHASE`] of a position in the beat.

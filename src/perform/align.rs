@@ -4,8 +4,8 @@
 //! puts it (one to one, nearest pairs first). From the alignment come the targets the
 //! performance model learns: how loud, how late against the beat, how fast, how long, pedalled.
 
-use super::features::median;
 use super::score::Score;
+use super::stats::median;
 use crate::codec::Performance;
 
 /// The targets of a note, in column order.

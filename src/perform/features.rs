@@ -3,6 +3,7 @@
 //! the tables and never computes a feature itself.
 
 use super::score::Score;
+use super::stats::{mean_and_spread, median};
 
 /// Bumped whenever a feature changes; the model card carries the version it was trained on.
 pub const FEATURE_VERSION: u32 = 2;
@@ -124,20 +125,4 @@ pub fn features(score: &Score) -> Vec<[f32; FEATURE_COUNT]> {
         }
     }
     rows
-}
-
-/// The mean and standard deviation of `values` (0 for none).
-fn mean_and_spread(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
-    let n = values.clone().count().max(1) as f64;
-    let mean = values.clone().sum::<f64>() / n;
-    (mean, (values.map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt())
-}
-
-/// The median of `values` (0 for none).
-pub fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }

@@ -10,6 +10,7 @@
 
 use super::features::{Chord, chords};
 use super::score::Score;
+use super::stats::{known, mean, median, spread};
 use crate::codec::Performance;
 
 /// Onsets closer than this in the score (beats) are not a tempo step.
@@ -24,39 +25,13 @@ pub struct Laid {
     pub velocities: Vec<Option<f64>>,
 }
 
-/// Pearson's correlation of the pairs where both are known (NaN for fewer than 3 or no spread).
-pub fn correlation(x: &[Option<f64>], y: &[Option<f64>]) -> f64 {
-    let pairs: Vec<(f64, f64)> =
-        x.iter().zip(y).filter_map(|(a, b)| Some(((*a)?, (*b)?))).filter(|(a, b)| a.is_finite() && b.is_finite()).collect();
-    if pairs.len() < 3 {
-        return f64::NAN;
-    }
-    let n = pairs.len() as f64;
-    let (mx, my) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (a, b) in pairs {
-        sxy += (a - mx) * (b - my);
-        sxx += (a - mx) * (a - mx);
-        syy += (b - my) * (b - my);
-    }
-    sxy / (sxx * syy).sqrt()
-}
-
-/// The standard deviation of the known values (NaN for none).
-pub fn spread(values: &[Option<f64>]) -> f64 {
-    let known: Vec<f64> = values.iter().flatten().copied().collect();
-    let n = known.len() as f64;
-    let mean = known.iter().sum::<f64>() / n;
-    (known.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt()
-}
-
 /// The mean of the known values at each position (None where none is known).
 pub fn mean_of(series: &[&[Option<f64>]]) -> Vec<Option<f64>> {
     let len = series.first().map_or(0, |s| s.len());
     (0..len)
         .map(|i| {
             let known: Vec<f64> = series.iter().filter_map(|s| s[i]).collect();
-            (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64)
+            (!known.is_empty()).then(|| mean(&known))
         })
         .collect()
 }
@@ -65,8 +40,8 @@ pub fn mean_of(series: &[&[Option<f64>]]) -> Vec<Option<f64>> {
 pub fn tempo_curve(score: &Score, laid: &Laid) -> Vec<Option<f64>> {
     let chords = chords(score);
     let onset = |c: &Chord| {
-        let known: Vec<f64> = laid.onsets[c.start..c.end].iter().flatten().copied().collect();
-        (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64)
+        let played: Vec<f64> = known(&laid.onsets[c.start..c.end]).collect();
+        (!played.is_empty()).then(|| mean(&played))
     };
     let beats = |c: &Chord| {
         let q = score.notes[c.start].start;
@@ -99,8 +74,8 @@ fn smooth(values: &[Option<f64>], width: usize) -> Vec<Option<f64>> {
     (0..values.len())
         .map(|i| {
             let window = &values[i.saturating_sub(half)..(i + width - half).min(values.len())];
-            let known: Vec<f64> = window.iter().flatten().copied().collect();
-            (values[i].is_some() && !known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64)
+            let near: Vec<f64> = known(window).collect();
+            (values[i].is_some() && !near.is_empty()).then(|| mean(&near))
         })
         .collect()
 }
@@ -108,21 +83,14 @@ fn smooth(values: &[Option<f64>], width: usize) -> Vec<Option<f64>> {
 /// The median over chords of two notes or more of the standard deviation of their onsets
 /// (seconds; NaN without such chords).
 pub fn chord_spread(score: &Score, laid: &Laid) -> f64 {
-    let mut spreads: Vec<f64> = chords(score)
+    let spreads: Vec<f64> = chords(score)
         .iter()
         .filter_map(|c| {
-            let onsets: Vec<f64> = laid.onsets[c.start..c.end].iter().flatten().copied().collect();
-            (onsets.len() >= 2).then(|| {
-                let mean = onsets.iter().sum::<f64>() / onsets.len() as f64;
-                (onsets.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / onsets.len() as f64).sqrt()
-            })
+            let onsets = known(&laid.onsets[c.start..c.end]);
+            (onsets.clone().count() >= 2).then(|| spread(onsets))
         })
         .collect();
-    if spreads.is_empty() {
-        return f64::NAN;
-    }
-    spreads.sort_by(f64::total_cmp);
-    spreads[spreads.len() / 2]
+    if spreads.is_empty() { f64::NAN } else { median(spreads) }
 }
 
 /// Pedal presses per minute of the performance, and whether it ends with the pedal down.
@@ -153,16 +121,12 @@ mod tests {
     use crate::codec::{Note, PedalChange, Pitch};
     use crate::perform::score::ScoreNote;
 
-    fn known(values: &[f64]) -> Vec<Option<f64>> {
+    fn all_known(values: &[f64]) -> Vec<Option<f64>> {
         values.iter().map(|&v| Some(v)).collect()
     }
 
     #[test]
-    fn correlation_skips_unknown_values() {
-        assert!((correlation(&known(&[1.0, 2.0, 3.0, 4.0]), &known(&[2.0, 4.0, 6.0, 8.0])) - 1.0).abs() < 1e-12);
-        let with_gap = vec![Some(1.0), None, Some(3.0), Some(2.0)];
-        assert!((correlation(&with_gap, &known(&[-1.0, 99.0, -3.0, -2.0])) + 1.0).abs() < 1e-12);
-        assert!(correlation(&known(&[1.0, 1.0, 1.0]), &known(&[1.0, 2.0, 3.0])).is_nan());
+    fn means_of_series_skip_unknown_values() {
         assert_eq!(mean_of(&[&[Some(1.0), None], &[Some(3.0), None]]), vec![Some(2.0), None]);
     }
 
@@ -175,7 +139,7 @@ mod tests {
         let score = Score { notes, tempos: vec![(0.0, 120.0)], meters: vec![(0.0, crate::engine::Meter::FOUR_FOUR)], notices: Vec::new() };
         // Slowing down: gaps of 0.5, 0.6, 0.7 s; chords spread by 10 ms (sd 5 ms).
         let starts = [0.0, 0.01, 0.5, 0.51, 1.1, 1.11, 1.8, 1.81, 1.9];
-        let laid = Laid { onsets: known(&starts), velocities: known(&[60.0; 9]) };
+        let laid = Laid { onsets: all_known(&starts), velocities: all_known(&[60.0; 9]) };
         assert!((chord_spread(&score, &laid) - 0.005).abs() < 1e-9);
         let curve = tempo_curve(&score, &laid);
         assert_eq!(curve.len(), 3, "three steps of at least 1/4 beat");

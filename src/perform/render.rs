@@ -9,15 +9,15 @@ use crate::engine::sampling::Pcg32;
 
 /// A chord's notes start at least this long after the previous chord's last (seconds): enough
 /// for a key struck in both to be released and struck again in a MIDI file's milliseconds.
-const CHORD_ORDER_GAP: f64 = 0.005;
+pub(crate) const CHORD_ORDER_GAP: f64 = 0.005;
 /// A note ends at least this long before the next of its key begins (seconds).
-const RELEASE_GAP: f64 = 0.002;
+pub(crate) const RELEASE_GAP: f64 = 0.002;
 /// The shortest note played (a zero-length score note sounds this long).
-const SHORTEST_NOTE: f64 = 0.03;
+pub(crate) const SHORTEST_NOTE: f64 = 0.03;
 /// A pedal change is pressed again this long after the onset it is released on (seconds).
-const PEDAL_CATCH: f64 = 0.08;
+pub(crate) const PEDAL_CATCH: f64 = 0.08;
 /// The pedal is changed at a chord whose pedal output reaches this.
-const PEDAL_THRESHOLD: f32 = 0.5;
+pub(crate) const PEDAL_THRESHOLD: f32 = 0.5;
 /// The model's velocities lean to the mean, as any regression does (on the training scores their
 /// spread within a piece is 9.2 against the pianists' 14.9, `pianoforte eval-perform --split
 /// train --temperature 0` without widening): their deviations from the piece's mean are widened
