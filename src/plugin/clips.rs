@@ -349,6 +349,8 @@ pub struct Clip {
     pub seconds: f64,
     /// The tempo is the host's (else 120 BPM is written and the name says none).
     pub tempo_from_host: bool,
+    /// The name of the score it performs (Perform my part), which names the clip.
+    pub score: Option<String>,
 }
 
 impl ClipSource {
@@ -387,19 +389,24 @@ impl ClipSource {
                     grid: WriteGrid { offset: cut - line, ..grid },
                     bars: Some((bar + 1, last_bar + 1)),
                     tempo_from_host: bpm.is_some(),
+                    score: None,
                 })
             }
             None => {
                 let performance = played_performance(&self.events, first, to);
-                Ok(Clip { seconds: to - first, performance, grid, bars: None, tempo_from_host: bpm.is_some() })
+                Ok(Clip { seconds: to - first, performance, grid, bars: None, tempo_from_host: bpm.is_some(), score: None })
             }
         }
     }
 }
 
 impl Clip {
-    /// "pianoforte 2026-11-29 14.03, bars 17-24, 92 bpm" (no extension).
+    /// "pianoforte 2026-11-29 14.03, bars 17-24, 92 bpm", or "my part, performed 2026-11-29
+    /// 14.03" (no extension).
     pub fn name(&self, timestamp: &str) -> String {
+        if let Some(score) = &self.score {
+            return format!("{score}, performed {timestamp}");
+        }
         let what = match self.bars {
             Some((a, b)) if a == b => format!("bar {a}"),
             Some((a, b)) => format!("bars {a}-{b}"),

@@ -260,6 +260,7 @@ impl NiceEguiApp for EditorApp {
             egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui, &gui.param_setter(), &status));
         });
         egui::CentralPanel::default().show(ui, |ui| self.central(ui, &status, now));
+        self.take_drops(ui);
         // The piano roll moves while playing (30 fps); otherwise only the status can change.
         let playing = self.shared.rt.playing.load(Ordering::Relaxed);
         ui.ctx().request_repaint_after(Duration::from_millis(if playing { 33 } else { 250 }));
@@ -328,7 +329,7 @@ impl EditorApp {
         } else if status.listening {
             (GREEN, "listening to you")
         } else if self.shared.rt.playing.load(Ordering::Relaxed) {
-            (GREEN, "playing")
+            (GREEN, if status.performing.is_some() { "playing your part" } else { "playing" })
         } else {
             (Color32::from_rgb(230, 180, 60), "ready (start the transport or press Play)")
         }
@@ -360,12 +361,49 @@ impl EditorApp {
         });
     }
 
+    /// Files dragged over the editor: a MIDI clip dropped on it is performed (Perform my part);
+    /// while files hover, the window says so.
+    fn take_drops(&mut self, ui: &egui::Ui) {
+        let (hovering, dropped) = ui.ctx().input(|i| (!i.raw.hovered_files.is_empty(), i.raw.dropped_files.clone()));
+        if hovering {
+            let rect = ui.ctx().content_rect();
+            let painter = ui.ctx().layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop")));
+            painter.rect_filled(rect, 0.0, Color32::from_black_alpha(200));
+            let text = "Drop a MIDI clip: pianoforte performs it like a pianist";
+            painter.text(rect.center(), Align2::CENTER_CENTER, text, FontId::proportional(22.0), ACCENT);
+        }
+        let Some(path) = dropped.first().map(|f| f.path().to_path_buf()) else { return };
+        if !is_midi_file(&path) {
+            self.set_clip_message(Err(format!(
+                "{} is not a MIDI file (.mid): drop a MIDI clip to have it performed",
+                file_name(&path.to_string_lossy())
+            )));
+            return;
+        }
+        drag::log(|| format!("dropped {}", path.display()));
+        self.set_clip_message(Ok(format!("performing {}…", file_name(&path.to_string_lossy()))));
+        let seed = crate::plugin::player::start_seed(self.params.seed.value(), 0);
+        self.writer.perform(path, seed, self.params.clips_folder());
+    }
+
     /// The engine's status in words.
     fn status_ui(&self, ui: &mut egui::Ui, status: &Status) {
+        self.performing_status(ui, status);
         self.runtime_status(ui, status);
         self.model_status(ui, status);
         piano_status(ui, status);
         self.counters(ui, status);
+    }
+
+    /// Perform my part: the performed score that plays instead of the improvisation.
+    fn performing_status(&self, ui: &mut egui::Ui, status: &Status) {
+        let Some(name) = &status.performing else { return };
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(format!("Performing your part: {name}")).color(ACCENT));
+            if ui.small_button("Improvise again").clicked() {
+                self.shared.send(Command::Improvise);
+            }
+        });
     }
 
     fn runtime_status(&self, ui: &mut egui::Ui, status: &Status) {
@@ -635,7 +673,12 @@ impl EditorApp {
             Some(Ok(m)) => ui.label(RichText::new(m).small().color(OK_TEXT)),
             Some(Err(e)) => ui.label(RichText::new(e).small().color(ERROR_TEXT)),
             None => ui.label(
-                RichText::new("Drag the handle (or a clip below) onto a track in your DAW; it lands on the song's bars.").small().weak(),
+                RichText::new(
+                    "Drag the handle (or a clip below) onto a track in your DAW; it lands on the song's bars. \
+                     Drop a MIDI clip here and pianoforte performs it.",
+                )
+                .small()
+                .weak(),
             ),
         };
     }
@@ -897,6 +940,11 @@ fn missing_clip_row(ui: &mut egui::Ui, path: &str) {
         .on_hover_text(format!("{path} no longer exists"));
 }
 
+/// Whether `path` names a MIDI file (.mid, .midi, .smf), as DAWs and file managers drop them.
+fn is_midi_file(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| ["mid", "midi", "smf"].iter().any(|m| e.eq_ignore_ascii_case(m)))
+}
+
 fn file_name(path: &str) -> String {
     std::path::Path::new(path).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
 }
@@ -984,6 +1032,51 @@ mod tests {
         assert_eq!(remembered.len(), 1, "{remembered:?}");
         assert!(std::path::Path::new(&remembered[0]).starts_with(&folder));
         let _ = std::fs::remove_dir_all(&folder);
+    }
+
+    #[derive(Debug)]
+    struct DroppedPath(std::path::PathBuf);
+
+    impl egui::DroppedFile for DroppedPath {
+        fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+
+        fn bytes(&self) -> Result<Vec<u8>, String> {
+            std::fs::read(&self.0).map_err(|e| e.to_string())
+        }
+    }
+
+    #[test]
+    fn a_midi_file_dropped_on_the_editor_is_performed_anything_else_refused_in_words() {
+        let params = Arc::new(PianoforteParams::default());
+        let shared = Arc::new(Shared::default());
+        let mut app = EditorApp::new(params.clone(), shared.clone());
+        let folder = std::env::temp_dir().join(format!("pianoforte-drop-test-{}", std::process::id()));
+        *params.clips_folder.lock().unwrap() = folder.display().to_string();
+        let ctx = egui::Context::default();
+        let mut drop_file = |path: &str| {
+            let dropped: egui::DroppedFileHandle = Arc::new(DroppedPath(path.into()));
+            let input = egui::RawInput { dropped_files: vec![dropped], ..Default::default() };
+            let _ = ctx.run_ui(input, |ui| app.take_drops(ui));
+            relock(&shared.clip_message).take()
+        };
+        let refused = drop_file("/music/notes.txt");
+        assert!(refused.as_ref().is_some_and(|r| r.as_ref().is_err_and(|e| e.contains("notes.txt is not a MIDI file"))), "{refused:?}");
+        let taken = drop_file("/music/My Part.MID");
+        assert_eq!(taken, Some(Ok("performing My Part.MID…".to_string())));
+        // The writer's thread reads it (here: not there) and says so.
+        let began = Instant::now();
+        let outcome = loop {
+            if let Some(message) = relock(&shared.clip_message).take() {
+                break message;
+            }
+            assert!(began.elapsed() < Duration::from_secs(10), "the writer never answered");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert!(outcome.as_ref().is_err_and(|e| e.contains("cannot read /music/My Part.MID")), "{outcome:?}");
+        assert!(params.clips().is_empty());
+        shared.threads.join_all();
     }
 
     /// Presses on a clip row's grip and drags across the row's name, as a drag out starts.

@@ -17,6 +17,7 @@ pub mod events;
 pub mod locate;
 pub mod pace;
 pub mod params;
+pub mod perform;
 pub mod player;
 #[cfg(test)]
 mod session_tests;

@@ -28,6 +28,10 @@ pub enum Command {
     Detach,
     /// Load a model file (None: the built-in model); a bad file keeps the current one.
     LoadModel(Option<PathBuf>),
+    /// Play this performed score instead of improvising (Perform my part).
+    PlayScore(Box<super::perform::PerformedScore>),
+    /// Improvise again.
+    Improvise,
     Shutdown,
 }
 
@@ -62,6 +66,8 @@ pub struct Status {
     pub piano: Option<Result<String, String>>,
     /// The song's tempo and meter the performance follows (Timing on Song tempo).
     pub following: Option<Following>,
+    /// The name of the performed score played instead of improvising (Perform my part).
+    pub performing: Option<String>,
 }
 
 /// The song's time as the performance follows it, for the editor's piano roll.

@@ -18,6 +18,7 @@ use super::clips::GridAnchor;
 use super::engine_source::{EngineSource, LoadError};
 use super::events::{Midi, Played, Timed, played_performance};
 use super::params::{Mode, PianoforteParams, Timing};
+use super::perform::ScoreSource;
 use super::player::{START_DELAY_SECONDS, start_seed};
 use super::shared::{Attachment, Command, Following, Shared};
 use super::source::{Decoder, Source, StepControls};
@@ -90,6 +91,8 @@ pub struct Worker {
     plugin_folder: Option<PathBuf>,
     load_source: LoadSource,
     source: Option<Box<dyn Source>>,
+    /// A performed score played instead of the model's improvisation (Perform my part).
+    score: Option<ScoreSource>,
     /// The model path that is playing ("" = built in).
     source_path: Option<String>,
     /// The model path last asked for (by the editor, or restored with the plugin's state).
@@ -150,6 +153,7 @@ impl Worker {
             plugin_folder,
             load_source,
             source: None,
+            score: None,
             source_path: None,
             requested: None,
             loading: None,
@@ -278,8 +282,33 @@ impl Worker {
                 self.requested = Some(path.clone());
                 self.load(path, true);
             }
+            Command::PlayScore(score) => self.play_score(Some(ScoreSource::new(*score))),
+            Command::Improvise => self.play_score(None),
         }
         true
+    }
+
+    /// Plays `score` instead of improvising (None: improvises again), from the playhead.
+    fn play_score(&mut self, score: Option<ScoreSource>) {
+        let name = score.as_ref().map(|s| s.name().to_string());
+        self.score = score;
+        self.shared.update_status(|s| s.performing = name);
+        if self.attachment.is_some() {
+            self.start_now(true);
+        }
+    }
+
+    /// What plays: the performed score, else the model.
+    fn playing(&mut self) -> Option<&mut (dyn Source + 'static)> {
+        match &mut self.score {
+            Some(score) => Some(score),
+            None => self.source.as_deref_mut(),
+        }
+    }
+
+    /// The Mode parameter's mode; a performed score is played, never continued.
+    fn mode(&self) -> Mode {
+        if self.score.is_some() { Mode::Free } else { self.params.mode.value() }
     }
 
     /// Loads the model path of the parameters when it changed (a preset, undo or state restored
@@ -512,7 +541,7 @@ impl Worker {
 
     fn begin(&mut self, at: f64, seed: u64) {
         self.first_begun.get_or_insert_with(Instant::now);
-        self.mode = self.params.mode.value();
+        self.mode = self.mode();
         if self.prime(seed, at) {
             self.play_from(at);
         }
@@ -554,8 +583,9 @@ impl Worker {
             Some(a) => SongChange::At(SongPosition { quarters: a.beats, bar_start_quarters: a.bar_start, bpm, meter }),
             None => SongChange::Tempo { bpm, meter },
         };
-        if let Some(source) = self.source.as_mut() {
-            source.change_song(at - self.offset, change);
+        let seconds = at - self.offset;
+        if let Some(source) = self.playing() {
+            source.change_song(seconds, change);
         }
         self.following = Some((bpm, meter));
         let bar_line = match anchor.filter(GridAnchor::positioned) {
@@ -582,7 +612,7 @@ impl Worker {
         // The musician's last event, which ends the primer, was heard this long before `at`.
         let gap = if primer.is_empty() { 0.0 } else { self.heard.back().map_or(0.0, |p| (at - p.time).max(0.0)) };
         self.publish_following(song.map_or(at, |s| at - s.seconds_into_bar()));
-        let Some(source) = self.source.as_mut() else {
+        let Some(source) = self.playing() else {
             self.state = State::Idle;
             return false;
         };
@@ -625,7 +655,7 @@ impl Worker {
         self.collect_played();
         let rt = &self.shared.rt;
         let generation = rt.generation.load(Ordering::Acquire);
-        let mode = self.params.mode.value();
+        let mode = self.mode();
         let start = rt.start_generation.load(Ordering::Acquire);
         if generation != self.generation {
             self.generation = generation;
@@ -645,7 +675,7 @@ impl Worker {
         self.mode = mode;
         // A start of the audio thread not begun yet (it may have come before this activation's
         // Attach reached us, or while the model loaded).
-        if self.start_waiting() && self.source.is_some() {
+        if self.start_waiting() && (self.score.is_some() || self.source.is_some()) {
             self.begun = Some(generation);
             self.begin_start();
         }
@@ -801,7 +831,7 @@ impl Worker {
                 return;
             }
             let controls = self.controls();
-            let Some(source) = self.source.as_mut() else {
+            let Some(source) = self.playing() else {
                 return;
             };
             let event = match source.next(&controls) {

@@ -9,7 +9,11 @@
 #  3. onto a window that says it takes drops but never answers: released there, the drag ends
 #     (XdndLeave) and the pointer is free;
 #  4. the same, holding the button: the drag's time limit ends it and frees the pointer while
-#     the button is still down.
+#     the button is still down;
+#  5. Perform my part: a flat MIDI part dragged from a GTK 3 drag source (as a file manager or a
+#     DAW drags it) and dropped on the editor is performed, saved as a clip with every note of
+#     the part, no longer flat, on the part's tempo and meter, and played in place of the pattern
+#     (tests/host/check_performed.py).
 #
 # usage: tests/host/drag-drop.sh PYTHON [SHOT.png]
 #   PYTHON: the trainer's environment (mido, pretty_midi, Pillow); SHOT.png: also save a picture
@@ -139,7 +143,48 @@ xdotool mouseup 1
 sleep 0.5
 check "the editor still runs" kill -0 "$standalone_pid"
 
+# 5. Perform my part: a part dropped on the editor from a GTK drag source.
+part="$work/my part.mid"
+"$python" "$root/tests/host/check_performed.py" make "$part"
+"${targets[@]}" source 1010 40 "$part" > "$work/source.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q '^READY' "$work/source.out" && break; sleep 0.1; done
+xdotool mousemove 1130 130
+sleep 0.3
+xdotool mousedown 1
+sleep 0.2
+ex=$((x + w / 2)) ey=$((y + h / 2))
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    xdotool mousemove $((1130 + (ex - 1130) * i / 10)) $((130 + (ey - 130) * i / 10))
+    sleep 0.1
+done
+sleep 0.5
+xdotool mouseup 1
+for _ in $(seq 100); do grep -q '^dropped' "$PIANOFORTE_DRAG_LOG" && break; sleep 0.1; done
+check "the editor took the part dropped on it ($(grep '^dropped' "$PIANOFORTE_DRAG_LOG" || echo none))" \
+    grep -q "^dropped $part" "$PIANOFORTE_DRAG_LOG"
+clips_dir="$(dirname "$clip")"
+performed=""
+for _ in $(seq 100); do
+    performed="$(ls "$clips_dir"/"my part, performed"*.mid 2> /dev/null | head -n 1 || true)"
+    [[ -n "$performed" ]] && break
+    sleep 0.1
+done
+check "the performance was saved as a clip (${performed:-none})" test -f "$performed"
+# The part lasts about 8 s: let it be played.
+sleep 10
+if [[ -n "$shot" ]]; then
+    "$python" -c 'import sys; from PIL import ImageGrab
+x, y, w, h = map(int, sys.argv[2:6])
+ImageGrab.grab(xdisplay=sys.argv[1]).convert("RGB").crop((x, y, x + w, y + h)).save(sys.argv[6])' \
+        "$DISPLAY" "$x" "$y" "$w" "$h" "${shot%.png}-perform.png"
+    echo "saved ${shot%.png}-perform.png"
+fi
+check "the clip has every note of the part, performed, and the engine played it" \
+    "$python" "$root/tests/host/check_performed.py" check "$part" "$performed" "$PIANOFORTE_TRACE_DIR"
+check "the editor still runs" kill -0 "$standalone_pid"
+
 echo "--- drag log"; cat "$PIANOFORTE_DRAG_LOG"
-if ((failed)); then for t in gtk plain silent; do echo "--- $t target"; cat "$work/$t.out"; done; fi
+if ((failed)); then for t in gtk plain silent source; do echo "--- $t target"; cat "$work/$t.out"; done; fi
 echo "drag-drop: $passed passed, $failed failed"
 ((failed == 0))

@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """Windows for the drag-and-drop test (tests/host/drag-drop.sh), run with the system python3.
 
-usage: drop_target.py MODE X Y
+usage: drop_target.py MODE X Y [FILE]
   gtk     a GTK 3 window that takes text/uri-list drops (drag_dest_set) and prints each URI it
           receives as "URI <uri>"
+  source  a GTK 3 window that drags FILE out as text/uri-list (drag_source_set), as a file
+          manager or a DAW does; prints "SENT <uri>" when the target takes the data and
+          "END" when the drag ends
   plain   a bare X window (python-xlib) that is not XdndAware (GTK marks every window)
   silent  a bare X window (python-xlib) that says it is XdndAware but never answers
 The bare windows print the XDND messages they get as "MSG <name>".
@@ -18,7 +21,7 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def gtk_window(mode: str, x: int, y: int) -> None:
+def gtk_window(mode: str, x: int, y: int, file: str = "") -> None:
     import gi
 
     gi.require_version("Gtk", "3.0")
@@ -42,6 +45,19 @@ def gtk_window(mode: str, x: int, y: int) -> None:
             Gtk.drag_finish(context, bool(uris), False, time)
 
         window.connect("drag-data-received", received)
+    if mode == "source":
+        from pathlib import Path
+
+        uri = Path(file).resolve().as_uri()
+        uri_list = Gtk.TargetEntry.new("text/uri-list", 0, 0)
+        window.drag_source_set(Gdk.ModifierType.BUTTON1_MASK, [uri_list], Gdk.DragAction.COPY)
+
+        def give(_widget, _context, data, _info, _time):
+            data.set_uris([uri])
+            say(f"SENT {uri}")
+
+        window.connect("drag-data-get", give)
+        window.connect("drag-end", lambda *_: say("END"))
     window.connect("destroy", Gtk.main_quit)
 
     def mapped(_widget, _event):
@@ -98,7 +114,7 @@ def main() -> None:
     if mode in ("plain", "silent"):
         bare_window(mode, x, y)
     else:
-        gtk_window(mode, x, y)
+        gtk_window(mode, x, y, *sys.argv[4:5])
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
 //! The clip writer: the editor's file work, on a thread of the plugin instance (owned through
-//! `Shared::threads`), so that the editor's thread never waits on a disk. It saves clips and
-//! looks which remembered clips still exist; the editor sends it jobs and reads what it
-//! publishes without blocking.
+//! `Shared::threads`), so that the editor's thread never waits on a disk. It saves clips, looks
+//! which remembered clips still exist, and performs scores dropped on the editor (Perform my
+//! part); the editor sends it jobs and reads what it publishes without blocking.
 //!
 //! A saved clip enters the remembered list (`PianoforteParams::remember_clip`) and its message
 //! goes to `Shared::clip_message` from the writer's thread, so a save finishes even when the
 //! editor closes meanwhile.
 
-use super::{ClipLength, clips_folder, default_clips_folder, save_clip_with};
+use super::{ClipLength, clips_folder, default_clips_folder, save_clip_with, write_clip};
 use crate::plugin::params::PianoforteParams;
-use crate::plugin::shared::{Shared, relock};
+use crate::plugin::perform::perform_file;
+use crate::plugin::shared::{Command, Shared, relock};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -28,6 +29,9 @@ enum Job {
     Save { now: f64, length: ClipLength, folder: String },
     /// Which of these files exist.
     Check(Vec<String>),
+    /// Perform the score in the MIDI file `path` (seeded by `seed`), save it into the clips folder
+    /// `folder` and have the engine thread play it.
+    Perform { path: PathBuf, seed: u64, folder: String },
 }
 
 /// What the writer thread works with, and what it publishes.
@@ -41,6 +45,8 @@ struct Desk {
     checking: AtomicBool,
     /// The default clips folder (finding it reads the user's folder settings).
     default_folder: OnceLock<PathBuf>,
+    /// Where the plugin binary lies (ONNX Runtime is looked for there).
+    plugin_folder: Option<PathBuf>,
 }
 
 /// The editor's handle on its writer thread (started with the first job).
@@ -63,6 +69,7 @@ impl ClipWriter {
             checked: Mutex::default(),
             checking: AtomicBool::new(false),
             default_folder: OnceLock::new(),
+            plugin_folder: crate::plugin::locate::own_folder(),
         };
         ClipWriter { desk: Arc::new(desk), jobs: None }
     }
@@ -72,6 +79,15 @@ impl ClipWriter {
     /// `Shared::clip_message`.
     pub fn save(&mut self, now: f64, length: ClipLength, folder: String) {
         if let Err(e) = self.send(Job::Save { now, length, folder }) {
+            *relock(&self.desk.shared.clip_message) = Some(Err(e));
+        }
+    }
+
+    /// Performs the score in the MIDI file `path` (a clip dropped on the editor), saves the
+    /// performance as a clip and has the engine thread play it; the outcome comes as
+    /// `Shared::clip_message`.
+    pub fn perform(&mut self, path: PathBuf, seed: u64, folder: String) {
+        if let Err(e) = self.send(Job::Perform { path, seed, folder }) {
             *relock(&self.desk.shared.clip_message) = Some(Err(e));
         }
     }
@@ -124,6 +140,7 @@ impl Desk {
             match jobs.recv_timeout(IDLE_POLL) {
                 Ok(Job::Save { now, length, folder }) => self.save(now, length, &folder),
                 Ok(Job::Check(paths)) => self.check(paths),
+                Ok(Job::Perform { path, seed, folder }) => self.perform(&path, seed, &folder),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
@@ -136,6 +153,20 @@ impl Desk {
         let message = saved.map(|clip| {
             self.params.remember_clip(&clip.path);
             format!("saved {} ({} notes)", clip.path.display(), clip.notes)
+        });
+        *relock(&self.shared.clip_message) = Some(message);
+    }
+
+    fn perform(&self, path: &Path, seed: u64, folder: &str) {
+        let message = perform_file(path, seed, self.plugin_folder.as_deref()).and_then(|performed| {
+            let saved = write_clip(&performed.clip, &clips_folder(folder), self.write_file)?;
+            self.params.remember_clip(&saved.path);
+            let name = performed.score.name.clone();
+            if !self.shared.send(Command::PlayScore(Box::new(performed.score))) {
+                return Err(format!("performed {name}, but the engine is not running to play it"));
+            }
+            let notices = performed.notices.iter().map(|n| format!("; {n}")).collect::<String>();
+            Ok(format!("performed {name}: saved {} ({} notes){notices}", saved.path.display(), saved.notes))
         });
         *relock(&self.shared.clip_message) = Some(message);
     }
@@ -209,6 +240,53 @@ mod tests {
         // The writer ends with the plugin.
         shared.threads.join_all();
         assert_eq!(shared.threads.count(), 0);
+        let _ = std::fs::remove_dir_all(&folder);
+    }
+
+    #[test]
+    fn a_dropped_score_is_performed_saved_and_sent_to_the_engine() {
+        use crate::codec::{Note, Performance};
+        let shared = Arc::new(Shared::default());
+        let (commands, engine) = channel();
+        *relock(&shared.commands) = Some(commands);
+        let params = Arc::new(PianoforteParams::default());
+        let folder = std::env::temp_dir().join(format!("pianoforte-perform-test-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        // A flat part: a scale in quarter notes at velocity 100, then a chord.
+        let mut notes: Vec<Note> =
+            (0..8).map(|i| Note { pitch: 60 + i, velocity: 100, start: i as f64 * 0.5, end: i as f64 * 0.5 + 0.5 }).collect();
+        notes.extend([55, 59, 62].map(|pitch| Note { pitch, velocity: 100, start: 4.0, end: 6.0 }));
+        let part = folder.join("my part.mid");
+        std::fs::write(&part, crate::codec::midi::write(&Performance { notes, pedal: Vec::new(), duration: 6.0 })).unwrap();
+        let junk = folder.join("junk.mid");
+        std::fs::write(&junk, b"not midi").unwrap();
+        let mut writer = ClipWriter::new(shared.clone(), params.clone());
+
+        writer.perform(junk, 1, folder.display().to_string());
+        let message = wait_for(|| relock(&shared.clip_message).take());
+        assert!(message.as_ref().is_err_and(|e| e.contains("junk") && e.contains("not a readable MIDI file")), "{message:?}");
+        assert!(engine.try_recv().is_err() && params.clips().is_empty(), "a bad file plays and saves nothing");
+
+        writer.perform(part, 1, folder.display().to_string());
+        let message = wait_for(|| relock(&shared.clip_message).take());
+        assert!(message.as_ref().is_ok_and(|m| m.starts_with("performed my part: saved ")), "{message:?}");
+        let Ok(Command::PlayScore(score)) = engine.try_recv() else { panic!("the engine got no score to play") };
+        let played = crate::codec::decode(&score.events);
+        let mut pitches: Vec<u8> = played.notes.iter().map(|n| n.pitch).collect();
+        pitches.sort();
+        assert_eq!(pitches, [55, 59, 60, 61, 62, 62, 63, 64, 65, 66, 67], "every note of the part once");
+        assert!(played.notes.iter().any(|n| n.velocity != played.notes[0].velocity), "no longer flat");
+        // The clip saved is what plays, and the clip list remembers it.
+        let saved = params.clips();
+        assert_eq!(saved.len(), 1);
+        assert!(saved[0].contains("my part, performed"), "{saved:?}");
+        let clip = crate::codec::midi::read(&std::fs::read(&saved[0]).unwrap()).unwrap().performance;
+        assert_eq!(clip.notes.len(), played.notes.len());
+        for (a, b) in clip.notes.iter().zip(&played.notes) {
+            assert_eq!((a.pitch, a.velocity), (b.pitch, b.velocity));
+            assert!((a.start - b.start).abs() < 0.001 && (a.end - b.end).abs() < 0.001);
+        }
+        shared.threads.join_all();
         let _ = std::fs::remove_dir_all(&folder);
     }
 }
