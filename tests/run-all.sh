@@ -58,6 +58,9 @@ cargo build --release -p pianoforte-clap-host
 # Issue 19: Song tempo at 84 and 126 BPM, a tempo ramp and a tempo change, offline: on grid and on
 # beat figures (asserted when the model hears beats, card format 3), reproducible, Free differs.
 ./target/release/pianoforte-clap-host --suite tempo
+# Issue 20: Perform my part, live: the track's part performed LATENCY behind (reported), every
+# note once, the same offline, at another block size and in real time.
+./target/release/pianoforte-clap-host --suite perform
 ./target/release/pianoforte-clap-host --suite unload
 # Debug build with nice-plug's assert_process_allocs: any allocation in process() aborts the host.
 cargo build -p pianoforte --lib --features assert-process-allocs,test-hooks

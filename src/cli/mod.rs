@@ -69,6 +69,10 @@ enum Command {
         /// Also write every figure, per score, to this JSON file.
         #[arg(long, value_name = "OUT.json")]
         json: Option<PathBuf>,
+        /// Perform each score as the plugin performs a track's part while it plays: note by
+        /// note with a fixed look-ahead, on the part's tempo.
+        #[arg(long)]
+        live: bool,
     },
     /// Align performances to their scores through their annotated beats (an ASAP-style CSV) and
     /// write the performance model's training tables; prints the alignment's coverage per split.
@@ -341,7 +345,9 @@ pub fn run() -> Result<(), String> {
         Command::Eval(args) => evaluate(&args),
         Command::Align { csv, out } => align(&csv, &out),
         Command::Perform(args) => perform_score(&args),
-        Command::EvalPerform { csv, split, performing, json } => evaluate_performing(&csv, &split, &performing, json.as_deref()),
+        Command::EvalPerform { csv, split, performing, json, live } => {
+            evaluate_performing(&csv, &split, &performing, json.as_deref(), live)
+        }
         Command::Render { file, output, wav, piano, pixels_per_second, row_height } => {
             let read = read_midi(&file)?;
             if let Some(output) = output {
@@ -555,12 +561,12 @@ fn perform_score(args: &PerformArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn evaluate_performing(csv: &Path, split: &str, performing: &PerformingArgs, json: Option<&Path>) -> Result<(), String> {
+fn evaluate_performing(csv: &Path, split: &str, performing: &PerformingArgs, json: Option<&Path>, live: bool) -> Result<(), String> {
     let options = performing.options()?;
     let pairs: Vec<perform::Pair> = perform::read_pairs(csv)?.into_iter().filter(|p| p.split == split).collect();
     let mut model = performing.load()?;
     println!("model: {}", model.name);
-    let (reports, skipped) = perform::evaluate(&pairs, &mut model, options)?;
+    let (reports, skipped) = perform::evaluate(&pairs, &mut model, options, live)?;
     if reports.is_empty() {
         return Err(format!("no score of split `{split}` in {} could be measured", csv.display()));
     }
@@ -570,7 +576,7 @@ fn evaluate_performing(csv: &Path, split: &str, performing: &PerformingArgs, jso
         println!("skipped {reason}");
     }
     if let Some(path) = json {
-        let all = serde_json::json!({ "summary": summary, "pieces": reports, "skipped": skipped, "temperature": options.temperature, "seed": options.seed });
+        let all = serde_json::json!({ "summary": summary, "pieces": reports, "skipped": skipped, "temperature": options.temperature, "seed": options.seed, "live": live });
         std::fs::write(path, serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         println!("wrote {}", path.display());

@@ -242,7 +242,14 @@ pub struct PieceReport {
 type Pianist = (Laid, f64);
 
 /// Performs every score of `pairs` (grouped by score) and measures it against its pianists.
-pub fn evaluate(pairs: &[Pair], model: &mut PerformModel, options: RenderOptions) -> Result<(Vec<PieceReport>, Vec<String>), String> {
+/// With `live`, each score is performed as the plugin performs a track's part while it plays
+/// ([`crate::perform::live`]), else as a whole.
+pub fn evaluate(
+    pairs: &[Pair],
+    model: &mut PerformModel,
+    options: RenderOptions,
+    live: bool,
+) -> Result<(Vec<PieceReport>, Vec<String>), String> {
     let mut by_score: BTreeMap<&Path, Vec<&Pair>> = BTreeMap::new();
     for pair in pairs {
         by_score.entry(pair.score.as_path()).or_default().push(pair);
@@ -261,8 +268,11 @@ pub fn evaluate(pairs: &[Pair], model: &mut PerformModel, options: RenderOptions
             continue;
         }
         let started = std::time::Instant::now();
-        let outputs = model.run(&features::features(&score))?;
-        let (ours, notes) = render::render_notes(&score, &outputs, options);
+        let (ours, notes) = if live {
+            crate::perform::live::perform_as_heard(&score, &mut |rows| model.run(rows), options)?
+        } else {
+            render::render_notes(&score, &model.run(&features::features(&score))?, options)
+        };
         let perform_seconds = started.elapsed().as_secs_f64();
         let laid = Laid {
             onsets: notes.iter().map(|n| Some(n.start)).collect(),

@@ -22,10 +22,17 @@ use crate::engine::Meter;
 pub const LOOK_AHEAD: f64 = 1.0;
 /// The most an onset or a release moves from where the part has it (seconds).
 pub const MAX_DEVIATION: f64 = 0.1;
-/// How long after the part its performance plays: the look-ahead, and room to play early.
-pub const LATENCY: f64 = LOOK_AHEAD + 2.0 * MAX_DEVIATION;
+/// No event is played more than this before the part's note it belongs to (seconds).
+pub const EARLIEST: f64 = MAX_DEVIATION + RELEASE_GAP;
+/// Room for a host's buffer and the model's time between hearing a note and playing it.
+const REAL_TIME_SLACK: f64 = 0.2;
+/// How long after the part its performance plays: the look-ahead, room to play early, and the
+/// real-time slack.
+pub const LATENCY: f64 = LOOK_AHEAD + EARLIEST + REAL_TIME_SLACK;
 /// The notes before a chord that the model hears with it.
-const CONTEXT_NOTES: usize = 48;
+const CONTEXT_NOTES: usize = 400;
+/// The column of `piece_position` among the features.
+const PIECE_POSITION: usize = 17;
 /// Written onsets this close (quarter notes) are one chord.
 const CHORD_TOLERANCE: f64 = 1e-3;
 
@@ -71,6 +78,8 @@ pub struct LivePerformer {
     chords_done: u64,
     last_onset: f64,
     pedal_down: bool,
+    /// When the pedal was last pressed (it is lifted after that).
+    pedal_pressed: f64,
     sounding: [Option<Sounding>; 128],
     /// Releases heard for keys that sound, by clock time (in arrival order).
     releases: Vec<(f64, u8)>,
@@ -88,6 +97,7 @@ impl LivePerformer {
             chords_done: 0,
             last_onset: f64::NEG_INFINITY,
             pedal_down: false,
+            pedal_pressed: f64::NEG_INFINITY,
             sounding: [None; 128],
             releases: Vec::new(),
         }
@@ -139,6 +149,12 @@ impl LivePerformer {
         Ok(())
     }
 
+    /// Everything the performance plays before this time of the part's clock is decided once
+    /// the part is heard before `heard_until`: no later decision plays earlier.
+    pub fn decided_until(heard_until: f64) -> f64 {
+        heard_until - LOOK_AHEAD - EARLIEST
+    }
+
     /// Performs the chord at `self.next` with the model over its window of the part.
     fn perform_chord(
         &mut self,
@@ -148,7 +164,10 @@ impl LivePerformer {
         let first = self.notes[self.next];
         let members = self.notes[self.next..].iter().take_while(|n| (n.quarters - first.quarters).abs() < CHORD_TOLERANCE).count();
         let (score, order) = self.window(first.on + LOOK_AHEAD);
-        let mut outputs = run(&features(&score))?;
+        let mut rows = features(&score);
+        // Where the part is in its piece is unknown while it plays: the middle.
+        rows.iter_mut().for_each(|r| r[PIECE_POSITION] = 0.5);
+        let mut outputs = run(&rows)?;
         // Live the part's tempo rules: no local tempo.
         outputs.iter_mut().for_each(|o| o[1] = 0.0);
         let seed = self.options.seed ^ self.chords_done.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -192,11 +211,12 @@ impl LivePerformer {
     /// The model's pedal at a chord: changed (legato) where it pedals, lifted where it does not.
     fn pedal_at_chord(&mut self, at: f64, next_chord: f64, pedal: bool, out: &mut Vec<(f64, LiveEvent)>) {
         if self.pedal_down {
-            out.push((at, LiveEvent::Pedal { down: false }));
+            out.push((at.max(self.pedal_pressed + RELEASE_GAP), LiveEvent::Pedal { down: false }));
             self.pedal_down = false;
         }
         if pedal {
-            out.push((at + PEDAL_CATCH.min((next_chord - at).max(0.0) / 2.0), LiveEvent::Pedal { down: true }));
+            self.pedal_pressed = at + PEDAL_CATCH.min((next_chord - at).max(0.0) / 2.0);
+            out.push((self.pedal_pressed, LiveEvent::Pedal { down: true }));
             self.pedal_down = true;
         }
     }
@@ -214,7 +234,7 @@ impl LivePerformer {
         out.push((end, LiveEvent::NoteOff { key }));
         let rests = self.notes.get(self.next).is_none_or(|n| n.on > at + LOOK_AHEAD);
         if self.pedal_down && rests && self.sounding.iter().all(Option::is_none) {
-            out.push((end, LiveEvent::Pedal { down: false }));
+            out.push((end.max(self.pedal_pressed + RELEASE_GAP), LiveEvent::Pedal { down: false }));
             self.pedal_down = false;
         }
     }
@@ -253,13 +273,14 @@ impl LivePerformer {
     }
 }
 
-/// A whole score performed as [`LivePerformer`] would hear it, for measuring what the live
-/// look-ahead costs against the whole-score performance.
+/// A whole score performed as [`LivePerformer`] would hear it (played on its own tempo map),
+/// for measuring what the live look-ahead costs against the whole-score performance; with the
+/// performed note of each score note, in the score's order.
 pub fn perform_as_heard(
     score: &Score,
     run: &mut impl FnMut(&[[f32; FEATURE_COUNT]]) -> Result<Outputs, String>,
     options: RenderOptions,
-) -> Result<Performance, String> {
+) -> Result<(Performance, Vec<Note>), String> {
     let bpm = score.tempos.first().map_or(120.0, |t| t.1);
     let meter = score.meters.first().map_or(Meter::FOUR_FOUR, |m| m.1);
     let mut live = LivePerformer::new(bpm, meter, options);
@@ -280,7 +301,18 @@ pub fn perform_as_heard(
         live.decide(at, run, &mut events)?;
     }
     live.decide(f64::INFINITY, run, &mut events)?;
-    Ok(performance_of(&events))
+    let performance = performance_of(&events);
+    // The k-th note of a key in the score is the k-th played on it.
+    let mut by_key: Vec<std::collections::VecDeque<Note>> = vec![Default::default(); 128];
+    for note in &performance.notes {
+        by_key[note.pitch as usize].push_back(*note);
+    }
+    let laid = score
+        .notes
+        .iter()
+        .map(|n| by_key[n.pitch.midi() as usize].pop_front().ok_or("a score note was not played"))
+        .collect::<Result<_, _>>()?;
+    Ok((performance, laid))
 }
 
 /// The notes and pedal of live events.
@@ -409,6 +441,26 @@ mod tests {
         assert!(out.is_empty());
         live.decide(LOOK_AHEAD + 0.001, &mut model(&mut windows), &mut out).unwrap();
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn nothing_decided_later_plays_before_what_was_decided() {
+        let events = part(&scale_with_chords());
+        let mut live = LivePerformer::new(120.0, Meter::FOUR_FOUR, options());
+        let (mut windows, mut out) = (Vec::new(), Vec::new());
+        let mut run = model(&mut windows);
+        let mut decided = f64::NEG_INFINITY;
+        for &(at, on, quarters, key) in &events {
+            if on {
+                live.note_on(at, quarters, key, 100);
+            } else {
+                live.note_off(at, quarters, key);
+            }
+            let before = out.len();
+            live.decide(at, &mut run, &mut out).unwrap();
+            assert!(out[before..].iter().all(|e| e.0 >= decided), "an event before {decided} came after it was decided");
+            decided = LivePerformer::decided_until(at);
+        }
     }
 
     #[test]

@@ -329,7 +329,14 @@ impl EditorApp {
         } else if status.listening {
             (GREEN, "listening to you")
         } else if self.shared.rt.playing.load(Ordering::Relaxed) {
-            (GREEN, if status.performing.is_some() { "playing your part" } else { "playing" })
+            let words = if self.params.perform.value() {
+                "performing the track's part"
+            } else if status.performing.is_some() {
+                "playing your part"
+            } else {
+                "playing"
+            };
+            (GREEN, words)
         } else {
             (Color32::from_rgb(230, 180, 60), "ready (start the transport or press Play)")
         }
@@ -489,6 +496,15 @@ impl EditorApp {
         });
         let p = &*self.params;
         choice_row(ui, "Mode", &p.mode, &[(Mode::Free, "Free"), (Mode::Continue, "Continue my playing")], setter);
+        ui.horizontal(|ui| {
+            let on = p.perform.value();
+            let label = format!("Perform my part ({:.1} s behind)", crate::perform::live::LATENCY);
+            if ui.add(egui::Button::new(label).selected(on)).clicked() {
+                setter.begin_set_parameter(&p.perform);
+                setter.set_parameter(&p.perform, !on);
+                setter.end_set_parameter(&p.perform);
+            }
+        });
         choice_row(ui, "Timing", &p.timing, &[(Timing::Song, "Song tempo"), (Timing::Free, "Free")], setter);
         egui::Grid::new("params").num_columns(2).spacing([8.0, 8.0]).show(ui, |ui| {
             slider_row(ui, "Tempo", &p.tempo, setter);
@@ -507,7 +523,9 @@ impl EditorApp {
         });
         ui.label(
             RichText::new(
-                "Timing: on the song's bars and beats, or free. Tempo: used when the host tells no tempo. \
+                "Perform my part: the track's own MIDI part is played as a pianist would, the time shown behind it \
+                 (reported to the host, which lines it up); or drop a MIDI clip on this window. \
+                 Timing: on the song's bars and beats, or free. Tempo: used when the host tells no tempo. \
                  Tightness: how closely onsets sit where pianists place them in the beat. \
                  Temperature: lower is safer, higher more adventurous. Motifs: how strongly figures played \
                  before come back. Density: notes per second, or Auto. A new Seed starts a new performance.",

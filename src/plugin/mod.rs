@@ -14,6 +14,7 @@ pub mod drag;
 pub mod editor;
 pub mod engine_source;
 pub mod events;
+pub mod live_part;
 pub mod locate;
 pub mod pace;
 pub mod params;
@@ -67,6 +68,8 @@ pub struct Pianoforte {
     /// The Sound parameter last buffer (switching to MIDI only silences the piano at once).
     sound: Sound,
     piano_samples_requested: bool,
+    /// The latency last reported to the host (samples): Perform my part's, else none.
+    latency: u32,
 }
 
 impl Default for Pianoforte {
@@ -85,6 +88,7 @@ impl Default for Pianoforte {
             pianos: None,
             sound: Sound::Piano,
             piano_samples_requested: false,
+            latency: 0,
         }
     }
 }
@@ -206,13 +210,20 @@ impl Pianoforte {
         }
     }
 
+    /// The latency to report at `sample_rate`: Perform my part plays the track's part this
+    /// late (the model hears ahead of each note), else none.
+    fn latency_samples(&self, sample_rate: f64) -> u32 {
+        if self.params.perform.value() { (crate::perform::live::LATENCY * sample_rate).round() as u32 } else { 0 }
+    }
+
     fn controls(&self) -> Controls {
         let p = &self.params;
         let (key_low, key_high) = p.key_range();
         Controls {
             play: p.play.value(),
             bypass: p.bypass.value(),
-            continue_mode: p.mode.value() == Mode::Continue,
+            continue_mode: p.mode.value() == Mode::Continue && !p.perform.value(),
+            perform_part: p.perform.value(),
             key_low,
             key_high,
             velocity_min: p.velocity_min.value().clamp(1, 127) as u8,
@@ -344,8 +355,9 @@ impl Plugin for Pianoforte {
     }
 
     /// A project saved while Play was on must not start playing when it is opened: Play is
-    /// restored off. A project saved before Timing, Motifs or Tightness existed plays as it did:
-    /// in free time, without the motif memory, without the pull towards the beat.
+    /// restored off. A project saved before Timing, Motifs, Tightness or Perform my part existed
+    /// plays as it did: in free time, without the motif memory, without the pull towards the
+    /// beat, improvising (even when loaded into an instance performing a part).
     fn filter_state(state: &mut PluginState) {
         if let Some(play) = state.params.get_mut("play") {
             *play = nice_plug::plugin::ParamValue::Bool(false);
@@ -353,6 +365,7 @@ impl Plugin for Pianoforte {
         state.params.entry("timing".into()).or_insert_with(|| nice_plug::plugin::ParamValue::String("free".into()));
         state.params.entry("motifs".into()).or_insert(nice_plug::plugin::ParamValue::F32(0.0));
         state.params.entry("tightness".into()).or_insert(nice_plug::plugin::ParamValue::F32(0.0));
+        state.params.entry("perform".into()).or_insert(nice_plug::plugin::ParamValue::Bool(false));
     }
 
     fn editor(&mut self, _executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
@@ -364,7 +377,9 @@ impl Plugin for Pianoforte {
         )
     }
 
-    fn activate(&mut self, _layout: &AudioIOLayout, config: &BufferConfig, _context: &mut impl ActivateContext<Self>) -> bool {
+    fn activate(&mut self, _layout: &AudioIOLayout, config: &BufferConfig, context: &mut impl ActivateContext<Self>) -> bool {
+        self.latency = self.latency_samples(config.sample_rate as f64);
+        context.set_latency_samples(self.latency);
         self.ensure_worker();
         self.ensure_piano_samples();
         self.wait_for_piano_samples();
@@ -417,6 +432,12 @@ impl Plugin for Pianoforte {
             TransportView { playing: t.playing, pos_samples: t.pos_samples() }
         };
         let controls = self.controls();
+        // Perform my part switched: the host hears of the new latency (and restarts us).
+        let latency = self.latency_samples(self.player.sample_rate());
+        if latency != self.latency {
+            self.latency = latency;
+            context.set_latency_samples(latency);
+        }
         self.collect_inputs(context);
         // "MIDI only" silences the piano at once.
         let sound = self.params.sound.value();

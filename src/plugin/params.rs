@@ -152,6 +152,11 @@ pub struct PianoforteParams {
     /// engine's pull, 0..=1). Projects saved before it existed restore 0, and play as they did.
     #[id = "tightness"]
     pub tightness: FloatParam,
+    /// Perform my part: the track's own MIDI part is performed (its notes are the score, not
+    /// played themselves), `perform::live::LATENCY` behind it, reported to the host as latency.
+    /// Off in projects saved before it existed.
+    #[id = "perform"]
+    pub perform: BoolParam,
 
     /// The clips folder ("" = "pianoforte clips" in the documents folder).
     #[persist = "clips-folder"]
@@ -230,6 +235,7 @@ impl Default for PianoforteParams {
                 .with_unit(" BPM"),
             motifs: percent_or_off(FloatParam::new("Motifs", DEFAULT_MOTIFS, FloatRange::Linear { min: 0.0, max: 1.0 })),
             tightness: percent_or_off(FloatParam::new("Tightness", DEFAULT_TIGHTNESS, FloatRange::Linear { min: 0.0, max: 1.0 })),
+            perform: BoolParam::new("Perform my part", false),
             clips_folder: Arc::new(Mutex::new(String::new())),
             model_path: Arc::new(Mutex::new(String::new())),
             clip_seconds: Arc::new(Mutex::new(30)),

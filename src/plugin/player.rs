@@ -66,6 +66,9 @@ pub struct Controls {
     pub bypass: bool,
     /// "Continue my playing": a note from the musician ends the generated performance.
     pub continue_mode: bool,
+    /// "Perform my part": the track's notes and pedal are the part the engine performs; they go
+    /// to the engine only, never to the piano or MIDI out.
+    pub perform_part: bool,
     /// The key range, ordered (`PianoforteParams::key_range`).
     pub key_low: u8,
     pub key_high: u8,
@@ -82,6 +85,7 @@ impl Default for Controls {
             play: false,
             bypass: false,
             continue_mode: false,
+            perform_part: false,
             key_low: crate::codec::Pitch::LOWEST.midi(),
             key_high: crate::codec::Pitch::HIGHEST.midi(),
             velocity_min: 1,
@@ -210,6 +214,10 @@ impl<T: Copy> Player<T> {
     }
 
     /// A new sample rate (between activations): the performance clock keeps its time in seconds.
+    pub fn sample_rate(&self) -> f64 {
+        self.sample_rate
+    }
+
     pub fn set_sample_rate(&mut self, sample_rate: f64) {
         if sample_rate != self.sample_rate && self.sample_rate > 0.0 {
             self.clock = (self.clock as f64 * sample_rate / self.sample_rate).round() as i64;
@@ -397,6 +405,10 @@ impl<T: Copy> Player<T> {
         for input in inputs {
             let timing = input.timing.min(frames.saturating_sub(1));
             let midi = input.kind.midi();
+            if controls.perform_part && midi.is_some() {
+                self.hear_part(timing, midi, running, played.as_deref_mut());
+                continue;
+            }
             match midi {
                 Some(Midi::NoteOn { key, .. }) => {
                     // The musician takes this key over: a generated note on it ends first.
@@ -415,10 +427,15 @@ impl<T: Copy> Player<T> {
                 None => {}
             }
             self.push(timing, OutKind::Thru(input.raw), midi);
-            if let (Some(midi), true, Some(played)) = (midi, running, played.as_deref_mut()) {
-                let time = (self.clock + timing as i64) as f64 / self.sample_rate;
-                let _ = played.push(Played { time, midi, input: true });
-            }
+            self.hear_part(timing, midi, running, played.as_deref_mut());
+        }
+    }
+
+    /// The engine hears the musician's event (while running).
+    fn hear_part(&self, timing: u32, midi: Option<Midi>, running: bool, played: Option<&mut rtrb::Producer<Played>>) {
+        if let (Some(midi), true, Some(played)) = (midi, running, played) {
+            let time = (self.clock + timing as i64) as f64 / self.sample_rate;
+            let _ = played.push(Played { time, midi, input: true });
         }
     }
 
@@ -986,6 +1003,35 @@ mod tests {
             played.push(p);
         }
         assert!(played.iter().any(|p| p.input && p.midi == Midi::NoteOn { key: 48, velocity: 70 }));
+    }
+
+    #[test]
+    fn a_part_to_perform_goes_to_the_engine_only() {
+        let (_tx, mut rx) = rtrb::RingBuffer::<Timed>::new(64);
+        let (mut played_tx, mut played_rx) = rtrb::RingBuffer::new(64);
+        let shared = RtShared::default();
+        let mut player = Player::new(48_000.0);
+        let mut capture = Capture::default();
+        let playing = TransportView { playing: true, pos_samples: None };
+        let controls = Controls { perform_part: true, continue_mode: false, ..Controls::default() };
+        let inputs = [
+            InEvent { timing: 10, kind: InKind::NoteOn { key: 48, velocity: 70 }, raw: 7u8 },
+            InEvent { timing: 20, kind: InKind::Pedal { down: true }, raw: 8u8 },
+            InEvent { timing: 30, kind: InKind::NoteOff { key: 48 }, raw: 9u8 },
+        ];
+        player.process(480, playing, controls, &inputs, Some(&mut rx), Some(&mut played_tx), &shared, &mut Pace::default(), &mut capture);
+        // Neither the piano nor MIDI out gets the part; the engine hears all of it.
+        assert!(capture.events.iter().all(|(_, kind)| !matches!(kind, OutKind::Thru(_))), "{:?}", capture.events);
+        let mut heard = Vec::new();
+        while let Ok(p) = played_rx.pop() {
+            heard.push((p.input, p.midi));
+        }
+        assert_eq!(
+            heard,
+            [(true, Midi::NoteOn { key: 48, velocity: 70 }), (true, Midi::Pedal { down: true }), (true, Midi::NoteOff { key: 48 })]
+        );
+        // The part's pedal does not hold the performance's own pedalling back.
+        assert!(!player.input_pedal);
     }
 
     #[test]

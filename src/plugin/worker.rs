@@ -15,8 +15,10 @@
 //! reading blocks nothing.
 
 use super::clips::GridAnchor;
+use super::engine_source::runtime_options;
 use super::engine_source::{EngineSource, LoadError};
 use super::events::{Midi, Played, Timed, played_performance};
+use super::live_part::LivePart;
 use super::params::{Mode, PianoforteParams, Timing};
 use super::perform::ScoreSource;
 use super::player::{START_DELAY_SECONDS, start_seed};
@@ -24,6 +26,8 @@ use super::shared::{Attachment, Command, Following, Shared};
 use super::source::{Decoder, Source, StepControls};
 use crate::codec::{self, Event};
 use crate::engine::beat_clock::{Meter, SongChange, SongPosition};
+use crate::engine::model::LoadOptions;
+use crate::perform::model::PerformModel;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
@@ -80,6 +84,8 @@ enum State {
     Playing,
     /// Continue mode: the musician plays; wait for a pause.
     Listening,
+    /// Perform my part: the track's part is performed as it is heard.
+    PerformingPart,
 }
 
 static TRACE_COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -93,6 +99,9 @@ pub struct Worker {
     source: Option<Box<dyn Source>>,
     /// A performed score played instead of the model's improvisation (Perform my part).
     score: Option<ScoreSource>,
+    /// The track's part performed live, and the performance model (loaded when first needed).
+    live: Option<LivePart>,
+    perform_model: Option<PerformModel>,
     /// The model path that is playing ("" = built in).
     source_path: Option<String>,
     /// The model path last asked for (by the editor, or restored with the plugin's state).
@@ -154,6 +163,8 @@ impl Worker {
             load_source,
             source: None,
             score: None,
+            live: None,
+            perform_model: None,
             source_path: None,
             requested: None,
             loading: None,
@@ -254,7 +265,7 @@ impl Worker {
             State::Playing if playing && !self.shared.rt.offline.load(Ordering::Relaxed) => {
                 Duration::from_secs_f64((self.lookahead / 8.0).clamp(0.002, 0.010))
             }
-            State::Listening if playing => Duration::from_millis(5),
+            State::Listening | State::PerformingPart if playing => Duration::from_millis(5),
             _ => Duration::from_millis(250),
         }
     }
@@ -306,9 +317,9 @@ impl Worker {
         }
     }
 
-    /// The Mode parameter's mode; a performed score is played, never continued.
+    /// The Mode parameter's mode; a performed score or part is played, never continued.
     fn mode(&self) -> Mode {
-        if self.score.is_some() { Mode::Free } else { self.params.mode.value() }
+        if self.score.is_some() || self.params.perform.value() { Mode::Free } else { self.params.mode.value() }
     }
 
     /// Loads the model path of the parameters when it changed (a preset, undo or state restored
@@ -395,7 +406,7 @@ impl Worker {
                     // continuation (primed again with it).
                     State::Playing => self.start_now(true),
                     State::Listening => self.primed_for = None,
-                    State::Idle => {}
+                    State::Idle | State::PerformingPart => {}
                 }
             }
             Err(LoadError { runtime: runtime_missing, message }) => {
@@ -541,10 +552,45 @@ impl Worker {
 
     fn begin(&mut self, at: f64, seed: u64) {
         self.first_begun.get_or_insert_with(Instant::now);
+        if self.params.perform.value() {
+            return self.begin_part(at - START_DELAY_SECONDS, seed);
+        }
         self.mode = self.mode();
         if self.prime(seed, at) {
             self.play_from(at);
         }
+    }
+
+    /// Perform my part from clock second `from` on: the track's notes heard since then are the
+    /// part; the song's tempo and position place them in beats.
+    fn begin_part(&mut self, from: f64, seed: u64) {
+        if self.perform_model.is_none() {
+            let options = LoadOptions { runtime: runtime_options(self.plugin_folder.as_deref()), threads: 1 };
+            match PerformModel::load(None, &options) {
+                Ok(model) => self.perform_model = Some(model),
+                Err(e) => return self.fail(format!("Perform my part: {e}")),
+            }
+        }
+        let anchor = self.shared.grid.load().unwrap_or_default();
+        let (bpm, meter) = self.song_tempo(&anchor);
+        let place = if anchor.positioned() { (anchor.beats, anchor.clock) } else { (0.0, from) };
+        let mut live = LivePart::new(bpm, meter, place, seed, self.generation);
+        for played in self.heard.iter().filter(|p| p.time >= from) {
+            live.hear(played);
+        }
+        self.live = Some(live);
+        self.pending.clear();
+        self.state = State::PerformingPart;
+        self.shared.update_status(|s| s.listening = false);
+    }
+
+    /// Performs what the part decides now, and queues what is decided for good.
+    fn perform_part(&mut self, heard_until: f64) {
+        let (Some(live), Some(model)) = (self.live.as_mut(), self.perform_model.as_mut()) else { return };
+        if let Err(e) = live.decide(heard_until, model, &mut self.pending) {
+            return self.fail(format!("Perform my part stopped: {e}"));
+        }
+        self.push_pending(LivePart::decided_until(heard_until));
     }
 
     /// The song's tempo and meter: the host's, else the Tempo parameter and 4/4.
@@ -673,9 +719,14 @@ impl Worker {
             self.start_now(true);
         }
         self.mode = mode;
+        // Perform my part switched while playing: the new way from now.
+        let performing = self.state == State::PerformingPart;
+        if self.state != State::Idle && performing != self.params.perform.value() {
+            self.start_now(true);
+        }
         // A start of the audio thread not begun yet (it may have come before this activation's
         // Attach reached us, or while the model loaded).
-        if self.start_waiting() && (self.score.is_some() || self.source.is_some()) {
+        if self.start_waiting() && (self.score.is_some() || self.source.is_some() || self.params.perform.value()) {
             self.begun = Some(generation);
             self.begin_start();
         }
@@ -686,6 +737,7 @@ impl Worker {
                 self.follow_tempo();
                 self.fill();
             }
+            State::PerformingPart => self.perform_part(heard_until),
         }
         self.publish_decided(heard_until);
         self.flush_trace();
@@ -753,6 +805,7 @@ impl Worker {
                 heard_until.min(self.pause_ends().unwrap_or(f64::INFINITY))
             }
             State::Listening => heard_until,
+            State::PerformingPart => self.pending.front().map_or(f64::INFINITY, |e| e.time).min(LivePart::decided_until(heard_until)),
             State::Idle => f64::INFINITY,
         };
         self.shared.rt.publish_decided(self.generation, until);
@@ -784,12 +837,41 @@ impl Worker {
                     Midi::NoteOff { key } => self.held_input &= !(1 << (key & 0x7f)),
                     Midi::Pedal { .. } => {}
                 }
+                if self.state == State::PerformingPart
+                    && let Some(live) = self.live.as_mut()
+                {
+                    live.hear(&played);
+                }
                 self.heard.push_back(played);
                 while self.heard.front().is_some_and(|f| played.time - f.time > PRIMER_SECONDS * 2.0) || self.heard.len() > 8192 {
                     self.heard.pop_front();
                 }
             }
         }
+    }
+
+    /// Moves the pending events before `until` into the audio thread's queue (and the trace);
+    /// false when the queue is full.
+    fn push_pending(&mut self, until: f64) -> bool {
+        while let Some(&event) = self.pending.front().filter(|e| e.time < until) {
+            let Some(attachment) = self.attachment.as_mut() else {
+                return false;
+            };
+            if attachment.events.push(event).is_err() {
+                return false;
+            }
+            self.pending.pop_front();
+            if let Some(trace) = self.trace.as_mut() {
+                let (kind, key, value) = match event.midi {
+                    Midi::NoteOn { key, velocity } => ("on", key, velocity),
+                    Midi::NoteOff { key } => ("off", key, 0),
+                    Midi::Pedal { down } => ("pedal", 64, if down { 127 } else { 0 }),
+                };
+                // `{}` writes the shortest text that reads back as the same f64.
+                let _ = writeln!(trace, "{}\t{}\t{kind}\t{key}\t{value}", event.generation, event.time);
+            }
+        }
+        true
     }
 
     /// Draws events until the queue reaches the lookahead.
@@ -802,23 +884,8 @@ impl Worker {
         let mut steps = 0;
         loop {
             // What was decoded but did not fit yet goes first.
-            while let Some(&event) = self.pending.front() {
-                let Some(attachment) = self.attachment.as_mut() else {
-                    return;
-                };
-                if attachment.events.push(event).is_err() {
-                    return;
-                }
-                self.pending.pop_front();
-                if let Some(trace) = self.trace.as_mut() {
-                    let (kind, key, value) = match event.midi {
-                        Midi::NoteOn { key, velocity } => ("on", key, velocity),
-                        Midi::NoteOff { key } => ("off", key, 0),
-                        Midi::Pedal { down } => ("pedal", 64, if down { 127 } else { 0 }),
-                    };
-                    // `{}` writes the shortest text that reads back as the same f64.
-                    let _ = writeln!(trace, "{}\t{}\t{kind}\t{key}\t{value}", event.generation, event.time);
-                }
+            if !self.push_pending(f64::INFINITY) {
+                return;
             }
             if self.decoder.seconds() + self.offset >= horizon || steps >= MAX_STEPS_PER_TICK {
                 // The trace also tells how far the performance is decided (silence included).

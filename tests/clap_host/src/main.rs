@@ -8,7 +8,7 @@
 //! ```text
 //! pianoforte-clap-host [--plugin target/bundled/pianoforte.clap] [--suite full|quick|bench]
 //!                      [--source model|synthetic] [--require-density] [--model FILE.onnx]
-//! suites: full (everything but the benchmark), quick, bench, density, state, no-runtime, bounce,
+//! suites: full (everything but the benchmark), quick, bench, density, state, no-runtime, bounce, perform,
 //!         unload (issue 18: bounce.rs, unload.rs), tempo (issue 19: tempo.rs)
 //! ```
 //!
@@ -18,6 +18,7 @@
 mod bounce;
 mod check;
 mod host;
+mod perform;
 mod render;
 mod tempo;
 mod trace;
@@ -55,7 +56,7 @@ fn parse_args() -> Result<Options, String> {
             "--model" => options.model = Some(args.next().ok_or("--model needs a path")?.into()),
             "-h" | "--help" => {
                 println!(
-                    "usage: pianoforte-clap-host [--plugin PATH] [--suite full|quick|bench|density|state|no-runtime|bounce|unload|tempo] [--source model|synthetic] [--require-density] [--model FILE.onnx]"
+                    "usage: pianoforte-clap-host [--plugin PATH] [--suite full|quick|bench|density|state|no-runtime|bounce|unload|tempo|perform] [--source model|synthetic] [--require-density] [--model FILE.onnx]"
                 );
                 std::process::exit(0);
             }
@@ -749,7 +750,7 @@ fn main() -> ExitCode {
         "bench" => bench_suite(),
         "density" => vec![density_scenario()],
         "no-runtime" => no_runtime_suite(),
-        "state" | "bounce" | "tempo" => Vec::new(),
+        "state" | "bounce" | "tempo" | "perform" => Vec::new(),
         other => {
             eprintln!("error: unknown suite {other}");
             return ExitCode::FAILURE;
@@ -780,6 +781,11 @@ fn main() -> ExitCode {
     }
     if options.suite == "bounce" {
         for (name, outcome) in bounce::checks(&plugin, &trace_dir) {
+            if print_outcome(&name, &outcome) { passed += 1 } else { failed += 1 }
+        }
+    }
+    if options.suite == "perform" {
+        for (name, outcome) in perform::checks(&plugin, &trace_dir) {
             if print_outcome(&name, &outcome) { passed += 1 } else { failed += 1 }
         }
     }

@@ -336,6 +336,10 @@ pub fn old_projects(plugin: &Plugin) -> Vec<(String, Outcome)> {
         ("a project saved before Timing existed (no timing, no tempo) opens in Free time".into(), previous_release(plugin)),
         ("a project saved before Tightness existed opens with it Off".into(), release_before_tightness(plugin)),
         ("a project saved with Timing = Song tempo (Tempo 137) opens so, even over Free".into(), saved_now(plugin)),
+        (
+            "a project saved before Perform my part existed opens improvising, even over Perform my part".into(),
+            release_before_perform(plugin),
+        ),
     ]
 }
 
@@ -377,7 +381,7 @@ fn param_value(instance: &mut PluginInstance<TestHost>, name: &str, text: &str) 
 }
 
 /// Sets parameters (name, text) on an inactive instance, as a host's flush does.
-fn set_params(instance: &mut PluginInstance<TestHost>, settings: &[(&str, &str)]) -> Result<(), String> {
+pub fn set_params(instance: &mut PluginInstance<TestHost>, settings: &[(&str, &str)]) -> Result<(), String> {
     let mut events = EventBuffer::new();
     for (name, text) in settings {
         let (id, value) = param_value(instance, name, text)?;
@@ -449,6 +453,22 @@ fn release_before_tightness(plugin: &Plugin) -> Outcome {
     expect_param(&mut b, "Motifs", "50 %")?;
     expect_param(&mut b, "Tightness", "Off")?;
     Ok("Song tempo and Motifs 50 % kept, Tightness restored Off".into())
+}
+
+/// A state of the release before Perform my part (no `perform`), loaded into an instance that
+/// performs a part: it improvises, as that release did.
+fn release_before_perform(plugin: &Plugin) -> Outcome {
+    let mut a = plugin.instance()?;
+    set_params(&mut a, &[("Tightness", "40 %")])?;
+    let saved = save(&mut a)?;
+    let old = without_param(&saved.json, "perform").ok_or_else(|| format!("no perform among the saved parameters: {}", saved.json))?;
+    let mut b = plugin.instance()?;
+    set_params(&mut b, &[("Perform my part", "On")])?;
+    expect_param(&mut b, "Perform my part", "On")?;
+    load(&mut b, &Saved { json: old, ..saved })?;
+    expect_param(&mut b, "Tightness", "40 %")?;
+    expect_param(&mut b, "Perform my part", "Off")?;
+    Ok("Tightness 40 % kept, Perform my part restored Off".into())
 }
 
 /// A state saved now with Song tempo and Tempo 137, loaded into an instance that opened an old
