@@ -174,7 +174,8 @@ impl LivePerformer {
         let (_, laid) = render_notes(&score, &outputs, RenderOptions { seed, ..self.options });
         let mut onsets: Vec<(f64, Note, usize, f64)> = Vec::with_capacity(members);
         for member in self.next..self.next + members {
-            let w = order.iter().position(|&o| o == member).expect("the chord is in its window");
+            // Every note of the chord begins within the window (before its horizon).
+            let Some(w) = order.iter().position(|&o| o == member) else { continue };
             let written = score.seconds_at(score.notes[w].start);
             let deviation = (laid[w].start - written).clamp(-MAX_DEVIATION, MAX_DEVIATION);
             onsets.push((self.notes[member].on + deviation, laid[w], w, self.notes[member].on));

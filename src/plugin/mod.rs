@@ -483,6 +483,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_samples_loader_clears_its_flag_even_when_it_panics() {
+        // Issue 18: a loader that panicked left `piano_loading` set, and every fast-render buffer
+        // waited for samples that would never come.
+        let loading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = loading.clone();
+        let outcome = std::thread::spawn(move || {
+            let _loading = ClearOnDrop(&flag);
+            panic!("the loader fails");
+        })
+        .join();
+        assert!(outcome.is_err(), "the loader was meant to panic");
+        assert!(!loading.load(Ordering::Acquire));
+    }
+
+    #[test]
     fn a_flood_of_notes_leaves_room_for_every_release() {
         let (on, off, pedal_up) = (InKind::NoteOn { key: 60, velocity: 90 }, InKind::NoteOff { key: 60 }, InKind::Pedal { down: false });
         let full_of_notes = INPUT_CAPACITY - RELEASE_RESERVE;

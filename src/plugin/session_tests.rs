@@ -199,6 +199,38 @@ fn dropping_a_session_joins_every_thread_it_started() {
     assert!(shared.threads.spawn("after", || {}).is_err());
 }
 
+#[test]
+fn closing_the_plugin_ends_a_drag_in_flight_and_joins_it() {
+    // Issue 18: a host that unloads the library while a clip is being dragged out must find no
+    // thread of ours running. The platform's part holds the pointer until it is told to stop.
+    let session = Session::new(PianoforteParams::default(), synthetic, 512, Pace::default());
+    let shared = session.shared.clone();
+    let holding = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let held = holding.clone();
+    let drag = super::drag::spawn(
+        &shared,
+        || Ok(std::env::temp_dir().join("in-flight.mid")),
+        move |_, stop| {
+            held.store(true, Ordering::Release);
+            while !stop() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            super::drag::DragEnd::Cancelled
+        },
+    )
+    .unwrap();
+    let began = Instant::now();
+    while !holding.load(Ordering::Acquire) && began.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(holding.load(Ordering::Acquire), "the drag never took the pointer");
+    // The editor may still hold its handle on the drag; the plugin goes first.
+    drop(session);
+    assert_eq!(shared.threads.count(), 0, "a thread outlived the plugin");
+    assert!(began.elapsed() < Duration::from_secs(5));
+    drop(drag);
+}
+
 /// What the worker told the source about the song: `follow` at each start, then tempo changes.
 #[derive(Debug, Clone, PartialEq)]
 enum SongCall {
