@@ -408,7 +408,8 @@ impl EditorApp {
         ui.horizontal(|ui| {
             ui.label(RichText::new(format!("Performing your part: {name}")).color(ACCENT));
             if ui.small_button("Improvise again").clicked() {
-                self.shared.send(Command::Improvise);
+                self.params.set_performed_clip("");
+                self.shared.rt.wake_engine();
             }
         });
     }

@@ -173,6 +173,10 @@ pub struct PianoforteParams {
     /// The clips saved (or dragged out) in this project, newest first.
     #[persist = "clips"]
     pub clips: Arc<Mutex<Vec<String>>>,
+    /// The performed clip played instead of improvising (Perform my part: a clip dropped on the
+    /// editor); "" = improvising, as in projects saved before it existed.
+    #[persist = "performed-clip"]
+    pub performed_clip: Arc<Mutex<String>>,
 }
 
 /// Where the Temperature knob starts: the built-in model card's `sampling.temperature`, chosen by
@@ -241,6 +245,7 @@ impl Default for PianoforteParams {
             clip_seconds: Arc::new(Mutex::new(30)),
             clip_bars: Arc::new(Mutex::new(0)),
             clips: Arc::new(Mutex::new(Vec::new())),
+            performed_clip: Arc::new(Mutex::new(String::new())),
         }
     }
 }
@@ -265,6 +270,17 @@ impl PianoforteParams {
 
     pub fn model_path(&self) -> String {
         self.model_path.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn performed_clip(&self) -> String {
+        self.performed_clip.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Plays the performed clip at `path` instead of improvising ("": improvise).
+    pub fn set_performed_clip(&self, path: &str) {
+        if let Ok(mut stored) = self.performed_clip.lock() {
+            *stored = path.to_string();
+        }
     }
 
     pub fn clips_folder(&self) -> String {

@@ -1,34 +1,27 @@
 //! Perform my part in the plugin: a MIDI clip dropped on the editor is performed by the
-//! score-to-performance model (`crate::perform`), saved as a clip the musician can drag back into
-//! the arrangement, and played by the engine thread in place of the improvisation, from its
-//! beginning at every start, until the musician goes back to improvising.
+//! score-to-performance model (`crate::perform`) and saved as a clip the musician can drag back
+//! into the arrangement. That clip is remembered with the project (`performed-clip`), and the
+//! engine thread plays it in place of the improvisation, from its beginning at every start,
+//! until the musician goes back to improvising; a project reopened plays it again.
 //!
-//! The performance is played as the codec hears it (10 ms steps, 32 velocities), and the clip
-//! holds exactly what is played.
+//! The performance is saved as the codec plays it (10 ms steps, 32 velocities), so the clip holds
+//! exactly what is played.
 
 use super::clips::Clip;
 use super::engine_source::runtime_options;
 use super::source::{ModelInfo, Source, StepControls};
-use crate::codec::midi::WriteGrid;
+use crate::codec::midi::{MAX_FILE_BYTES, WriteGrid};
 use crate::codec::{self, Event, Performance, Shift};
 use crate::engine::model::LoadOptions;
 use crate::perform::model::PerformModel;
 use crate::perform::render::RenderOptions;
 use crate::perform::score::Score;
+use std::io::Read;
 use std::path::Path;
 
-/// A score performed for the engine thread to play.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PerformedScore {
-    /// The dropped file's name without its extension.
-    pub name: String,
-    pub events: Vec<Event>,
-}
-
-/// What performing a dropped file gives: what to play, the clip to save, and what of the score
-/// could not be played as written.
+/// What performing a dropped file gives: the clip to save, and what of the score could not be
+/// played as written.
 pub struct Performed {
-    pub score: PerformedScore,
     pub clip: Clip,
     pub notices: Vec<String>,
 }
@@ -37,8 +30,7 @@ pub struct Performed {
 /// (ONNX Runtime looked up as for the event model, from `plugin_folder`), seeded by `seed`.
 pub fn perform_file(path: &Path, seed: u64, plugin_folder: Option<&Path>) -> Result<Performed, String> {
     let name = path.file_stem().map_or_else(|| "score".to_string(), |s| s.to_string_lossy().into_owned());
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let score = Score::read(&bytes).map_err(|e| format!("{name}: {e}"))?;
+    let score = Score::read(&read_midi_file(path)?).map_err(|e| format!("{name}: {e}"))?;
     let options = LoadOptions { runtime: runtime_options(plugin_folder), threads: 1 };
     let mut model = PerformModel::load(None, &options)?;
     let render = RenderOptions { temperature: crate::perform::DEFAULT_TEMPERATURE, seed };
@@ -46,37 +38,56 @@ pub fn perform_file(path: &Path, seed: u64, plugin_folder: Option<&Path>) -> Res
     Ok(performed(name, &score, &performance))
 }
 
-/// The performance as the codec plays it, and its clip on the score's first tempo and meter (a
-/// part dragged out of the DAW comes back starting where it started).
+/// The bytes of a MIDI file, at most [`MAX_FILE_BYTES`] (a pipe or a huge file is refused, not
+/// waited for).
+fn read_midi_file(path: &Path) -> Result<Vec<u8>, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+    if !file.metadata().map_err(|e| fail(&e))?.is_file() {
+        return Err(fail(&"not a file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(|e| fail(&e))?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(fail(&format!("larger than {MAX_FILE_BYTES} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// The performance as the codec plays it, as a clip on the score's first tempo and meter (a part
+/// dragged out of the DAW comes back starting where it started).
 fn performed(name: String, score: &Score, performance: &Performance) -> Performed {
-    let events = codec::encode(performance);
-    let heard = codec::decode(&events);
+    let heard = codec::decode(&codec::encode(performance));
     let meter = score.meters.first().map(|&(_, m)| m);
     let time_signature = meter.filter(|m| m.numerator <= 255 && m.denominator <= 255).map(|m| (m.numerator as u8, m.denominator as u8));
     let grid = WriteGrid { bpm: score.bpm_at(0.0), time_signature, offset: 0.0 };
-    let clip = Clip { seconds: heard.duration, performance: heard, grid, bars: None, tempo_from_host: false, score: Some(name.clone()) };
-    Performed { score: PerformedScore { name, events }, clip, notices: score.notices.clone() }
+    let clip = Clip { seconds: heard.duration, performance: heard, grid, bars: None, tempo_from_host: false, score: Some(name) };
+    Performed { clip, notices: score.notices.clone() }
 }
 
-/// Plays a performed score's events from the beginning at every restart, then silence.
+/// Plays a performed clip's events from the beginning at every restart, then silence.
 pub struct ScoreSource {
-    score: PerformedScore,
+    name: String,
+    events: Vec<Event>,
     next: usize,
 }
 
 impl ScoreSource {
-    pub fn new(score: PerformedScore) -> Self {
-        ScoreSource { score, next: 0 }
+    /// The performed clip saved at `path`.
+    pub fn open(path: &Path) -> Result<ScoreSource, String> {
+        let read = codec::midi::read(&read_midi_file(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+        let name = path.file_stem().map_or_else(|| "clip".to_string(), |s| s.to_string_lossy().into_owned());
+        Ok(ScoreSource { name, events: codec::encode(&read.performance), next: 0 })
     }
 
     pub fn name(&self) -> &str {
-        &self.score.name
+        &self.name
     }
 }
 
 impl Source for ScoreSource {
     fn info(&self) -> ModelInfo {
-        ModelInfo { name: format!("{} (performed)", self.score.name), figures: Vec::new() }
+        ModelInfo { name: self.name.clone(), figures: Vec::new() }
     }
 
     fn restart(&mut self, _primer: &[Event], _seed: u64, _controls: &StepControls) -> Result<(), String> {
@@ -85,7 +96,7 @@ impl Source for ScoreSource {
     }
 
     fn next(&mut self, _controls: &StepControls) -> Result<Event, String> {
-        let event = self.score.events.get(self.next).copied().unwrap_or(Event::TimeShift(Shift::LONGEST));
+        let event = self.events.get(self.next).copied().unwrap_or(Event::TimeShift(Shift::LONGEST));
         self.next += 1;
         Ok(event)
     }
@@ -106,27 +117,32 @@ mod tests {
     }
 
     #[test]
-    fn a_score_source_plays_its_events_from_the_beginning_at_every_restart() {
-        let events = codec::encode(&performance());
-        let mut source = ScoreSource::new(PerformedScore { name: "part".into(), events: events.clone() });
+    fn a_performed_clip_plays_exactly_as_saved_from_the_beginning_at_every_restart() {
+        let score = Score::read(&crate::codec::midi::write(&performance())).unwrap();
+        let performed = performed("part".into(), &score, &performance());
+        assert!(performed.clip.name("2026-12-07 01.00").starts_with("part, performed"));
+        let folder = std::env::temp_dir().join(format!("pianoforte-score-source-{}", std::process::id()));
+        let saved = super::super::clips::write_clip(&performed.clip, &folder, |p, b| std::fs::write(p, b)).unwrap();
+        let mut source = ScoreSource::open(&saved.path).unwrap();
+        let expected = codec::encode(&performed.clip.performance);
         let controls = StepControls::default();
         for seed in [1, 2] {
             source.restart(&[], seed, &controls).unwrap();
-            let played: Vec<Event> = (0..events.len()).map(|_| source.next(&controls).unwrap()).collect();
-            assert_eq!(played, events);
+            let played: Vec<Event> = (0..expected.len()).map(|_| source.next(&controls).unwrap()).collect();
+            assert_eq!(played, expected, "the clip file plays what was saved, to the step");
             // Then silence, however long the engine asks.
             for _ in 0..3 {
                 assert_eq!(source.next(&controls).unwrap(), Event::TimeShift(Shift::LONGEST));
             }
         }
+        let _ = std::fs::remove_dir_all(&folder);
     }
 
     #[test]
-    fn the_clip_holds_what_is_played() {
-        let score = Score::read(&crate::codec::midi::write(&performance())).unwrap();
-        let performed = performed("part".into(), &score, &performance());
-        assert_eq!(performed.clip.performance, codec::decode(&performed.score.events));
-        assert_eq!(performed.clip.performance.notes.len(), 3);
-        assert!(performed.clip.name("2026-12-07 01.00").starts_with("part, performed"));
+    fn what_is_no_midi_file_is_refused_in_words() {
+        let missing = ScoreSource::open(Path::new("/nonexistent/part.mid")).err().unwrap();
+        assert!(missing.contains("cannot read /nonexistent/part.mid"), "{missing}");
+        let folder = ScoreSource::open(&std::env::temp_dir()).err().unwrap();
+        assert!(folder.contains("not a file"), "{folder}");
     }
 }

@@ -164,6 +164,42 @@ fn a_model_that_arrives_while_the_musician_plays_waits_for_their_pause() {
     assert!(!generated.is_empty() && generated.iter().all(|(at, _)| *at >= pause_ends), "{:?}", &generated[..generated.len().min(4)]);
 }
 
+/// A fast render of `seconds` of Play in buffers of 512: what the piano played.
+fn play_render(params: PianoforteParams, seconds: f64) -> Vec<(u64, Midi)> {
+    let mut session = Session::new(params, synthetic, 512, Pace::offline());
+    let controls = Controls { play: true, ..Controls::default() };
+    while (session.piano.base as f64) < seconds * RATE {
+        session.buffer(512, &[], controls);
+    }
+    std::mem::take(&mut session.piano.heard)
+}
+
+#[test]
+fn a_project_that_was_performing_a_dropped_clip_plays_it_when_reopened() {
+    use crate::codec::{Note, Performance};
+    // The clip a drop saved: three notes at 0.5 s, 1.0 s and 1.5 s of its own time.
+    let notes = [(60, 0.5), (64, 1.0), (67, 1.5)].map(|(pitch, start)| Note { pitch, velocity: 81, start, end: start + 0.3 });
+    let folder = std::env::temp_dir().join(format!("pianoforte-performed-clip-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let path = folder.join("my part, performed.mid");
+    std::fs::write(&path, crate::codec::midi::write(&Performance { notes: notes.to_vec(), pedal: Vec::new(), duration: 2.0 })).unwrap();
+    let params = PianoforteParams::default();
+    params.set_performed_clip(&path.display().to_string());
+    let heard = play_render(params, 3.0);
+    let onsets: Vec<(u64, u8)> =
+        heard.iter().filter_map(|&(at, m)| if let Midi::NoteOn { key, .. } = m { Some((at, key)) } else { None }).collect();
+    // From the start (plus the start delay), exactly the clip's notes: not the synthetic pattern.
+    let start = (super::player::START_DELAY_SECONDS * RATE) as u64;
+    let expected: Vec<(u64, u8)> = notes.iter().map(|n| (start + (n.start * RATE).round() as u64, n.pitch)).collect();
+    assert_eq!(onsets, expected);
+    // A missing clip is said in words, and the model improvises.
+    let params = PianoforteParams::default();
+    params.set_performed_clip(&folder.join("gone.mid").display().to_string());
+    let heard = play_render(params, 2.0);
+    assert!(heard.iter().any(|(_, m)| matches!(m, Midi::NoteOn { .. })), "nothing played");
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
 static ASKED_FOR: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 fn recording(model: Option<&Path>, _folder: Option<&Path>) -> Result<Box<dyn Source>, LoadError> {

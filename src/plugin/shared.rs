@@ -28,10 +28,6 @@ pub enum Command {
     Detach,
     /// Load a model file (None: the built-in model); a bad file keeps the current one.
     LoadModel(Option<PathBuf>),
-    /// Play this performed score instead of improvising (Perform my part).
-    PlayScore(Box<super::perform::PerformedScore>),
-    /// Improvise again.
-    Improvise,
     Shutdown,
 }
 
@@ -66,7 +62,7 @@ pub struct Status {
     pub piano: Option<Result<String, String>>,
     /// The song's tempo and meter the performance follows (Timing on Song tempo).
     pub following: Option<Following>,
-    /// The name of the performed score played instead of improvising (Perform my part).
+    /// The name of the performed clip played instead of improvising (Perform my part).
     pub performing: Option<String>,
 }
 

@@ -22,7 +22,7 @@ use super::live_part::LivePart;
 use super::params::{Mode, PianoforteParams, Timing};
 use super::perform::ScoreSource;
 use super::player::{START_DELAY_SECONDS, start_seed};
-use super::shared::{Attachment, Command, Following, Shared};
+use super::shared::{Attachment, Command, Following, Shared, relock};
 use super::source::{Decoder, Source, StepControls};
 use crate::codec::{self, Event};
 use crate::engine::beat_clock::{Meter, SongChange, SongPosition};
@@ -97,8 +97,10 @@ pub struct Worker {
     plugin_folder: Option<PathBuf>,
     load_source: LoadSource,
     source: Option<Box<dyn Source>>,
-    /// A performed score played instead of the model's improvisation (Perform my part).
+    /// A performed clip played instead of the model's improvisation (Perform my part), and the
+    /// `performed-clip` setting it was opened for.
     score: Option<ScoreSource>,
+    score_clip: String,
     /// The track's part performed live, and the performance model (loaded when first needed).
     live: Option<LivePart>,
     perform_model: Option<PerformModel>,
@@ -163,6 +165,7 @@ impl Worker {
             load_source,
             source: None,
             score: None,
+            score_clip: String::new(),
             live: None,
             perform_model: None,
             source_path: None,
@@ -293,18 +296,28 @@ impl Worker {
                 self.requested = Some(path.clone());
                 self.load(path, true);
             }
-            Command::PlayScore(score) => self.play_score(Some(ScoreSource::new(*score))),
-            Command::Improvise => self.play_score(None),
         }
         true
     }
 
-    /// Plays `score` instead of improvising (None: improvises again), from the playhead.
-    fn play_score(&mut self, score: Option<ScoreSource>) {
-        let name = score.as_ref().map(|s| s.name().to_string());
-        self.score = score;
+    /// Plays the performed clip of the `performed-clip` setting when it changed (a clip dropped on
+    /// the editor, Improvise again, a project or preset restored), from the playhead. A clip that
+    /// cannot be read is said in words, and the model improvises.
+    fn follow_performed_clip(&mut self) {
+        let wanted = self.params.performed_clip();
+        if wanted == self.score_clip {
+            return;
+        }
+        self.score = match wanted.as_str() {
+            "" => None,
+            path => ScoreSource::open(std::path::Path::new(path))
+                .map_err(|e| *relock(&self.shared.clip_message) = Some(Err(format!("the performed clip cannot be played: {e}"))))
+                .ok(),
+        };
+        self.score_clip = wanted;
+        let name = self.score.as_ref().map(|s| s.name().to_string());
         self.shared.update_status(|s| s.performing = name);
-        if self.attachment.is_some() {
+        if self.state != State::Idle {
             self.start_now(true);
         }
     }
@@ -402,11 +415,11 @@ impl Worker {
                     *stored = path;
                 }
                 match self.state {
-                    // A new model plays from now; one that arrives while listening plays the
-                    // continuation (primed again with it).
-                    State::Playing => self.start_now(true),
+                    // A new model plays from now (unless a performed clip plays instead); one
+                    // that arrives while listening plays the continuation (primed again with it).
+                    State::Playing if self.score.is_none() => self.start_now(true),
                     State::Listening => self.primed_for = None,
-                    State::Idle | State::PerformingPart => {}
+                    State::Idle | State::Playing | State::PerformingPart => {}
                 }
             }
             Err(LoadError { runtime: runtime_missing, message }) => {
@@ -696,6 +709,7 @@ impl Worker {
         }
         self.trace_ready();
         self.follow_model_path(false);
+        self.follow_performed_clip();
         // How far the musician's events are all in the played queue: read before taking them.
         let heard_until = self.heard_until();
         self.collect_played();

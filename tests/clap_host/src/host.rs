@@ -938,7 +938,7 @@ pub fn state_round_trip(plugin: &Plugin) -> Result<Vec<String>, String> {
         _ => &saved[..],
     };
     let text = String::from_utf8_lossy(body).into_owned();
-    for key in ["clips-folder", "model-path", "clip-seconds"] {
+    for key in ["clips-folder", "model-path", "clip-seconds", "performed-clip"] {
         if !text.contains(key) {
             return Err(format!("the saved state has no {key}: {text}"));
         }
