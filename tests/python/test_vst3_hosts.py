@@ -10,6 +10,9 @@ environment) and the built-in piano, at 48 kHz:
 - Mode "Continue my playing" (Play on as well: pedalboard has no transport) after a short phrase
   fed as MIDI: the continuation sounds from 1.5 s after the last key release (the engine resumes
   one second after it), and two fresh instances give bit-identical audio.
+- "Perform my part" (Play on) with the same phrase fed as MIDI, the part: silent until the
+  performance's latency (1.302 s; the part itself is not played), then sounding while the
+  performance plays; two fresh instances and another block size give bit-identical audio.
 
 Each host renders each scenario in a child process of its own (this file run as a script), one
 fresh plugin instance after another: a crash or hang of a host is a failure with its output, not
@@ -46,8 +49,11 @@ PHRASE = [(60, 70, 0.0, 0.22), (64, 74, 0.25, 0.22), (67, 78, 0.5, 0.22), (72, 8
 LAST_RELEASE_S = max(start + held for _, _, start, held in PHRASE)
 CONTINUE_FROM_S = LAST_RELEASE_S + 1.5
 CONTINUE_SECONDS = 11.0
+PERFORM_LATENCY_S = 1.302
+PERFORM_SECONDS = 6.0
 CHILD_TIMEOUT_S = 240
 HOSTS = ["dawdreamer", "pedalboard"]
+SECONDS = {"free": FREE_SECONDS, "continue": CONTINUE_SECONDS, "perform": PERFORM_SECONDS}
 
 
 # ------------------------------------------------------------------ in the child: one host renders
@@ -68,7 +74,8 @@ def render_dawdreamer(scenario: str, block: int, seconds: float) -> tuple[np.nda
     play, mode = _parameter_index(synth, "Play"), _parameter_index(synth, "Mode")
     synth.set_parameter(play, 1.0)  # normalised: On
     synth.set_parameter(mode, 1.0 if scenario == "continue" else 0.0)  # Continue my playing / Free
-    if scenario == "continue":
+    synth.set_parameter(_parameter_index(synth, "Perform my part"), 1.0 if scenario == "perform" else 0.0)
+    if scenario in ("continue", "perform"):
         for key, velocity, start, held in PHRASE:
             synth.add_midi_note(key, velocity, start, held)
     engine.load_graph([(synth, [])])
@@ -90,8 +97,9 @@ def render_pedalboard(scenario: str, block: int, seconds: float) -> tuple[np.nda
     plugin = pedalboard.load_plugin(str(BUNDLE), initialization_timeout=0)
     plugin.play = True
     plugin.mode = "Continue my playing" if scenario == "continue" else "Free"
+    plugin.perform_my_part = scenario == "perform"
     midi = []
-    if scenario == "continue":
+    if scenario in ("continue", "perform"):
         for key, velocity, start, held in PHRASE:
             midi += [(bytes([0x90, key, velocity]), start), (bytes([0x80, key, 0]), start + held)]
         midi.sort(key=lambda m: m[1])
@@ -104,7 +112,7 @@ def child(argv: list[str]) -> None:
     """Renders with fresh plugin instances (one per block size given) into OUT/render-I.npy."""
     p = argparse.ArgumentParser()
     p.add_argument("host", choices=HOSTS)
-    p.add_argument("scenario", choices=["free", "continue"])
+    p.add_argument("scenario", choices=SECONDS)
     p.add_argument("out")
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--blocks", type=lambda s: [int(b) for b in s.split(",")], required=True)
@@ -139,8 +147,8 @@ def rendered(host: str, scenario: str, tmp_path_factory) -> Renders:
         f"{BUNDLE} is missing: build it with `cargo xtask bundle pianoforte --release --features test-hooks` "
         "(tests/run-all.sh does, before these tests)"
     )
-    blocks = BLOCKS if scenario == "free" else BLOCKS[:2]
-    seconds = FREE_SECONDS if scenario == "free" else CONTINUE_SECONDS
+    blocks = {"free": BLOCKS, "continue": BLOCKS[:2], "perform": BLOCKS[:3]}[scenario]
+    seconds = SECONDS[scenario]
     out = tmp_path_factory.mktemp(f"{host}-{scenario}")
     env = {k: v for k, v in os.environ.items()
            if k not in ("PIANOFORTE_SOURCE", "PIANOFORTE_TEST_PANIC", "PIANOFORTE_TRACE_DIR")}
@@ -242,6 +250,26 @@ def test_continue_is_identical_in_two_fresh_instances(host, tmp_path_factory):
     r = rendered(host, "continue", tmp_path_factory)
     check_sounding(r, 0, CONTINUE_FROM_S, CONTINUE_SECONDS)
     check_identical(r, [(0, 1)], CONTINUE_SECONDS)
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_perform_my_part_plays_the_part_a_latency_later_and_not_the_part_itself(host, tmp_path_factory):
+    r = rendered(host, "perform", tmp_path_factory)
+    for i in range(len(r.blocks)):
+        levels = window_levels(r.audio[i])
+        before = levels[: int((PERFORM_LATENCY_S - 0.2) / WINDOW_S)]
+        assert np.all(before <= SOUNDING_DBFS), (
+            f"{r.describe(i)}: sound before the performance's latency (the part itself played?): "
+            f"{np.round(before, 1).tolist()}"
+        )
+        check_sounding(r, i, PERFORM_LATENCY_S + 0.1, PERFORM_LATENCY_S + LAST_RELEASE_S)
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_perform_my_part_is_identical_in_fresh_instances_and_at_another_block_size(host, tmp_path_factory):
+    r = rendered(host, "perform", tmp_path_factory)
+    check_sounding(r, 0, PERFORM_LATENCY_S + 0.1, PERFORM_LATENCY_S + LAST_RELEASE_S)
+    check_identical(r, [(0, 1), (0, 2)], PERFORM_SECONDS)
 
 
 if __name__ == "__main__":
