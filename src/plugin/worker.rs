@@ -308,18 +308,20 @@ impl Worker {
         if wanted == self.score_clip {
             return;
         }
-        self.score = match wanted.as_str() {
-            "" => None,
-            path => ScoreSource::open(std::path::Path::new(path))
-                .map_err(|e| *relock(&self.shared.clip_message) = Some(Err(format!("the performed clip cannot be played: {e}"))))
-                .ok(),
-        };
+        self.score = if wanted.is_empty() { None } else { self.open_performed_clip(&wanted) };
         self.score_clip = wanted;
         let name = self.score.as_ref().map(|s| s.name().to_string());
         self.shared.update_status(|s| s.performing = name);
         if self.state != State::Idle {
             self.start_now(true);
         }
+    }
+
+    /// The performed clip at `path`; one that cannot be read is said in words (the clips' line).
+    fn open_performed_clip(&self, path: &str) -> Option<ScoreSource> {
+        ScoreSource::open(std::path::Path::new(path))
+            .map_err(|e| *relock(&self.shared.clip_message) = Some(Err(format!("the performed clip cannot be played: {e}"))))
+            .ok()
     }
 
     /// What plays: the performed score, else the model.
