@@ -402,16 +402,18 @@ impl EditorApp {
         self.counters(ui, status);
     }
 
-    /// Perform my part: the performed score that plays instead of the improvisation.
+    /// Perform my part: the performed clip that plays instead of the improvisation (its name on a
+    /// line of its own, cut at the column's edge: clip names are long).
     fn performing_status(&self, ui: &mut egui::Ui, status: &Status) {
         let Some(name) = &status.performing else { return };
         ui.horizontal(|ui| {
-            ui.label(RichText::new(format!("Performing your part: {name}")).color(ACCENT));
+            ui.label(RichText::new("Performing your part").color(ACCENT));
             if ui.small_button("Improvise again").clicked() {
                 self.params.set_performed_clip("");
                 self.shared.rt.wake_engine();
             }
         });
+        ui.add(egui::Label::new(RichText::new(name).color(ACCENT).small()).truncate()).on_hover_text(name);
     }
 
     fn runtime_status(&self, ui: &mut egui::Ui, status: &Status) {

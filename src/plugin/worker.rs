@@ -235,7 +235,9 @@ impl Worker {
     fn report_status(&mut self) {
         self.last_status = Instant::now();
         let (busy, alive) = (self.busy.as_secs_f64(), self.started.elapsed().as_secs_f64());
-        let chosen_key = self.source.as_ref().and_then(|s| s.chosen_key());
+        // The key the model settled on, while it improvises (not while a part is performed).
+        let improvising = self.score.is_none() && self.state != State::PerformingPart;
+        let chosen_key = self.source.as_ref().filter(|_| improvising).and_then(|s| s.chosen_key());
         let timeouts = self.shared.rt.offline_timeouts.load(Ordering::Relaxed);
         let render_warning = (timeouts > std::mem::replace(&mut self.timeouts_reported, timeouts)).then(|| {
             let message = format!(
