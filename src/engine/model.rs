@@ -378,17 +378,9 @@ pub(crate) fn check_outlet(
 /// The largest model file read (a GRU of any sensible size is far below).
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
 
-/// Reads a model file, refusing what is not a plain file (a FIFO or a device would block or
-/// never end) and what is too large to be a model.
+/// Reads a model file, refusing what is not a plain file and what is too large to be a model.
 pub(crate) fn read_model_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if !metadata.is_file() {
-        return Err("not a plain file (a folder, a pipe or a device), so not a model".into());
-    }
-    if metadata.len() > MAX_MODEL_BYTES {
-        return Err(format!("{:.1} GB is too large for a model (at most {} MB)", metadata.len() as f64 / 1e9, MAX_MODEL_BYTES >> 20));
-    }
-    std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
+    crate::codec::midi::read_plain_file(path, MAX_MODEL_BYTES, "a model")
 }
 
 impl Model {

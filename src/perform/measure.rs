@@ -120,10 +120,7 @@ mod tests {
     use super::*;
     use crate::codec::{Note, PedalChange, Pitch};
     use crate::perform::score::ScoreNote;
-
-    fn all_known(values: &[f64]) -> Vec<Option<f64>> {
-        values.iter().map(|&v| Some(v)).collect()
-    }
+    use crate::perform::stats::all_known;
 
     #[test]
     fn means_of_series_skip_unknown_values() {

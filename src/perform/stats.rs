@@ -50,13 +50,15 @@ pub fn correlation(x: &[Option<f64>], y: &[Option<f64>]) -> f64 {
     sxy / (sxx * syy).sqrt()
 }
 
+/// Every value known (the tests' series).
+#[cfg(test)]
+pub fn all_known(values: &[f64]) -> Vec<Option<f64>> {
+    values.iter().map(|&v| Some(v)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn known(values: &[f64]) -> Vec<Option<f64>> {
-        values.iter().map(|&v| Some(v)).collect()
-    }
 
     #[test]
     fn means_spreads_and_medians_of_some_values_and_of_none() {
@@ -69,9 +71,9 @@ mod tests {
 
     #[test]
     fn correlation_skips_unknown_values() {
-        assert!((correlation(&known(&[1.0, 2.0, 3.0, 4.0]), &known(&[2.0, 4.0, 6.0, 8.0])) - 1.0).abs() < 1e-12);
+        assert!((correlation(&all_known(&[1.0, 2.0, 3.0, 4.0]), &all_known(&[2.0, 4.0, 6.0, 8.0])) - 1.0).abs() < 1e-12);
         let with_gap = vec![Some(1.0), None, Some(3.0), Some(2.0)];
-        assert!((correlation(&with_gap, &known(&[-1.0, 99.0, -3.0, -2.0])) + 1.0).abs() < 1e-12);
-        assert!(correlation(&known(&[1.0, 1.0, 1.0]), &known(&[1.0, 2.0, 3.0])).is_nan());
+        assert!((correlation(&with_gap, &all_known(&[-1.0, 99.0, -3.0, -2.0])) + 1.0).abs() < 1e-12);
+        assert!(correlation(&all_known(&[1.0, 1.0, 1.0]), &all_known(&[1.0, 2.0, 3.0])).is_nan());
     }
 }

@@ -10,13 +10,12 @@
 use super::clips::Clip;
 use super::engine_source::runtime_options;
 use super::source::{ModelInfo, Source, StepControls};
-use crate::codec::midi::{MAX_FILE_BYTES, WriteGrid};
+use crate::codec::midi::WriteGrid;
 use crate::codec::{self, Event, Performance, Shift};
 use crate::engine::model::LoadOptions;
 use crate::perform::model::PerformModel;
 use crate::perform::render::RenderOptions;
 use crate::perform::score::Score;
-use std::io::Read;
 use std::path::Path;
 
 /// What performing a dropped file gives: the clip to save, and what of the score could not be
@@ -38,20 +37,9 @@ pub fn perform_file(path: &Path, seed: u64, plugin_folder: Option<&Path>) -> Res
     Ok(performed(name, &score, &performance))
 }
 
-/// The bytes of a MIDI file, at most [`MAX_FILE_BYTES`] (a pipe or a huge file is refused, not
-/// waited for).
+/// The bytes of the MIDI file at `path`, its path in the error.
 fn read_midi_file(path: &Path) -> Result<Vec<u8>, String> {
-    let fail = |e: &dyn std::fmt::Display| format!("cannot read {}: {e}", path.display());
-    let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
-    if !file.metadata().map_err(|e| fail(&e))?.is_file() {
-        return Err(fail(&"not a file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(|e| fail(&e))?;
-    if bytes.len() > MAX_FILE_BYTES {
-        return Err(fail(&format!("larger than {MAX_FILE_BYTES} bytes")));
-    }
-    Ok(bytes)
+    codec::midi::read_file(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The performance as the codec plays it, as a clip on the score's first tempo and meter (a part
@@ -141,8 +129,8 @@ mod tests {
     #[test]
     fn what_is_no_midi_file_is_refused_in_words() {
         let missing = ScoreSource::open(Path::new("/nonexistent/part.mid")).err().unwrap();
-        assert!(missing.contains("cannot read /nonexistent/part.mid"), "{missing}");
+        assert!(missing.starts_with("/nonexistent/part.mid: cannot read"), "{missing}");
         let folder = ScoreSource::open(&std::env::temp_dir()).err().unwrap();
-        assert!(folder.contains("not a file"), "{folder}");
+        assert!(folder.contains("not a plain file"), "{folder}");
     }
 }

@@ -306,10 +306,11 @@ impl Worker {
     /// the editor, Improvise again, a project or preset restored), from the playhead. A clip that
     /// cannot be read is said in words, and the model improvises.
     fn follow_performed_clip(&mut self) {
-        let wanted = self.params.performed_clip();
-        if wanted == self.score_clip {
+        // Compared under the lock: this runs at every tick, and the setting rarely changes.
+        if self.params.performed_clip.lock().is_ok_and(|stored| *stored == self.score_clip) {
             return;
         }
+        let wanted = self.params.performed_clip();
         self.score = if wanted.is_empty() { None } else { self.open_performed_clip(&wanted) };
         self.score_clip = wanted;
         let name = self.score.as_ref().map(|s| s.name().to_string());
