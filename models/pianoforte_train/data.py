@@ -232,6 +232,10 @@ class CropSampler:
     The dropout coin is drawn for every crop, with or without beats, so the stream of draws does
     not depend on the data. Without ``beats`` no coin is drawn (the format-2 stream) and every crop
     is in free time.
+
+    ``beat_share`` (format 3): the share of crops drawn from the documents with beats (each group by
+    length within), to give the beat input more of the training when annotated documents are a
+    minority; ``None`` draws every document by its length (the stream of earlier runs).
     """
 
     def __init__(
@@ -249,6 +253,7 @@ class CropSampler:
         all_off: float = 0.0,
         beats: bool = False,
         beat_dropout: float = 0.2,
+        beat_share: float | None = None,
     ):
         if len(split) == 0:
             raise ValueError(f"split {split.name} has no documents")
@@ -265,6 +270,7 @@ class CropSampler:
         self.beat_dropout = beat_dropout
         lengths = np.array([d["length"] for d in split.docs], dtype=np.float64)
         self.cdf = np.cumsum(lengths) / lengths.sum()
+        self.groups = None if beat_share is None else _beat_groups(split, lengths, beat_share)
         self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, rank])))
         self.batches = 0
 
@@ -275,9 +281,18 @@ class CropSampler:
         self.rng.bit_generator.state = state["rng"]
         self.batches = state["batches"]
 
+    def draw_document(self) -> int:
+        rng = self.rng
+        if self.groups is None:
+            return _draw(self.cdf, rng)
+        share, (with_beats, cdf_with), (without, cdf_without) = self.groups
+        if rng.random() < share:
+            return int(with_beats[_draw(cdf_with, rng)])
+        return int(without[_draw(cdf_without, rng)])
+
     def sample(self):
         rng = self.rng
-        i = min(int(np.searchsorted(self.cdf, rng.random(), side="right")), len(self.cdf) - 1)
+        i = self.draw_document()
         semitones = int(rng.integers(-self.max_transpose, self.max_transpose + 1))
         factor = float(rng.uniform(1 - self.max_stretch, 1 + self.max_stretch))
         use_control = bool(rng.random() >= self.control_dropout)
@@ -304,6 +319,28 @@ class CropSampler:
         return batch
 
 
+def _draw(cdf: np.ndarray, rng: np.random.Generator) -> int:
+    """An index drawn with the probabilities whose running sum is ``cdf``."""
+    return min(int(np.searchsorted(cdf, rng.random(), side="right")), len(cdf) - 1)
+
+
+def _beat_groups(split: TokenSplit, lengths: np.ndarray, share: float):
+    """(share, (indices, cdf) of the documents with beats, (indices, cdf) of the others) for
+    ``CropSampler``; a split with only one kind draws from it alone."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"beat share {share} is not between 0 and 1")
+    has = np.array([split.beats(i) is not None for i in range(len(split))])
+    groups = []
+    for members in (np.flatnonzero(has), np.flatnonzero(~has)):
+        cdf = np.cumsum(lengths[members]) / lengths[members].sum() if len(members) else None
+        groups.append((members, cdf))
+    if groups[0][1] is None:
+        share = 0.0
+    elif groups[1][1] is None:
+        share = 1.0
+    return (share, *groups)
+
+
 def validation_crops(split: TokenSplit, seq_len: int, n_crops: int, batch_size: int, seed: int = 1234,
                      use_control: bool = False):
     """A fixed list of batches of un-augmented crops (same for every run); controls off by
@@ -313,7 +350,7 @@ def validation_crops(split: TokenSplit, seq_len: int, n_crops: int, batch_size: 
     cdf = np.cumsum(lengths) / lengths.sum()
     crops = []
     for _ in range(n_crops):
-        i = min(int(np.searchsorted(cdf, rng.random(), side="right")), len(cdf) - 1)
+        i = _draw(cdf, rng)
         tokens = split.doc(i)
         start = int(rng.integers(0, max(len(tokens) - seq_len, 0) + 1))
         crops.append(crop(tokens, start, seq_len, use_control, beats=split.beats(i)))

@@ -62,6 +62,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="share of crops with every control off (formats 2, 3; before the two above)")
     g.add_argument("--beat-dropout", type=float, default=0.2,
                    help="share of crops of documents with beats given no beats (format 3)")
+    g.add_argument("--beat-share", type=float, default=None,
+                   help="share of crops drawn from the documents with beats (format 3; default: every "
+                        "document by its length)")
     g.add_argument("--max-transpose", type=int, default=4)
     g.add_argument("--max-stretch", type=float, default=0.05)
     g.add_argument("--no-augment", dest="augment", action="store_false")
@@ -320,6 +323,7 @@ def load_data(args: argparse.Namespace, procs: Processes) -> Data:
         key_dropout=args.key_dropout if fmt >= 2 else 0.0,
         all_off=args.all_off if fmt >= 2 else 0.0,
         beats=fmt == 3, beat_dropout=getattr(args, "beat_dropout", 0.2),
+        beat_share=getattr(args, "beat_share", None) if fmt == 3 else None,
     )
     val_batches = validation_crops(val_split, args.seq_len, args.val_crops, args.batch_size) if procs.master else None
     return Data(manifest, train_split, sampler, val_batches)

@@ -342,3 +342,26 @@ def test_evaluation_feeds_the_beats_of_each_document(synthetic_dir):
     assert packed["nll_nats_per_event"] == pytest.approx(nll / packed["events"], rel=1e-5)
     off = evaluate_split(step, split, batch_docs=2, chunk=64, beats=False, **kw)
     assert off["nll_nats_per_event"] != packed["nll_nats_per_event"]
+
+
+def test_sampler_beat_share(synthetic_dir):
+    split = TokenSplit.load(synthetic_dir, "train")
+    has = np.array([split.beats(i) is not None for i in range(len(split))])
+
+    def drawn(share, n=4000):
+        s = CropSampler(split, 32, 1, seed=3, beats=True, beat_share=share)
+        return np.array([has[s.draw_document()] for _ in range(n)])
+
+    # by length (the default) the annotated documents get their share of the events, no more
+    lengths = np.array([d["length"] for d in split.docs], dtype=np.float64)
+    assert abs(drawn(None).mean() - lengths[has].sum() / lengths.sum()) < 0.03
+    assert abs(drawn(0.7).mean() - 0.7) < 0.03
+    assert drawn(1.0).all() and not drawn(0.0).any()
+    # the default keeps the stream of earlier runs: one uniform draw a document, by length
+    s = CropSampler(split, 32, 1, seed=5, beats=True)
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([5, 0])))
+    cdf = np.cumsum(lengths) / lengths.sum()
+    for _ in range(20):
+        assert s.draw_document() == int(np.searchsorted(cdf, rng.random(), side="right"))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        CropSampler(split, 32, 1, beats=True, beat_share=1.5)
