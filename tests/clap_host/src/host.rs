@@ -126,6 +126,9 @@ pub struct Scenario {
     pub record_audio: bool,
     /// The song's tempo and meter as the transport tells them (default 120 BPM, 4/4).
     pub tempo: TempoMap,
+    /// The audio thread runs at real-time priority (SCHED_FIFO), as DAWs run theirs on Linux;
+    /// the plugin's own threads keep theirs (they were started before, from the main thread).
+    pub realtime: bool,
 }
 
 impl Scenario {
@@ -145,7 +148,22 @@ impl Scenario {
             input_channel: 1,
             record_audio: false,
             tempo: TempoMap::default(),
+            realtime: false,
         }
+    }
+}
+
+/// Puts the calling thread at real-time priority (SCHED_FIFO 70, as JACK's clients run), or says
+/// why it cannot.
+fn run_at_realtime_priority() -> Result<(), String> {
+    let param = libc::sched_param { sched_priority: 70 };
+    // SAFETY: `param` is a valid sched_param; pthread_self() is the calling thread.
+    match unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) } {
+        0 => Ok(()),
+        error => Err(format!(
+            "cannot run the audio thread at real-time priority (SCHED_FIFO): {}",
+            std::io::Error::from_raw_os_error(error)
+        )),
     }
 }
 
@@ -548,6 +566,9 @@ pub fn run(plugin: &Plugin, scenario: &Scenario, trace_dir: &Path, model: Option
         let done = AtomicBool::new(false);
         let shared_state = std::thread::scope(|scope| {
             let audio = scope.spawn(|| {
+                if scenario.realtime {
+                    run_at_realtime_priority()?;
+                }
                 let mut processor = processor.start_processing().map_err(|e| format!("cannot start processing: {e:?}"))?;
                 let result = process_segments(
                     &mut processor,

@@ -554,10 +554,14 @@ fn bench_suite() -> Vec<Scenario> {
         1.0,
     );
     stopped.expect_silence = true;
-    let playing = [("Piano", 64u32), ("Piano", 512), ("MIDI only", 64), ("MIDI only", 512)].into_iter().map(|(sound, buffer)| {
-        paced(
+    let rows = [("Piano", 64u32, false), ("Piano", 512, false), ("MIDI only", 64, false), ("MIDI only", 512, false)];
+    // The same with the audio thread at real-time priority, as a DAW runs it.
+    let realtime = [("Piano", 64u32, true), ("Piano", 512, true), ("MIDI only", 64, true)];
+    let playing = rows.into_iter().chain(realtime).map(|(sound, buffer, realtime)| {
+        let priority = if realtime { ", audio thread real-time" } else { "" };
+        let mut s = paced(
             scenario(
-                &format!("benchmark: 48 kHz, {buffer}-sample buffers, 16 notes/s, real time, Sound: {sound}"),
+                &format!("benchmark: 48 kHz, {buffer}-sample buffers, 16 notes/s, real time, Sound: {sound}{priority}"),
                 48_000.0,
                 Sizes::Fixed(buffer),
                 vec![
@@ -566,7 +570,9 @@ fn bench_suite() -> Vec<Scenario> {
                 ],
             ),
             1.0,
-        )
+        );
+        s.realtime = realtime;
+        s
     });
     playing.chain([stopped]).collect()
 }
