@@ -150,6 +150,7 @@ def base_card(cfg: ModelConfig, n_params: int, key_vectors: dict | None = None) 
         "hidden": cfg.hidden,
         "embedding": cfg.embedding,
         "parameters": n_params,
+        **({"beat_skip": True} if cfg.beat_skip else {}),  # the beat features also feed the logits directly
         "license": LICENSE,
         "date": datetime.date.today().isoformat(),
     }

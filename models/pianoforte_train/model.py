@@ -28,10 +28,15 @@ class ModelConfig:
     key_size: int = 0  # 12 in format 2
     state_size: int = 0  # features.STATE_SIZE in formats 2 and 3
     beat_size: int = 0  # features.BEAT_SIZE in format 3
+    # format 3: the beat features also reach the logits through a linear map of their own (no bias),
+    # so "the next beat is k steps away" can favour a time shift of k without passing the GRU
+    beat_skip: bool = False
 
     def __post_init__(self):
         if self.beat_size and not (self.key_size and self.state_size):
             raise ValueError("format 3 (beat features) is format 2 plus beats: key_size and state_size are needed")
+        if self.beat_skip and not self.beat_size:
+            raise ValueError("the beat skip needs the beat features (format 3)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,6 +61,10 @@ class PerformanceGRU(nn.Module):
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden, V.VOCAB_SIZE)
+        # Zero at first: a warm-started model computes what it did until training changes it.
+        self.beat_head = nn.Linear(cfg.beat_size, V.VOCAB_SIZE, bias=False) if cfg.beat_skip else None
+        if self.beat_head is not None:
+            nn.init.zeros_(self.beat_head.weight)
 
     def forward(
         self,
@@ -85,9 +94,13 @@ class PerformanceGRU(nn.Module):
             if beat is None:
                 beat = torch.zeros(T, B, self.cfg.beat_size, dtype=dtype, device=events.device)
                 beat[..., NO_BEAT_OFFSET] = 1.0
-            parts.append(beat.to(dtype))
+            beat = beat.to(dtype)
+            parts.append(beat)
         out, hidden = self.gru(torch.cat(parts, dim=-1), hidden)
-        return self.head(self.drop(out)), hidden
+        logits = self.head(self.drop(out))
+        if self.beat_head is not None:
+            logits = logits + self.beat_head(beat)
+        return logits, hidden
 
     @property
     def n_params(self) -> int:
@@ -137,14 +150,21 @@ def load_onnx_weights(model: PerformanceGRU, path: str) -> dict:
         z, r, h = w[:H], w[H : 2 * H], w[2 * H :]
         return np.concatenate([r, z, h])
 
-    def initializer_input(op: str) -> np.ndarray:  # the weight feeding the last node of this type
-        node = [n for n in m.graph.node if n.op_type == op][-1]
-        return next(init[name] for name in node.input if name in init)
+    def weights_of(op: str) -> list[np.ndarray]:  # the weights feeding the nodes of this type, in order
+        nodes = [n for n in m.graph.node if n.op_type == op]
+        return [init[name] for n in nodes for name in n.input if name in init]
 
+    vocab = V.VOCAB_SIZE
+    head = [w for w in weights_of("MatMul") if w.shape == (H, vocab)]
+    skip = [w for w in weights_of("MatMul") if w.shape == (model.cfg.beat_size, vocab) and model.cfg.beat_size != H]
+    if skip and model.beat_head is None:
+        raise ValueError(f"{path} has a beat skip (--beat-skip); the model has none")
     sd = model.state_dict()
-    sd["embed.weight"] = torch.from_numpy(initializer_input("Gather").copy())
-    sd["head.bias"] = torch.from_numpy(initializer_input("Add").copy())
-    sd["head.weight"] = torch.from_numpy(initializer_input("MatMul").T.copy())
+    sd["embed.weight"] = torch.from_numpy(weights_of("Gather")[-1].copy())
+    sd["head.bias"] = torch.from_numpy([w for w in weights_of("Add") if w.shape == (vocab,)][-1].copy())
+    sd["head.weight"] = torch.from_numpy(head[-1].T.copy())
+    if skip:
+        sd["beat_head.weight"] = torch.from_numpy(skip[-1].T.copy())
     for layer, node in enumerate(grus):
         W, R, Bias = (init[name][0] for name in node.input[1:4])
         w_ih = torch.zeros_like(sd[f"gru.weight_ih_l{layer}"])
@@ -165,7 +185,7 @@ def load_checkpoint_weights(model: PerformanceGRU, path: str) -> dict:
     so the new model computes what the old one did until training changes them."""
     state = torch.load(path, map_location="cpu", weights_only=False)["model"]
     sd = model.state_dict()
-    for name, old in state.items():
+    for name, old in state.items():  # a layer the old model lacks (the beat skip) keeps its zeros
         new = sd[name]
         if name == "gru.weight_ih_l0" and old.shape[1] < new.shape[1] and old.shape[0] == new.shape[0]:
             new = torch.zeros_like(new)

@@ -50,6 +50,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--format", type=int, default=2, choices=(1, 2, 3),
                    help="model format: 2 adds the key control and the music-state features, 3 also the beat "
                         "features (documents with beats in the token directory)")
+    g.add_argument("--beat-skip", action="store_true",
+                   help="format 3: the beat features also reach the logits through a linear map (zero at first)")
     g.add_argument("--init-onnx", default=None,
                    help="warm start from this ONNX model's (or a .pt checkpoint's) weights "
                         "(new input columns start at zero)")
@@ -336,7 +338,8 @@ def build_model(args: argparse.Namespace, ckpt: dict | None, procs: Processes) -
     random.seed(args.seed)
     fmt = getattr(args, "format", 1)
     mcfg = ModelConfig(args.layers, args.hidden, args.embedding, args.dropout,
-                       *((KEY_SIZE, STATE_SIZE) if fmt >= 2 else (0, 0)), BEAT_SIZE if fmt == 3 else 0)
+                       *((KEY_SIZE, STATE_SIZE) if fmt >= 2 else (0, 0)), BEAT_SIZE if fmt == 3 else 0,
+                       beat_skip=getattr(args, "beat_skip", False))
     model = PerformanceGRU(mcfg)
     if args.init_onnx and ckpt is None:
         load = load_checkpoint_weights if args.init_onnx.endswith(".pt") else load_onnx_weights

@@ -365,3 +365,42 @@ def test_sampler_beat_share(synthetic_dir):
         assert s.draw_document() == int(np.searchsorted(cdf, rng.random(), side="right"))
     with pytest.raises(ValueError, match="between 0 and 1"):
         CropSampler(split, 32, 1, beats=True, beat_share=1.5)
+
+
+def test_beat_skip_starts_as_the_model_it_warm_starts_from_and_exports(synthetic_dir, tmp_path, capsys):
+    """--beat-skip: zero at first (a warm start computes what the checkpoint did), trained by the
+    run, and in the ONNX graph (the exported model scores as the checkpoint does)."""
+    import torch
+
+    from conftest import TINY
+    from pianoforte_train.__main__ import main
+    from pianoforte_train.model import PerformanceGRU, load_onnx_weights
+    from pianoforte_train.train import forward_batch, load_checkpoint
+
+    common = ["train", "--data", synthetic_dir, *TINY, "--format", "3", "--seed", "2", "--eval-every", "2"]
+    plain, skip = str(tmp_path / "plain"), str(tmp_path / "skip")
+    main([*common, "--out", plain, "--max-steps", "2"])
+    start, _ = load_checkpoint(os.path.join(plain, "last.pt"))
+    main([*common, "--out", skip, "--max-steps", "2", "--beat-skip", "--init-onnx", os.path.join(plain, "last.pt"),
+          "--stop-at", "0"])
+    warm, ckpt = load_checkpoint(os.path.join(skip, "last.pt"))
+    assert ckpt["model_config"]["beat_skip"] and not warm.beat_head.weight.any()
+    batch = validation_crops(TokenSplit.load(synthetic_dir, "validation"), 32, 2, 2)[0]
+    with torch.no_grad():
+        assert torch.equal(forward_batch(start.eval(), batch, "cpu")[0], forward_batch(warm.eval(), batch, "cpu")[0])
+    main(["train", "--out", skip, "--resume", "--no-progress"])
+    trained, _ = load_checkpoint(os.path.join(skip, "last.pt"))
+    assert trained.beat_head.weight.abs().sum() > 0
+    res = main(["export", skip, "--eval-max-docs", "3", "--bench-steps", "0"])
+    assert res["card"]["beat_skip"]
+    capsys.readouterr()
+    on_onnx = main(["evaluate", res["onnx"], "--max-docs", "3", "--json", "--no-control"])
+    on_ckpt = main(["evaluate", skip, "--max-docs", "3", "--json", "--no-control", "--device", "cpu"])
+    assert on_onnx["beats"]["nll_nats_per_event"] == pytest.approx(on_ckpt["beats"]["nll_nats_per_event"], rel=1e-4)
+    # a warm start from the exported graph takes the skip back; a model without one refuses it
+    exported, _ = load_checkpoint(os.path.join(skip, "best.pt"))
+    again = PerformanceGRU(exported.cfg)
+    load_onnx_weights(again, res["onnx"])
+    assert torch.allclose(again.beat_head.weight, exported.beat_head.weight)
+    with pytest.raises(ValueError, match="beat skip"):
+        load_onnx_weights(PerformanceGRU(start.cfg), res["onnx"])
