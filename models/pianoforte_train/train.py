@@ -52,6 +52,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
                         "features (documents with beats in the token directory)")
     g.add_argument("--beat-skip", action="store_true",
                    help="format 3: the beat features also reach the logits through a linear map (zero at first)")
+    g.add_argument("--beat-skip-lr-scale", type=float, default=30.0,
+                   help="the beat skip's learning rate as a multiple of --lr (it learns from zero)")
     g.add_argument("--init-onnx", default=None,
                    help="warm start from this ONNX model's (or a .pt checkpoint's) weights "
                         "(new input columns start at zero)")
@@ -353,12 +355,16 @@ def build_model(args: argparse.Namespace, ckpt: dict | None, procs: Processes) -
 
 def build_optimizer(model: PerformanceGRU, args: argparse.Namespace, device: torch.device):
     """AdamW (weight decay on the matrices but the embedding) and the warm-up + cosine schedule."""
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and not n.startswith("embed")]
-    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and not n.startswith("embed"))]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr, betas=(0.9, 0.99), fused=device.type == "cuda",
-    )
+    named = [(n, p) for n, p in model.named_parameters() if not n.startswith("beat_head")]
+    decay = [p for n, p in named if p.dim() >= 2 and not n.startswith("embed")]
+    no_decay = [p for n, p in named if not (p.dim() >= 2 and not n.startswith("embed"))]
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if model.beat_head is not None:
+        # A table from beat features to logits, learned from zero: Adam moves each weight by about
+        # the learning rate a step, so it gets its own (and no decay towards zero).
+        lr = args.lr * getattr(args, "beat_skip_lr_scale", 1.0)
+        groups.append({"params": list(model.beat_head.parameters()), "weight_decay": 0.0, "lr": lr})
+    optimizer = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.99), fused=device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _Schedule(args.warmup_steps, args.max_steps, args.min_lr_ratio)
     )
