@@ -160,10 +160,9 @@ fn run_at_realtime_priority() -> Result<(), String> {
     // SAFETY: `param` is a valid sched_param; pthread_self() is the calling thread.
     match unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) } {
         0 => Ok(()),
-        error => Err(format!(
-            "cannot run the audio thread at real-time priority (SCHED_FIFO): {}",
-            std::io::Error::from_raw_os_error(error)
-        )),
+        error => {
+            Err(format!("cannot run the audio thread at real-time priority (SCHED_FIFO): {}", std::io::Error::from_raw_os_error(error)))
+        }
     }
 }
 
