@@ -12,10 +12,13 @@
 //! - [`perform`]: a score in, a pianist's performance out: scores, their alignment to
 //!   performances and the score-conditioned performance model.
 //! - [`cli`]: the `pianoforte` command line, one file per command.
+//! - [`files`]: reading the files the program takes whole (MIDI, models), refusing pipes and
+//!   devices.
 
 pub mod cli;
 pub mod codec;
 pub mod engine;
+pub mod files;
 pub mod perform;
 pub mod piano;
 #[cfg(feature = "plugin")]

@@ -565,7 +565,7 @@ fn dataset_skips_every_bad_file_and_keeps_the_good_ones() {
     let huge = corpus.join("huge.mid");
     std::fs::write(&huge, single(480, two_notes())).unwrap();
     std::fs::File::options().write(true).open(&huge).unwrap().set_len(40 << 20).unwrap();
-    bad.push((huge, "file too large"));
+    bad.push((huge, "too large for a MIDI file"));
     // A folder named like a MIDI file is searched, not read: only the file inside is a source.
     let folder = corpus.join("folder.mid");
     std::fs::create_dir_all(&folder).unwrap();
@@ -578,7 +578,7 @@ fn dataset_skips_every_bad_file_and_keeps_the_good_ones() {
         use std::os::unix::fs::{PermissionsExt, symlink};
         let link = corpus.join("link-to-folder.mid");
         symlink(&folder, &link).unwrap();
-        bad.push((link, "a folder, not a MIDI file"));
+        bad.push((link, "not a plain file (a folder, a pipe or a device)"));
         let dangling = corpus.join("dangling-link.mid");
         symlink(tmp.0.join("nowhere"), &dangling).unwrap();
         bad.push((dangling, "cannot read"));
@@ -586,11 +586,11 @@ fn dataset_skips_every_bad_file_and_keeps_the_good_ones() {
         if Path::new("/dev/zero").exists() {
             let zero = corpus.join("dev-zero.mid");
             symlink("/dev/zero", &zero).unwrap();
-            bad.push((zero, "not a regular file"));
+            bad.push((zero, "not a plain file"));
         }
         let fifo = corpus.join("fifo.mid");
         if Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
-            bad.push((fifo, "not a regular file"));
+            bad.push((fifo, "not a plain file"));
         }
         // Unreadable: meaningless when running as root, which reads it anyway.
         let locked = corpus.join("no-permission.mid");
@@ -676,6 +676,12 @@ fn encode_fails_with_one_line_on_bad_files() {
     }
     let run = pianoforte(&args(&[&"encode", &tmp.0.join("missing.mid")]));
     assert!(!run.ok && run.stderr.trim_end().lines().count() == 1, "{}", run.stderr);
+    // A pipe named like a MIDI file would block the reader for ever.
+    let fifo = tmp.0.join("fifo.mid");
+    if Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+        let run = pianoforte(&args(&[&"encode", &fifo]));
+        assert!(!run.ok && run.stderr.contains("not a plain file"), "{}", run.stderr);
+    }
     // The reader's own happy path through the binary, for contrast.
     let good = tmp.0.join("good.mid");
     std::fs::write(&good, single(480, two_notes())).unwrap();

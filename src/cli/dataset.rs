@@ -191,15 +191,7 @@ pub fn read_annotations(path: &Path) -> Result<BeatGrid, String> {
 
 /// Reads and encodes one file; every failure is a one-line reason.
 pub fn encode_file(path: &Path) -> Result<Encoded, String> {
-    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    // A FIFO or a device named `x.mid` would block or never end (`/dev/zero`).
-    if !metadata.is_file() {
-        return Err(if metadata.is_dir() { "a folder, not a MIDI file" } else { "not a regular file" }.into());
-    }
-    if metadata.len() as usize > midi::MAX_FILE_BYTES {
-        return Err(midi::MidiError::TooLarge(metadata.len() as usize).to_string());
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let bytes = midi::read_file(path)?;
     let read = midi::read(&bytes).map_err(|e| e.to_string())?;
     if read.performance.notes.is_empty() {
         return Err(if read.dropped_out_of_range > 0 {

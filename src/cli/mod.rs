@@ -316,7 +316,7 @@ pub fn run() -> Result<(), String> {
     match Cli::parse().command {
         Command::Dataset { inputs, out } => build_dataset(&inputs, &out),
         Command::Encode { file, ids } => {
-            let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let bytes = midi::read_file(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let read = midi::read(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
             let events = codec::encode(&read.performance);
             let text = if ids { codec::to_ids(&events).iter().map(|id| format!("{id}\n")).collect() } else { codec::to_text(&events) };
@@ -372,7 +372,7 @@ pub fn run() -> Result<(), String> {
 }
 
 fn read_midi(file: &Path) -> Result<midi::ReadPerformance, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let bytes = midi::read_file(file).map_err(|e| format!("{}: {e}", file.display()))?;
     midi::read(&bytes).map_err(|e| format!("{}: {e}", file.display()))
 }
 
@@ -536,7 +536,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
 
 fn perform_score(args: &PerformArgs) -> Result<(), String> {
     let render = args.performing.options()?;
-    let bytes = std::fs::read(&args.score).map_err(|e| format!("{}: {e}", args.score.display()))?;
+    let bytes = midi::read_file(&args.score).map_err(|e| format!("{}: {e}", args.score.display()))?;
     let score = crate::perform::score::Score::read(&bytes).map_err(|e| format!("{}: {e}", args.score.display()))?;
     for notice in &score.notices {
         println!("note: {notice}");

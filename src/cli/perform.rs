@@ -94,7 +94,7 @@ fn load_pair(score: &Score, pair: &Pair) -> Result<LoadedPair, String> {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| in_file(path, e))
+    crate::codec::midi::read_file(path).map_err(|e| in_file(path, e))
 }
 
 fn read_score(path: &Path) -> Result<Score, String> {

@@ -234,23 +234,9 @@ fn read_track(track: &[u8], number: usize, kept: &mut Vec<(u64, Kept)>, tempos: 
     Err(MidiError::Truncated(format!("track {number} has no end-of-track event")))
 }
 
-/// Reads a file the program takes whole (a MIDI file, a model): only a plain file (a folder, a
-/// pipe or a device would block or never end) of at most `max_bytes`; `what` ("a MIDI file")
-/// names it in the error.
-pub fn read_plain_file(path: &std::path::Path, max_bytes: u64, what: &str) -> Result<Vec<u8>, String> {
-    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if !metadata.is_file() {
-        return Err(format!("not a plain file (a folder, a pipe or a device), so not {what}"));
-    }
-    if metadata.len() > max_bytes {
-        return Err(format!("{:.1} MB is too large for {what} (at most {} MB)", metadata.len() as f64 / 1e6, max_bytes >> 20));
-    }
-    std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
-}
-
-/// The bytes of the MIDI file at `path` ([`read_plain_file`], at most [`MAX_FILE_BYTES`]).
+/// The bytes of the MIDI file at `path` ([`crate::files::read_plain_file`], at most [`MAX_FILE_BYTES`]).
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    read_plain_file(path, MAX_FILE_BYTES as u64, "a MIDI file")
+    crate::files::read_plain_file(path, MAX_FILE_BYTES as u64, "a MIDI file")
 }
 
 /// Reads a standard MIDI file (format 0 or 1) into one piano performance.

@@ -380,7 +380,7 @@ pub const MAX_MODEL_BYTES: u64 = 1 << 30;
 
 /// Reads a model file, refusing what is not a plain file and what is too large to be a model.
 pub(crate) fn read_model_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    crate::codec::midi::read_plain_file(path, MAX_MODEL_BYTES, "a model")
+    crate::files::read_plain_file(path, MAX_MODEL_BYTES, "a model")
 }
 
 impl Model {
