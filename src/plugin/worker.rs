@@ -306,11 +306,12 @@ impl Worker {
     /// the editor, Improvise again, a project or preset restored), from the playhead. A clip that
     /// cannot be read is said in words, and the model improvises.
     fn follow_performed_clip(&mut self) {
-        // Compared under the lock: this runs at every tick, and the setting rarely changes.
-        if self.params.performed_clip.lock().is_ok_and(|stored| *stored == self.score_clip) {
-            return;
-        }
-        let wanted = self.params.performed_clip();
+        // One lock a tick, compared in place: the setting rarely changes, so it is copied only when it did.
+        let wanted = match self.params.performed_clip.lock() {
+            Ok(stored) if *stored == self.score_clip => return,
+            Ok(stored) => stored.clone(),
+            Err(_) => String::new(), // as `performed_clip()` reads a poisoned setting: improvise
+        };
         self.score = if wanted.is_empty() { None } else { self.open_performed_clip(&wanted) };
         self.score_clip = wanted;
         let name = self.score.as_ref().map(|s| s.name().to_string());
