@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -73,14 +74,14 @@ def stuck_notes(path: str, max_note: float) -> list[str]:
 
 
 def generate(binary: str, model: str, density: str, count: int, seconds: float, seed: int, out: str,
-             temperature: float | None, top_p: str | None) -> list[str]:
+             temperature: float | None, top_p: str | None, extra: list[str] = ()) -> list[str]:
     cmd = [binary, "generate", "--model", model, "--density", density, "--count", str(count),
            "--seconds", str(seconds), "--seed", str(seed), "--threads", "1", "-o", out]
     if temperature is not None:
         cmd += ["--temperature", str(temperature)]
     if top_p is not None:
         cmd += ["--top-p", str(top_p)]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    subprocess.run(cmd + list(extra), check=True, capture_output=True, text=True)
     stem, ext = os.path.splitext(out)
     return [out] if count == 1 else [f"{stem}-{k}{ext}" for k in range(1, count + 1)]
 
@@ -99,6 +100,7 @@ def main() -> None:
                    help="measure every bin's output instead (targets = the bins' lower edges)")
     p.add_argument("--max-note", type=float, default=GUARD_S, help="longest allowed note in the stuck-note check")
     p.add_argument("--keep", default=None, help="keep the generated files in this folder")
+    p.add_argument("--generate-args", default="", help="more arguments for `pianoforte generate`, e.g. '--memory 0'")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     if a.calibrate:
@@ -111,7 +113,8 @@ def main() -> None:
         for target in a.targets.split(","):
             target = target.strip()
             files = generate(a.binary, a.model, target, a.count, a.seconds, a.seed,
-                             os.path.join(folder, f"density-{target}.mid"), a.temperature, a.top_p)
+                             os.path.join(folder, f"density-{target}.mid"), a.temperature, a.top_p,
+                             shlex.split(a.generate_args))
             rates, problems = [], []
             for f in files:
                 pm = pretty_midi.PrettyMIDI(f)

@@ -38,6 +38,7 @@ import csv
 import json
 import math
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -199,7 +200,8 @@ def reference_pieces(csv_path: str, max_files: int, binary: str, raw: bool = Fal
 
 
 def generate_pieces(binary: str, model: str, count: int, seconds: float, seed: int, temperature, top_p,
-                    density: str = "off", key: str | None = None, keep: str | None = None) -> tuple[list, list, list]:
+                    density: str = "off", key: str | None = None, keep: str | None = None,
+                    extra: list[str] = ()) -> tuple[list, list, list]:
     """Generate `count` pieces with `pianoforte generate`; their statistics, raw values, stuck-note problems.
     `temperature` / `top_p` None: the model card's defaults."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -214,7 +216,7 @@ def generate_pieces(binary: str, model: str, count: int, seconds: float, seed: i
             cmd += ["--top-p", str(top_p)]
         if key:
             cmd += ["--key", key]
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        subprocess.run(cmd + list(extra), check=True, capture_output=True, text=True)
         files = [out] if count == 1 else [os.path.join(folder, f"realism-{k}.mid") for k in range(1, count + 1)]
         gen, gen_raw, stuck = [], [], []
         for f in files:
@@ -345,12 +347,13 @@ def main() -> None:
                    help="only the onsets in each piece's first this many seconds are fitted with a grid")
     p.add_argument("--png", default=os.path.join(ROOT, "docs/realism.png"),
                    help="draw the pooled distributions here ('' for none)")
+    p.add_argument("--generate-args", default="", help="more arguments for `pianoforte generate`, e.g. '--memory 0'")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
 
     ref, ref_raw = reference_pieces(a.csv, a.max_files, a.binary, a.raw_reference)
     gen, gen_raw, stuck = generate_pieces(a.binary, a.model, a.count, a.seconds, a.seed, a.temperature, a.top_p,
-                                          a.density, a.key, a.keep)
+                                          a.density, a.key, a.keep, shlex.split(a.generate_args))
     in_key = None
     if a.key and a.key.lower() not in ("any", "off"):
         scale = scale_of(a.key)

@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from . import vocab as V
+from .data import load_manifest
 from .model import ModelConfig, OnnxInterface, PerformanceGRU
 
-LICENSE = "CC BY-NC-SA 4.0 (trained on MAESTRO v2.0.0)"
+DATASETS = {"maestro": "MAESTRO v2.0.0", "asap": "ASAP"}  # the corpora `pianoforte dataset` reads, both CC BY-NC-SA 4.0
 EVENT_MODEL_DOC = "pianoforte expressive performance GRU; see docs/model-format.md"
 MODEL_FORMAT_VERSION = 3  # the newest format this exporter writes (ModelConfig.format_version: 1, 2 or 3)
 
@@ -131,6 +132,18 @@ def set_card(path: str, card: dict, doc: str = EVENT_MODEL_DOC) -> None:
     onnx.save(m, path)
 
 
+def license_for(data_dir: str | None) -> str:
+    """The card's licence, naming the corpora the token directory was made from (its manifest's inputs)."""
+    try:
+        inputs = load_manifest(data_dir).get("inputs", []) if data_dir else []
+    except (OSError, ValueError):
+        inputs = []
+    names = [name for key, name in DATASETS.items() if any(key in os.path.basename(i).lower() for i in inputs)]
+    if len(names) < 2:
+        return f"CC BY-NC-SA 4.0 (trained on {(names or ['MAESTRO v2.0.0'])[0]})"
+    return f"CC BY-NC-SA 4.0 (trained on {' and '.join(names)}, both CC BY-NC-SA 4.0)"
+
+
 def base_card(cfg: ModelConfig, n_params: int, key_vectors: dict | None = None) -> dict:
     card = {
         "format_version": cfg.format_version,
@@ -151,7 +164,7 @@ def base_card(cfg: ModelConfig, n_params: int, key_vectors: dict | None = None) 
         "embedding": cfg.embedding,
         "parameters": n_params,
         **({"beat_skip": True} if cfg.beat_skip else {}),  # the beat features also feed the logits directly
-        "license": LICENSE,
+        "license": license_for(None),
         "date": datetime.date.today().isoformat(),
     }
     if cfg.format_version >= 2:
@@ -265,6 +278,7 @@ def run(args: argparse.Namespace) -> dict:
         else:
             print("no training data to measure the key vectors: the card's keys are zeros", file=sys.stderr)
     card = base_card(model.cfg, model.n_params, key_vectors)
+    card["license"] = license_for(info.get("data"))
     card["training"] = {
         "data": info.get("data"),
         "hours": info.get("hours"),

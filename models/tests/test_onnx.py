@@ -7,7 +7,7 @@ import torch
 
 from pianoforte_train import vocab as V
 from pianoforte_train.evaluate import model_card, onnx_session
-from pianoforte_train.export import base_card, export_onnx, parity, set_card
+from pianoforte_train.export import base_card, export_onnx, license_for, parity, set_card
 from pianoforte_train.model import ModelConfig, PerformanceGRU
 
 
@@ -65,3 +65,17 @@ def test_start_token_and_zero_state(exported):
                                 "control": V.control_one_hot(np.array([[V.NO_CONTROL]])),
                                 "hidden": np.zeros((2, 1, 32), np.float32)})
     assert logits.shape == (1, 1, V.VOCAB_SIZE) and h.shape == (2, 1, 32) and np.isfinite(logits).all()
+
+
+def test_the_licence_names_the_corpora_the_tokens_came_from(tmp_path):
+    vocabulary = {"version": V.VOCABULARY_VERSION, "size": V.VOCAB_SIZE}
+    inputs = ["../shared/data/maestro-v2.0.0/maestro-v2.0.0-train-validation.csv",
+              "../shared/data/asap/asap-train-validation.csv"]
+    for name, given in [("both", inputs), ("maestro", inputs[:1]), ("asap", inputs[1:])]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps({"vocabulary": vocabulary, "inputs": given}))
+    assert license_for(str(tmp_path / "both")) == \
+        "CC BY-NC-SA 4.0 (trained on MAESTRO v2.0.0 and ASAP, both CC BY-NC-SA 4.0)"
+    assert license_for(str(tmp_path / "maestro")) == "CC BY-NC-SA 4.0 (trained on MAESTRO v2.0.0)"
+    assert license_for(str(tmp_path / "asap")) == "CC BY-NC-SA 4.0 (trained on ASAP)"
+    assert license_for(str(tmp_path / "missing")) == "CC BY-NC-SA 4.0 (trained on MAESTRO v2.0.0)"
