@@ -221,8 +221,8 @@ pub struct Run {
     /// Input notes sent: (host sample, kind), and the same with the performance clock's sample.
     pub inputs: Vec<(u64, OutKind)>,
     pub input_clock: Vec<(i64, OutKind)>,
-    /// process() wall time per call, in seconds, with the block length.
-    pub process_times: Vec<(f64, u32)>,
+    /// process() per call: wall time, the calling thread's CPU time (seconds) and the block length.
+    pub process_times: Vec<ProcessTime>,
     pub blocks: usize,
     pub final_clock: i64,
     pub sample_rates: Vec<(i64, f64)>,
@@ -308,6 +308,24 @@ fn param_values(instance: &mut PluginInstance<TestHost>, scenario: &Scenario) ->
         }
     }
     Ok(values)
+}
+
+/// One process() call: how long it took (wall), how much of that the calling thread ran (cpu:
+/// the kernel's count, which leaves out time the thread waited, was preempted, or the VM's CPU was
+/// stolen), and the block's length.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessTime {
+    pub wall: f64,
+    pub cpu: f64,
+    pub frames: u32,
+}
+
+/// CPU seconds the calling thread has run (CLOCK_THREAD_CPUTIME_ID).
+pub fn this_thread_cpu_seconds() -> f64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid timespec to write; the clock id is a constant Linux knows.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
 }
 
 /// CPU seconds (user + system) of this process's thread named `name`.
@@ -845,6 +863,7 @@ fn process_segments(
                 channels: AudioPortBufferType::f32_output_only(outputs.iter_mut().map(|b| &mut b[..frames as usize])),
             }]);
             out_events.events.clear();
+            let cpu_began = this_thread_cpu_seconds();
             let began = Instant::now();
             processor
                 .process(
@@ -856,7 +875,8 @@ fn process_segments(
                     transport.as_ref(),
                 )
                 .map_err(|e| format!("process failed: {e:?}"))?;
-            run.process_times.push((began.elapsed().as_secs_f64(), frames));
+            let wall = began.elapsed().as_secs_f64();
+            run.process_times.push(ProcessTime { wall, cpu: this_thread_cpu_seconds() - cpu_began, frames });
             if scenario.record_audio {
                 for (recorded, output) in run.audio.iter_mut().zip(&outputs) {
                     recorded.extend_from_slice(&output[..frames as usize]);

@@ -911,9 +911,13 @@ fn main() -> ExitCode {
             errors.push(format!("{after:.2} notes/s after the engine thread panicked"));
         }
         if scenario.speed == 1.0 {
-            let mut times: Vec<f64> = run.process_times.iter().filter(|(_, n)| *n > 0).map(|(t, _)| *t).collect();
-            times.sort_by(f64::total_cmp);
-            let frames = run.process_times.first().map_or(1, |p| p.1) as f64;
+            let sorted = |time: fn(&host::ProcessTime) -> f64| {
+                let mut times: Vec<f64> = run.process_times.iter().filter(|p| p.frames > 0).map(time).collect();
+                times.sort_by(f64::total_cmp);
+                times
+            };
+            let (times, cpu_times) = (sorted(|p| p.wall), sorted(|p| p.cpu));
+            let frames = run.process_times.first().map_or(1, |p| p.frames) as f64;
             let budget = frames / scenario.sample_rate;
             let (median, p99, max) = (percentile(&times, 0.5), percentile(&times, 0.99), times.last().copied().unwrap_or(0.0));
             let process_total: f64 = times.iter().sum();
@@ -926,6 +930,14 @@ fn main() -> ExitCode {
                 100.0 * p99 / budget,
                 100.0 * max / budget,
                 budget * 1e3
+            );
+            let (cpu_median, cpu_p99) = (percentile(&cpu_times, 0.5), percentile(&cpu_times, 0.99));
+            println!(
+                "  process(), the audio thread's CPU time: median {:.1} us, p99 {:.1} us ({:.3}% / {:.3}%)",
+                cpu_median * 1e6,
+                cpu_p99 * 1e6,
+                100.0 * cpu_median / budget,
+                100.0 * cpu_p99 / budget
             );
             println!(
                 "  engine thread: {:.2} s CPU in {:.1} s = {:.2}% of one core; process() {:.2}%; whole plugin {:.2}%",
@@ -941,11 +953,12 @@ fn main() -> ExitCode {
                 run.engine_switches
             );
             println!(
-                "  | {frames:.0} | {:.1} | {:.1} | {:.1} | {:.3}% | {:.2}% | {:.2}% | {:.1} |",
+                "  | {frames:.0} | {:.1} | {:.1} | {:.1} | {:.3}% | {:.3}% | {:.2}% | {:.2}% | {:.1} |",
                 median * 1e6,
                 p99 * 1e6,
                 max * 1e6,
                 100.0 * p99 / budget,
+                100.0 * cpu_p99 / budget,
                 100.0 * run.engine_cpu_seconds / run.wall_seconds,
                 100.0 * (run.engine_cpu_seconds + process_total) / run.wall_seconds,
                 rate("16 notes/s").unwrap_or(0.0)
