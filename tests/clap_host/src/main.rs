@@ -9,7 +9,7 @@
 //! pianoforte-clap-host [--plugin target/bundled/pianoforte.clap] [--suite full|quick|bench]
 //!                      [--source model|synthetic] [--require-density] [--model FILE.onnx]
 //! suites: full (everything but the benchmark), quick, bench, density, state, no-runtime, bounce, perform,
-//!         unload (issue 18: bounce.rs, unload.rs), tempo (issue 19: tempo.rs)
+//!         unload (issue 18: bounce.rs, unload.rs), tempo, tempo-seeds (issue 19: tempo.rs)
 //! ```
 //!
 //! With `--source synthetic` the plugin plays its deterministic test pattern instead of the model
@@ -756,7 +756,7 @@ fn main() -> ExitCode {
         "bench" => bench_suite(),
         "density" => vec![density_scenario()],
         "no-runtime" => no_runtime_suite(),
-        "state" | "bounce" | "tempo" | "perform" => Vec::new(),
+        "state" | "bounce" | "tempo" | "tempo-seeds" | "perform" => Vec::new(),
         other => {
             eprintln!("error: unknown suite {other}");
             return ExitCode::FAILURE;
@@ -797,6 +797,11 @@ fn main() -> ExitCode {
     }
     if options.suite == "tempo" {
         for (name, outcome) in tempo::checks(&plugin, &trace_dir, options.model.as_deref()) {
+            if print_outcome(&name, &outcome) { passed += 1 } else { failed += 1 }
+        }
+    }
+    if options.suite == "tempo-seeds" {
+        for (name, outcome) in tempo::across_seeds(&plugin, &trace_dir, options.model.as_deref()) {
             if print_outcome(&name, &outcome) { passed += 1 } else { failed += 1 }
         }
     }

@@ -186,6 +186,32 @@ pub fn checks(plugin: &Plugin, trace_dir: &Path, model: Option<&Path>) -> Vec<(S
     ]
 }
 
+/// Seeds `--suite tempo-seeds` renders at each steady tempo.
+const SEEDS: [&str; 8] = ["1", "2", "3", "4", "5", "6", "7", "8"];
+
+/// The steady tempos of [`checks`] at seeds 1-8, reported (nothing asserted but the renders): how
+/// far one performance's figures are from the plugin's usual ones.
+pub fn across_seeds(plugin: &Plugin, trace_dir: &Path, model: Option<&Path>) -> Vec<(String, Outcome)> {
+    let at = |bpm: f64| -> Outcome {
+        let mut figures = Vec::new();
+        for seed in SEEDS {
+            let mut s = scenario(TempoMap::constant(bpm, 4, 4), STEADY_SECONDS, "Song tempo");
+            s.segments[0].actions.push(Param("Seed", seed));
+            let take = render(plugin, &s, trace_dir, model)?;
+            figures.push(Figures::of(&take.beats_in_bars(0.0, f64::INFINITY)));
+        }
+        let summary = |name: &str, of: fn(&Figures) -> f64| {
+            let values: Vec<f64> = figures.iter().map(of).collect();
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64).sqrt();
+            let each: Vec<String> = values.iter().map(|v| format!("{v:.3}")).collect();
+            format!("{name} {mean:.3} ± {sd:.3} ({})", each.join(", "))
+        };
+        Ok(format!("seeds 1-{}: {}; {}", SEEDS.len(), summary("on grid", |f| f.on_grid), summary("on beat", |f| f.on_beat)))
+    };
+    [84.0, 126.0].into_iter().map(|bpm| (format!("{bpm} BPM, 4/4, {STEADY_SECONDS} s, Song tempo, eight seeds"), at(bpm))).collect()
+}
+
 /// The share of a beat's phases that count as on the grid: where onsets at random phases land.
 fn chance_on_grid() -> f64 {
     let phases: Vec<f64> = (0..100_000).map(|k| k as f64 / 100_000.0).collect();
