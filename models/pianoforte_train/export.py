@@ -144,7 +144,7 @@ def license_for(data_dir: str | None) -> str:
     return f"CC BY-NC-SA 4.0 (trained on {' and '.join(names)}, both CC BY-NC-SA 4.0)"
 
 
-def base_card(cfg: ModelConfig, n_params: int, key_vectors: dict | None = None) -> dict:
+def base_card(cfg: ModelConfig, n_params: int, key_vectors: dict | None = None, data_dir: str | None = None) -> dict:
     card = {
         "format_version": cfg.format_version,
         "vocabulary_version": V.VOCABULARY_VERSION,
@@ -164,7 +164,7 @@ def base_card(cfg: ModelConfig, n_params: int, key_vectors: dict | None = None) 
         "embedding": cfg.embedding,
         "parameters": n_params,
         **({"beat_skip": True} if cfg.beat_skip else {}),  # the beat features also feed the logits directly
-        "license": license_for(None),
+        "license": license_for(data_dir),
         "date": datetime.date.today().isoformat(),
     }
     if cfg.format_version >= 2:
@@ -277,8 +277,7 @@ def run(args: argparse.Namespace) -> dict:
             key_vectors = measure_key_vectors(TokenSplit.load(info["data"], "train"))
         else:
             print("no training data to measure the key vectors: the card's keys are zeros", file=sys.stderr)
-    card = base_card(model.cfg, model.n_params, key_vectors)
-    card["license"] = license_for(info.get("data"))
+    card = base_card(model.cfg, model.n_params, key_vectors, info.get("data"))
     card["training"] = {
         "data": info.get("data"),
         "hours": info.get("hours"),

@@ -65,6 +65,11 @@ impl Take {
     }
 
     /// Onset positions in beats, of the onsets in bars `from..to` (counted from 0).
+    /// On grid and on beat over the whole render.
+    fn figures(&self) -> Figures {
+        Figures::of(&self.beats_in_bars(0.0, f64::INFINITY))
+    }
+
     fn beats_in_bars(&self, from: f64, to: f64) -> Vec<f64> {
         let bar = self.map.bar_quarters();
         let in_bars = |q: &f64| (from..to).contains(&(q / bar).floor());
@@ -129,6 +134,11 @@ impl Judge {
     }
 }
 
+/// [`scenario`] at a steady `bpm` in 4/4 for [`STEADY_SECONDS`].
+fn steady_scenario(bpm: f64, timing: &'static str) -> Scenario {
+    scenario(TempoMap::constant(bpm, 4, 4), STEADY_SECONDS, timing)
+}
+
 /// An offline render of Play on the transport with `map` for `seconds`, Timing as `timing`.
 fn scenario(map: TempoMap, seconds: f64, timing: &'static str) -> Scenario {
     let segments = vec![seg(seconds, vec![Transport(true), Param("Timing", timing)]), seg(0.5, vec![Transport(false)])];
@@ -165,7 +175,7 @@ pub fn checks(plugin: &Plugin, trace_dir: &Path, model: Option<&Path>) -> Vec<(S
     let card =
         format.clone().map(|f| format!("{}: format {f} ({})", file.display(), if f >= BEATS_FORMAT { "hears beats" } else { "free time" }));
     let run = |map: TempoMap, seconds: f64, timing: &'static str| render(plugin, &scenario(map, seconds, timing), trace_dir, model);
-    let steady_at = |bpm: f64, timing: &'static str| run(TempoMap::constant(bpm, 4, 4), STEADY_SECONDS, timing);
+    let steady_at = |bpm: f64, timing: &'static str| render(plugin, &steady_scenario(bpm, timing), trace_dir, model);
     let (slow, fast, again, free) =
         (steady_at(84.0, "Song tempo"), steady_at(126.0, "Song tempo"), steady_at(126.0, "Song tempo"), steady_at(126.0, "Free"));
     let ramp = run(TempoMap::ramp(100.0, 140.0, 16.0, 4, 4), 32.0, "Song tempo");
@@ -195,10 +205,10 @@ pub fn across_seeds(plugin: &Plugin, trace_dir: &Path, model: Option<&Path>) -> 
     let at = |bpm: f64| -> Outcome {
         let mut figures = Vec::new();
         for seed in SEEDS {
-            let mut s = scenario(TempoMap::constant(bpm, 4, 4), STEADY_SECONDS, "Song tempo");
+            let mut s = steady_scenario(bpm, "Song tempo");
             s.segments[0].actions.push(Param("Seed", seed));
             let take = render(plugin, &s, trace_dir, model)?;
-            figures.push(Figures::of(&take.beats_in_bars(0.0, f64::INFINITY)));
+            figures.push(take.figures());
         }
         let summary = |name: &str, of: fn(&Figures) -> f64| {
             let values: Vec<f64> = figures.iter().map(of).collect();
@@ -230,7 +240,7 @@ fn rendered_in(take: &Take) -> String {
 /// A steady tempo: on grid and on beat over the whole render.
 fn steady(take: &Result<Take, String>, judge: Judge) -> Outcome {
     let take = take.as_ref().map_err(Clone::clone)?;
-    let figures = Figures::of(&take.beats_in_bars(0.0, f64::INFINITY));
+    let figures = take.figures();
     let met = figures.on_grid >= ON_GRID_GOAL && figures.on_beat >= ON_BEAT_GOAL;
     let text = format!("{figures} (goals {ON_GRID_GOAL}, {ON_BEAT_GOAL}); {}", rendered_in(take));
     judge.judge(text, figures.on_grid, met)
@@ -284,7 +294,7 @@ fn same(a: &Result<Take, String>, b: &Result<Take, String>) -> Outcome {
 /// figures of the free take against the song's grid are the chance level).
 fn hears(song: &Result<Take, String>, free: &Result<Take, String>, judge: Judge) -> Outcome {
     let (song, free) = (song.as_ref().map_err(Clone::clone)?, free.as_ref().map_err(Clone::clone)?);
-    let figures = Figures::of(&free.beats_in_bars(0.0, f64::INFINITY));
+    let figures = free.figures();
     let differs = difference(song, free);
     let text = match &differs {
         Some(d) => format!("the performances differ ({d}); Free against the 126 BPM grid: {figures}"),
