@@ -15,10 +15,16 @@ stage() {
     stage_name="$1" stage_started=$SECONDS
     echo "== $1"
 }
+# The command that failed, said last: CI keeps the end of a long log.
+failed_command=""
+trap 'failed_command="$BASH_COMMAND (exit $?, ${SECONDS} s in)"' ERR
 report() {
     timings+=("$(printf '%5d s  %s' $((SECONDS - stage_started)) "$stage_name")")
     echo "== time per stage (total $SECONDS s)"
     printf '%s\n' "${timings[@]}"
+    if [[ -n "$failed_command" ]]; then
+        echo "== FAILED in stage \"$stage_name\": $failed_command"
+    fi
 }
 trap report EXIT
 
@@ -28,6 +34,8 @@ export PIANOFORTE_PYTHON="$python" PIANOFORTE_REQUIRE_PYTHON=1
 export PYTHONPATH="$PWD/models${PYTHONPATH:+:$PYTHONPATH}"
 
 stage "lint: cargo fmt, clippy, ruff"
+# Every crate of the lock file (the debug-only ones too) in one step, retried on a flaky registry.
+CARGO_NET_RETRY=10 cargo fetch --locked
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo clippy --release --all-targets --features test-hooks -- -D warnings
