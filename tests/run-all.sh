@@ -71,7 +71,9 @@ cargo build --release -p pianoforte-clap-host
 ./target/release/pianoforte-clap-host --suite perform
 ./target/release/pianoforte-clap-host --suite unload
 # Debug build with nice-plug's assert_process_allocs: any allocation in process() aborts the host.
-cargo build -p pianoforte --lib --features assert-process-allocs,test-hooks
+# Line tables only and no incremental cache: 0.9 GB on disk instead of 1.6 GB.
+CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only \
+    cargo build -p pianoforte --lib --features assert-process-allocs,test-hooks
 ./target/release/pianoforte-clap-host --plugin target/debug/libpianoforte.so --suite quick
 bash tests/host/ardour-vst3.sh
 cargo build --release --features standalone,test-hooks --bin pianoforte-standalone
