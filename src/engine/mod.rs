@@ -253,7 +253,8 @@ impl Engine {
                 self.mask();
                 let Sampling { temperature, memory, tightness, .. } = self.settings.sampling;
                 let step = self.state.step();
-                self.motifs.blend(&mut self.work, temperature, memory, step);
+                let pull = if self.beat_clock.is_some() { tightness } else { 0.0 };
+                self.motifs.blend(&mut self.work, temperature, motif::strength(memory, pull), step);
                 if let Some(clock) = &self.beat_clock {
                     let phase = clock.phases_near(step + 1); // the landings are steps after this one
                     tightness::pull(&mut self.work, temperature, tightness, step, clock.period_steps(step), |s| Some(phase(s)));
