@@ -13,7 +13,7 @@
 //! `--memory M` scores the distribution the engine draws from with its motif memory at strength
 //! M (`engine::motif`), following each performance's own onsets, and `--tightness T` with the
 //! engine's pull towards the beat's grid at strength T (`engine::tightness`) where a performance
-//! has beats (Rust only).
+//! has beats, where the memory leans harder as the engine's does (`motif::strength`; Rust only).
 
 use crate::cli::dataset::{self, Skipped, Source};
 use crate::codec::VOCABULARY;
@@ -22,7 +22,7 @@ use crate::codec::density::event_times;
 use crate::codec::features::{Grammar, KEY_SIZE, STATE_SIZE, key_histograms, write_state_features};
 use crate::engine::control::DensityControl;
 use crate::engine::model::{Error, Inputs, Model, START_TOKEN};
-use crate::engine::motif::MotifMemory;
+use crate::engine::motif::{self, MotifMemory};
 use crate::engine::tightness;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -262,10 +262,10 @@ pub fn score_batch(
                     *slot = if allowed { x } else { f32::NEG_INFINITY };
                 }
                 let (memory, step) = (&mut memories[j], times[j][pos]);
-                memory.blend(&mut work, 1.0, options.memory, step);
-                if let Some(grid) = documents[j].beats.filter(|_| options.beats)
-                    && let Some((_, period)) = grid.phase(step)
-                {
+                let beat = documents[j].beats.filter(|_| options.beats).and_then(|grid| Some((grid, grid.phase(step)?.1)));
+                let pull = if beat.is_some() { options.tightness } else { 0.0 };
+                memory.blend(&mut work, 1.0, motif::strength(options.memory, pull), step);
+                if let Some((grid, period)) = beat {
                     tightness::pull(&mut work, 1.0, options.tightness, step, period, |s| grid.phase(s).map(|(phase, _)| phase));
                     let downbeat = grid.near_downbeat(step, tightness::DOWNBEAT_REACH_BEATS);
                     tightness::accent(&mut work, 1.0, options.tightness, downbeat);
