@@ -183,9 +183,9 @@ impl MotifMemory {
     /// keys the memory suggests at `step`: each suggested key's probability is multiplied by
     /// 1 + boost (times its share of the suggestion's weight), the boost growing with `strength`
     /// (from [`strength`]: 1 is the Motifs setting's most in free time) and with the length of
-    /// the match; then all NOTE_ONs are scaled back to the probability they had together. The model keeps its say (a key it finds unlikely stays
-    /// unlikely), the other events keep their probabilities, and nothing changes without a
-    /// suggestion among the keys that may sound.
+    /// the match; then all NOTE_ONs are scaled back to the probability they had together. The
+    /// model keeps its say (a key it finds unlikely stays unlikely), the other events keep their
+    /// probabilities, and nothing changes without a suggestion among the keys that may sound.
     pub fn blend(&self, logits: &mut [f32], temperature: f32, strength: f32, step: i64) {
         if strength <= 0.0 || self.is_empty() {
             return;
