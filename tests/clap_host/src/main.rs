@@ -785,25 +785,17 @@ fn main() -> ExitCode {
             if outcome.is_ok() { passed += 1 } else { failed += 1 }
         }
     }
-    if options.suite == "bounce" {
-        for (name, outcome) in bounce::checks(&plugin, &trace_dir) {
-            if print_outcome(&name, &outcome) { passed += 1 } else { failed += 1 }
-        }
-    }
-    if options.suite == "perform" {
-        for (name, outcome) in perform::checks(&plugin, &trace_dir) {
-            if print_outcome(&name, &outcome) { passed += 1 } else { failed += 1 }
-        }
-    }
-    if options.suite == "tempo" {
-        for (name, outcome) in tempo::checks(&plugin, &trace_dir, options.model.as_deref()) {
-            if print_outcome(&name, &outcome) { passed += 1 } else { failed += 1 }
-        }
-    }
-    if options.suite == "tempo-seeds" {
-        for (name, outcome) in tempo::across_seeds(&plugin, &trace_dir, options.model.as_deref()) {
-            if print_outcome(&name, &outcome) { passed += 1 } else { failed += 1 }
-        }
+    // The suites made of named checks, each printed as it is judged.
+    let model = options.model.as_deref();
+    let checks = match options.suite.as_str() {
+        "bounce" => bounce::checks(&plugin, &trace_dir),
+        "perform" => perform::checks(&plugin, &trace_dir),
+        "tempo" => tempo::checks(&plugin, &trace_dir, model),
+        "tempo-seeds" => tempo::across_seeds(&plugin, &trace_dir, model),
+        _ => Vec::new(),
+    };
+    for (name, outcome) in checks {
+        if print_outcome(&name, &outcome) { passed += 1 } else { failed += 1 }
     }
     if options.suite == "full" || options.suite == "session" {
         let mut outcomes = reproducibility(&plugin, &trace_dir);

@@ -64,12 +64,12 @@ impl Take {
         4.0 / d as f64 * if compound { 3.0 } else { 1.0 }
     }
 
-    /// Onset positions in beats, of the onsets in bars `from..to` (counted from 0).
     /// On grid and on beat over the whole render.
     fn figures(&self) -> Figures {
         Figures::of(&self.beats_in_bars(0.0, f64::INFINITY))
     }
 
+    /// Onset positions in beats, of the onsets in bars `from..to` (counted from 0).
     fn beats_in_bars(&self, from: f64, to: f64) -> Vec<f64> {
         let bar = self.map.bar_quarters();
         let in_bars = |q: &f64| (from..to).contains(&(q / bar).floor());
